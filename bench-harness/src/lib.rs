@@ -1,0 +1,1 @@
+//! The bench harness library (placeholder until its issue lands).

@@ -1,0 +1,1 @@
+//! bitcask-engine (placeholder until its issue lands).

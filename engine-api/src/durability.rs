@@ -1,0 +1,285 @@
+//! Building blocks both engines use to keep the durability contract: [`Poison`] (refuse writes
+//! after a failed sync, never retry it), [`GroupCommit`] (concurrent writers share one sync) and
+//! [`PeriodicTask`] (the background sync of [`crate::SyncPolicy::Periodic`]).
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::{Error, Result};
+
+/// A sticky failure flag. Once set it stays set for the life of the engine.
+#[derive(Debug, Default)]
+pub struct Poison {
+    cause: Mutex<Option<String>>,
+}
+
+impl Poison {
+    /// A clear flag.
+    pub fn new() -> Self {
+        Poison::default()
+    }
+
+    /// Sets the flag, keeping the first cause.
+    pub fn set(&self, cause: &Error) {
+        let mut slot = self.cause.lock();
+        if slot.is_none() {
+            *slot = Some(cause.to_string());
+        }
+    }
+
+    /// `Err(Error::Poisoned)` once the flag is set.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] with the first cause.
+    pub fn check(&self) -> Result<()> {
+        match &*self.cause.lock() {
+            None => Ok(()),
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+        }
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.cause.lock().is_some()
+    }
+
+    /// Runs a sync; if it fails, sets the flag before returning the error.
+    ///
+    /// # Errors
+    /// The sync's error.
+    pub fn guard<T>(&self, sync: impl FnOnce() -> Result<T>) -> Result<T> {
+        sync().inspect_err(|e| self.set(e))
+    }
+}
+
+/// Group commit over a monotonically increasing log position (a sequence number or a byte
+/// count across all log files).
+///
+/// A writer appends its record, notes the position just past it, and calls
+/// [`GroupCommit::wait_durable`]. If no sync is running, it becomes the leader: it reads the
+/// current end of the log, syncs, and marks everything up to that end durable, which covers
+/// every writer that appended meanwhile. Writers that arrive while a sync runs wait for it and
+/// then, if it did not cover them, one of them leads the next. A failed sync poisons: every
+/// waiter gets the error and no sync is ever retried.
+#[derive(Debug)]
+pub struct GroupCommit {
+    state: Mutex<GroupState>,
+    done: Condvar,
+    poison: Poison,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    durable: u64,
+    syncing: bool,
+}
+
+impl GroupCommit {
+    /// Everything up to `durable` is already durable.
+    pub fn new(durable: u64) -> Self {
+        GroupCommit {
+            state: Mutex::new(GroupState {
+                durable,
+                syncing: false,
+            }),
+            done: Condvar::new(),
+            poison: Poison::new(),
+        }
+    }
+
+    /// The poison flag this group commit sets on a failed sync.
+    pub fn poison(&self) -> &Poison {
+        &self.poison
+    }
+
+    /// The highest position known durable.
+    pub fn durable(&self) -> u64 {
+        self.state.lock().durable
+    }
+
+    /// Records that everything up to `pos` is durable (after a sync done outside the group,
+    /// such as at a file rotation).
+    pub fn mark_durable(&self, pos: u64) {
+        let mut st = self.state.lock();
+        st.durable = st.durable.max(pos);
+        self.done.notify_all();
+    }
+
+    /// Returns once everything up to `pos` is durable. `sync` is called at most once, if this
+    /// caller becomes the leader; it must sync the log and return the position its sync covers,
+    /// read *before* syncing (and at least `pos`, since the caller appended before calling).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] if a sync failed earlier, or the error of the sync this caller led.
+    pub fn wait_durable(&self, pos: u64, sync: impl FnOnce() -> Result<u64>) -> Result<()> {
+        let mut sync = Some(sync);
+        let mut st = self.state.lock();
+        loop {
+            self.poison.check()?;
+            if st.durable >= pos {
+                return Ok(());
+            }
+            if st.syncing {
+                self.done.wait(&mut st);
+                continue;
+            }
+            let Some(run) = sync.take() else {
+                // Unreachable in practice: a leader's own sync covers its position.
+                return Err(Error::invalid(
+                    "group commit: sync did not cover the position",
+                ));
+            };
+            st.syncing = true;
+            drop(st);
+            let result = run();
+            st = self.state.lock();
+            st.syncing = false;
+            self.done.notify_all();
+            match result {
+                Ok(covered) => st.durable = st.durable.max(covered),
+                Err(e) => {
+                    self.poison.set(&e);
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// A background thread that runs a task every `interval` until the handle is dropped (and once
+/// more at that point, if `run_on_stop`). Used for periodic syncs and background checks.
+#[derive(Debug)]
+pub struct PeriodicTask {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PeriodicTask {
+    /// Starts the thread. The task returns `false` to stop itself (for example when the engine
+    /// it serves is gone).
+    ///
+    /// # Errors
+    /// An I/O error if the thread cannot be spawned.
+    pub fn start(
+        name: &str,
+        interval: Duration,
+        mut task: impl FnMut() -> bool + Send + 'static,
+    ) -> Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                loop {
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {
+                            if !task() {
+                                return;
+                            }
+                        }
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            })
+            .map_err(|e| Error::io("spawn", name, e))?;
+        Ok(PeriodicTask {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for PeriodicTask {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // A panicking task has nothing left to clean up; the engine reports errors itself.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// CPU time consumed so far by the calling thread, where the platform tells (Linux), else
+/// `None`. Used to report compaction CPU seconds.
+pub fn thread_cpu_time() -> Option<Duration> {
+    // The first field of schedstat is the time spent on the CPU, in nanoseconds.
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos: u64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn group_commit_shares_syncs_between_waiters() {
+        let gc = Arc::new(GroupCommit::new(0));
+        let appended = Arc::new(AtomicU64::new(0));
+        let syncs = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gc, appended, syncs) = (gc.clone(), appended.clone(), syncs.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..200 {
+                        let pos = appended.fetch_add(1, Ordering::SeqCst) + 1;
+                        gc.wait_durable(pos, || {
+                            let covered = appended.load(Ordering::SeqCst);
+                            syncs.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_micros(200));
+                            Ok(covered)
+                        })
+                        .unwrap();
+                        assert!(gc.durable() >= pos);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(gc.durable(), 1600);
+        assert!(syncs.load(Ordering::SeqCst) < 1600, "no sync was shared");
+    }
+
+    #[test]
+    fn failed_sync_poisons_and_is_never_retried() {
+        let gc = GroupCommit::new(0);
+        let err = gc
+            .wait_durable(1, || Err(Error::invalid("disk on fire")))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)));
+        let mut called = false;
+        let again = gc.wait_durable(2, || {
+            called = true;
+            Ok(2)
+        });
+        assert!(matches!(again, Err(Error::Poisoned { .. })));
+        assert!(!called, "a sync ran after a failed sync");
+    }
+
+    #[test]
+    fn periodic_task_runs_and_stops() {
+        let runs = Arc::new(AtomicU64::new(0));
+        let r = runs.clone();
+        let task = PeriodicTask::start("test", Duration::from_millis(1), move || {
+            r.fetch_add(1, Ordering::SeqCst);
+            true
+        })
+        .unwrap();
+        while runs.load(Ordering::SeqCst) < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(task);
+        let after = runs.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(runs.load(Ordering::SeqCst), after);
+    }
+}

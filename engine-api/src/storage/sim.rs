@@ -1,0 +1,845 @@
+//! [`SimStorage`]: an in-memory [`Storage`] that knows what a power loss may leave behind.
+//!
+//! Each file (inode) keeps two images: `live`, what the running process reads, and `durable`,
+//! what was covered by the last successful sync. Directory entries have the same split: creates,
+//! renames and removes take effect in the live namespace at once and in the durable namespace
+//! only at [`Storage::sync_dir`] on their directory; until then they sit in a pending list.
+//!
+//! [`SimStorage::crash`] freezes the storage (every later call fails, so an abandoned engine and
+//! its background threads can do no more harm) and returns a new storage holding one image that a
+//! power loss could have left, chosen by a [`CrashMode`] and a seed.
+//!
+//! Faults: [`SimStorage::inject_fault`] fails the Nth later call of one kind, once or for good;
+//! [`SimStorage::set_capacity`] makes appends past a byte budget fail with `StorageFull`. A failed
+//! sync behaves as Linux does (Rebello et al., ATC '20): the unsynced bytes are lost from the
+//! durable image even if a later sync succeeds, so an engine that retries a failed sync and then
+//! acknowledges would be caught by a crash test.
+//!
+//! Simplifications, each stricter than or equal to ext4: directories are durable once created;
+//! renames must stay within one directory; a file sync never makes the file's name durable.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{FileLock, IoClass, LockMode, ReadableFile, Storage, WritableFile};
+use crate::{Error, Result};
+
+/// What survives of unsynced state when [`SimStorage::crash`] builds a crash image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CrashMode {
+    /// Nothing unsynced survives: file data and directory entries are as last synced.
+    DropUnsynced,
+    /// A random prefix of each file's unsynced tail survives, and a random prefix of each
+    /// directory's pending creates, renames and removes (a torn write).
+    KeepPrefix,
+    /// As `KeepPrefix`, but part of each kept unsynced tail is overwritten with garbage
+    /// (appends are not atomic: the size can reach the disk before the data).
+    GarbleTail,
+    /// All file data survives, synced or not, but every unsynced directory operation is undone
+    /// (an unsynced rename reverts, an unsynced remove brings the file back).
+    UndoDirOps,
+    /// Everything survives: what a process crash leaves, with the page cache intact.
+    KeepAll,
+}
+
+impl CrashMode {
+    /// Every mode.
+    pub const ALL: [CrashMode; 5] = [
+        CrashMode::DropUnsynced,
+        CrashMode::KeepPrefix,
+        CrashMode::GarbleTail,
+        CrashMode::UndoDirOps,
+        CrashMode::KeepAll,
+    ];
+
+    /// Modes that model a power loss (everything but `KeepAll`).
+    pub const POWER_LOSS: [CrashMode; 4] = [
+        CrashMode::DropUnsynced,
+        CrashMode::KeepPrefix,
+        CrashMode::GarbleTail,
+        CrashMode::UndoDirOps,
+    ];
+}
+
+/// A kind of storage call, for fault injection, freezing and call counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FaultOp {
+    /// [`Storage::create`].
+    Create,
+    /// [`Storage::open`] and [`Storage::open_append`].
+    Open,
+    /// [`WritableFile::append`].
+    Append,
+    /// [`ReadableFile::read_exact_at`].
+    Read,
+    /// [`WritableFile::sync`].
+    Sync,
+    /// [`Storage::sync_dir`].
+    SyncDir,
+    /// [`Storage::rename`].
+    Rename,
+    /// [`Storage::remove`].
+    Remove,
+    /// [`WritableFile::truncate`].
+    Truncate,
+}
+
+impl FaultOp {
+    /// The calls after which a crash can leave a different durable state: syncs, directory
+    /// syncs, renames and removes. Crash tests freeze after each of them in turn.
+    pub const DURABILITY_POINTS: [FaultOp; 4] = [
+        FaultOp::Sync,
+        FaultOp::SyncDir,
+        FaultOp::Rename,
+        FaultOp::Remove,
+    ];
+}
+
+/// An in-memory storage that simulates power loss and injects faults. Cloning gives another
+/// handle to the same storage.
+#[derive(Clone, Default)]
+pub struct SimStorage {
+    state: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for SimStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("SimStorage")
+            .field("files", &s.live.len())
+            .field("pending_dir_ops", &s.pending.len())
+            .field("frozen", &s.frozen)
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    inodes: HashMap<u64, Inode>,
+    next_ino: u64,
+    live: BTreeMap<PathBuf, u64>,
+    durable: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+    pending: Vec<DirOp>,
+    locks: HashMap<PathBuf, (LockMode, usize)>,
+    calls: HashMap<FaultOp, u64>,
+    faults: Vec<Fault>,
+    freeze: Option<Freeze>,
+    capacity: Option<u64>,
+    used: u64,
+    frozen: bool,
+}
+
+#[derive(Default, Clone)]
+struct Inode {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    /// `live` no longer extends `durable` (it was truncated below it since the last sync).
+    diverged: bool,
+    /// Bytes whose sync failed: Linux marks their pages clean, so they never reach the disk.
+    lost: Option<(usize, usize)>,
+}
+
+#[derive(Clone, Debug)]
+enum DirOp {
+    Create {
+        path: PathBuf,
+        ino: u64,
+    },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        ino: u64,
+    },
+    Remove {
+        path: PathBuf,
+    },
+}
+
+impl DirOp {
+    fn dir(&self) -> PathBuf {
+        let path = match self {
+            DirOp::Create { path, .. } | DirOp::Remove { path } => path,
+            DirOp::Rename { to, .. } => to,
+        };
+        parent(path)
+    }
+
+    fn apply(&self, names: &mut BTreeMap<PathBuf, u64>) {
+        match self {
+            DirOp::Create { path, ino } => {
+                names.insert(path.clone(), *ino);
+            }
+            DirOp::Rename { from, to, ino } => {
+                names.remove(from);
+                names.insert(to.clone(), *ino);
+            }
+            DirOp::Remove { path } => {
+                names.remove(path);
+            }
+        }
+    }
+}
+
+struct Fault {
+    op: FaultOp,
+    remaining: u64,
+    sticky: bool,
+    fired: bool,
+}
+
+struct Freeze {
+    ops: Vec<FaultOp>,
+    remaining: u64,
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn frozen_error() -> io::Error {
+    io::Error::other("simulated power loss: storage is frozen")
+}
+
+/// SplitMix64: a tiny deterministic generator, enough to choose crash images from a seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..=max`.
+    fn upto(&mut self, max: usize) -> usize {
+        // Truncation is fine: the modulus is at most `max + 1`, which fits in usize.
+        #[expect(clippy::cast_possible_truncation, reason = "result is below max + 1")]
+        let r = (self.next() % (max as u64 + 1)) as usize;
+        r
+    }
+}
+
+impl State {
+    /// Counts a call, applies armed faults, and reports whether the call must fail.
+    fn enter(&mut self, op: FaultOp) -> io::Result<()> {
+        if self.frozen {
+            return Err(frozen_error());
+        }
+        *self.calls.entry(op).or_default() += 1;
+        let mut fail = false;
+        for fault in self.faults.iter_mut().filter(|f| f.op == op) {
+            if fault.fired && fault.sticky {
+                fail = true;
+            } else if !fault.fired {
+                if fault.remaining == 0 {
+                    fault.fired = true;
+                    fail = true;
+                } else {
+                    fault.remaining -= 1;
+                }
+            }
+        }
+        if fail {
+            return Err(io::Error::other(format!("injected fault on {op:?}")));
+        }
+        Ok(())
+    }
+
+    /// Called after a call succeeded: freezes the storage if a freeze point was reached.
+    fn leave(&mut self, op: FaultOp) {
+        if let Some(freeze) = &mut self.freeze
+            && freeze.ops.contains(&op)
+        {
+            if freeze.remaining <= 1 {
+                self.frozen = true;
+                self.freeze = None;
+            } else {
+                freeze.remaining -= 1;
+            }
+        }
+    }
+
+    fn inode_of(&self, path: &Path) -> io::Result<u64> {
+        self.live
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    }
+
+    fn check_parent(&self, path: &Path) -> io::Result<()> {
+        if self.dirs.contains(&parent(path)) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "parent directory does not exist",
+            ))
+        }
+    }
+
+    fn referenced(&self, ino: u64) -> bool {
+        self.live.values().any(|&i| i == ino)
+    }
+
+    fn release_if_unreferenced(&mut self, ino: u64) {
+        if !self.referenced(ino)
+            && let Some(inode) = self.inodes.get(&ino)
+        {
+            self.used = self.used.saturating_sub(inode.live.len() as u64);
+        }
+    }
+
+    fn create(&mut self, path: &Path) -> io::Result<u64> {
+        self.check_parent(path)?;
+        if self.live.contains_key(path) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "file exists"));
+        }
+        self.next_ino += 1;
+        let ino = self.next_ino;
+        self.inodes.insert(ino, Inode::default());
+        self.live.insert(path.to_path_buf(), ino);
+        self.pending.push(DirOp::Create {
+            path: path.to_path_buf(),
+            ino,
+        });
+        Ok(ino)
+    }
+
+    fn append(&mut self, ino: u64, data: &[u8]) -> io::Result<()> {
+        if let Some(cap) = self.capacity
+            && self.used + data.len() as u64 > cap
+        {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let inode = self.inodes.get_mut(&ino).ok_or_else(frozen_error)?;
+        inode.live.extend_from_slice(data);
+        self.used += data.len() as u64;
+        Ok(())
+    }
+
+    fn sync_file(&mut self, ino: u64) {
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        if inode.diverged || inode.durable.len() > inode.live.len() {
+            inode.durable.clone_from(&inode.live);
+            inode.diverged = false;
+        } else if let Some(tail) = inode.live.get(inode.durable.len()..) {
+            let tail = tail.to_vec();
+            inode.durable.extend_from_slice(&tail);
+        }
+        if let Some((start, end)) = inode.lost {
+            let end = end.min(inode.durable.len());
+            if let Some(lost) = inode.durable.get_mut(start..end) {
+                lost.fill(0);
+            }
+        }
+    }
+
+    fn fail_sync(&mut self, ino: u64) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            let start = inode.durable.len().min(inode.live.len());
+            inode.lost = Some((start, inode.live.len()));
+        }
+    }
+
+    fn sync_dir(&mut self, dir: &Path) {
+        self.durable.retain(|p, _| parent(p) != dir);
+        for (path, ino) in &self.live {
+            if parent(path) == dir {
+                self.durable.insert(path.clone(), *ino);
+            }
+        }
+        self.pending.retain(|op| op.dir() != dir);
+    }
+
+    /// Builds the state a power loss could leave, in `mode`, with choices drawn from `rng`.
+    fn crash_image(&self, mode: CrashMode, rng: &mut Rng) -> State {
+        let names = self.crash_names(mode, rng);
+        let mut image = State {
+            dirs: self.dirs.clone(),
+            next_ino: self.next_ino,
+            ..State::default()
+        };
+        for (path, &ino) in &names {
+            if image.inodes.contains_key(&ino) {
+                // A second name for one inode cannot arise from create/rename/remove alone.
+                continue;
+            }
+            let data = self
+                .inodes
+                .get(&ino)
+                .map(|inode| crash_data(inode, mode, rng))
+                .unwrap_or_default();
+            image.used += data.len() as u64;
+            image.inodes.insert(
+                ino,
+                Inode {
+                    durable: data.clone(),
+                    live: data,
+                    ..Inode::default()
+                },
+            );
+            image.live.insert(path.clone(), ino);
+        }
+        image.durable = image.live.clone();
+        image
+    }
+
+    fn crash_names(&self, mode: CrashMode, rng: &mut Rng) -> BTreeMap<PathBuf, u64> {
+        match mode {
+            CrashMode::KeepAll => return self.live.clone(),
+            CrashMode::DropUnsynced | CrashMode::UndoDirOps => return self.durable.clone(),
+            CrashMode::KeepPrefix | CrashMode::GarbleTail => {}
+        }
+        // Each directory keeps a random prefix of its own pending operations.
+        let mut per_dir: BTreeMap<PathBuf, usize> = BTreeMap::new();
+        for op in &self.pending {
+            *per_dir.entry(op.dir()).or_default() += 1;
+        }
+        let keep: BTreeMap<PathBuf, usize> = per_dir
+            .into_iter()
+            .map(|(dir, n)| (dir, rng.upto(n)))
+            .collect();
+        let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
+        let mut names = self.durable.clone();
+        for op in &self.pending {
+            let dir = op.dir();
+            let index = seen.entry(dir.clone()).or_default();
+            if *index < keep.get(&dir).copied().unwrap_or(0) {
+                op.apply(&mut names);
+            }
+            *index += 1;
+        }
+        names
+    }
+}
+
+fn crash_data(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
+    let extends = !inode.diverged && inode.live.len() >= inode.durable.len();
+    match mode {
+        CrashMode::DropUnsynced => inode.durable.clone(),
+        CrashMode::KeepAll | CrashMode::UndoDirOps => inode.live.clone(),
+        CrashMode::KeepPrefix | CrashMode::GarbleTail if !extends => {
+            if rng.upto(1) == 0 {
+                inode.durable.clone()
+            } else {
+                inode.live.clone()
+            }
+        }
+        CrashMode::KeepPrefix | CrashMode::GarbleTail => {
+            let tail = inode.live.get(inode.durable.len()..).unwrap_or_default();
+            let mut data = inode.durable.clone();
+            if tail.is_empty() {
+                return data;
+            }
+            let keep = if mode == CrashMode::GarbleTail {
+                1 + rng.upto(tail.len() - 1)
+            } else {
+                rng.upto(tail.len())
+            };
+            let start = data.len();
+            data.extend_from_slice(tail.get(..keep).unwrap_or_default());
+            if mode == CrashMode::GarbleTail {
+                garble(&mut data[start..], rng);
+            }
+            data
+        }
+    }
+}
+
+/// Overwrites a random run of `bytes` with garbage, changing at least one byte.
+fn garble(bytes: &mut [u8], rng: &mut Rng) {
+    let from = rng.upto(bytes.len() - 1);
+    let to = from + 1 + rng.upto(bytes.len() - from - 1);
+    for b in &mut bytes[from..to] {
+        // `| 1` keeps the xor mask non-zero, so every byte in the run changes.
+        #[expect(clippy::cast_possible_truncation, reason = "taking the low byte")]
+        let mask = (rng.next() as u8) | 1;
+        *b ^= mask;
+    }
+}
+
+impl SimStorage {
+    /// An empty storage with no directories.
+    pub fn new() -> Self {
+        SimStorage::default()
+    }
+
+    /// Freezes this storage (every later call fails) and returns a new storage holding one
+    /// image a crash in `mode` could leave. The same `seed` gives the same image.
+    pub fn crash(&self, mode: CrashMode, seed: u64) -> SimStorage {
+        let mut state = self.state.lock();
+        state.frozen = true;
+        let mut rng = Rng(seed);
+        let image = state.crash_image(mode, &mut rng);
+        SimStorage {
+            state: Arc::new(Mutex::new(image)),
+        }
+    }
+
+    /// Stops all I/O: every later call fails, as if the machine had lost power.
+    pub fn freeze(&self) {
+        self.state.lock().frozen = true;
+    }
+
+    /// Whether the storage is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.state.lock().frozen
+    }
+
+    /// Freezes the storage right after the `n`th (1-based, counted from now) successful call of
+    /// any kind in `ops`. Crash tests use it to stop a workload at each durability point.
+    pub fn freeze_after(&self, ops: &[FaultOp], n: u64) {
+        self.state.lock().freeze = Some(Freeze {
+            ops: ops.to_vec(),
+            remaining: n.max(1),
+        });
+    }
+
+    /// Makes the call of kind `op` that comes after `skip` further such calls fail. With
+    /// `sticky`, every call of that kind fails from then on.
+    pub fn inject_fault(&self, op: FaultOp, skip: u64, sticky: bool) {
+        self.state.lock().faults.push(Fault {
+            op,
+            remaining: skip,
+            sticky,
+            fired: false,
+        });
+    }
+
+    /// Removes every armed fault.
+    pub fn clear_faults(&self) {
+        self.state.lock().faults.clear();
+    }
+
+    /// Whether any injected fault has fired.
+    pub fn fault_fired(&self) -> bool {
+        self.state.lock().faults.iter().any(|f| f.fired)
+    }
+
+    /// Limits the bytes all live files may hold; appends past it fail with `StorageFull`.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.state.lock().capacity = bytes;
+    }
+
+    /// How many calls of kind `op` were made (failed ones included).
+    pub fn calls(&self, op: FaultOp) -> u64 {
+        self.state.lock().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// How many calls of any kind in `ops` were made.
+    pub fn calls_of(&self, ops: &[FaultOp]) -> u64 {
+        ops.iter().map(|op| self.calls(*op)).sum()
+    }
+
+    /// The live contents of a file, for tests that damage files on purpose.
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state.lock();
+        let ino = s.live.get(path)?;
+        s.inodes.get(ino).map(|i| i.live.clone())
+    }
+
+    /// Replaces the contents of a file, durably, bypassing every fault and freeze. For tests
+    /// that damage files on purpose.
+    pub fn overwrite_file(&self, path: &Path, data: Vec<u8>) -> bool {
+        let mut s = self.state.lock();
+        let Some(&ino) = s.live.get(path) else {
+            return false;
+        };
+        let Some(inode) = s.inodes.get_mut(&ino) else {
+            return false;
+        };
+        let old = inode.live.len() as u64;
+        inode.durable.clone_from(&data);
+        inode.live = data;
+        inode.diverged = false;
+        let new = inode.live.len() as u64;
+        s.used = s.used.saturating_sub(old) + new;
+        true
+    }
+
+    /// Names of every live file, with full paths.
+    pub fn all_files(&self) -> Vec<PathBuf> {
+        self.state.lock().live.keys().cloned().collect()
+    }
+
+    fn io<T>(&self, op: &'static str, path: &Path, r: io::Result<T>) -> Result<T> {
+        r.map_err(|e| Error::io(op, path, e))
+    }
+
+    fn call<T>(
+        &self,
+        kind: FaultOp,
+        op: &'static str,
+        path: &Path,
+        f: impl FnOnce(&mut State) -> io::Result<T>,
+    ) -> Result<T> {
+        let mut s = self.state.lock();
+        let r = s.enter(kind).and_then(|()| f(&mut s));
+        if r.is_ok() {
+            s.leave(kind);
+        }
+        drop(s);
+        self.io(op, path, r)
+    }
+
+    fn plain<T>(
+        &self,
+        op: &'static str,
+        path: &Path,
+        f: impl FnOnce(&mut State) -> io::Result<T>,
+    ) -> Result<T> {
+        let mut s = self.state.lock();
+        let r = if s.frozen {
+            Err(frozen_error())
+        } else {
+            f(&mut s)
+        };
+        drop(s);
+        self.io(op, path, r)
+    }
+}
+
+impl Storage for SimStorage {
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        self.plain("create_dir", dir, |s| {
+            for ancestor in dir.ancestors() {
+                s.dirs.insert(ancestor.to_path_buf());
+            }
+            Ok(())
+        })
+    }
+
+    fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
+        let ino = self.call(FaultOp::Create, "create", path, |s| s.create(path))?;
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            ino,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn open_append(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
+        let ino = self.call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            ino,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn open(&self, path: &Path, _class: IoClass) -> Result<Box<dyn ReadableFile>> {
+        let ino = self.call(FaultOp::Open, "open", path, |s| s.inode_of(path))?;
+        Ok(Box::new(SimFile {
+            sim: self.clone(),
+            ino,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.call(FaultOp::Rename, "rename", from, |s| {
+            if parent(from) != parent(to) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "SimStorage renames only within one directory",
+                ));
+            }
+            let ino = s.inode_of(from)?;
+            s.live.remove(from);
+            if let Some(old) = s.live.insert(to.to_path_buf(), ino) {
+                s.release_if_unreferenced(old);
+            }
+            s.pending.push(DirOp::Rename {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+                ino,
+            });
+            Ok(())
+        })
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        self.call(FaultOp::Remove, "remove", path, |s| {
+            let ino = s.inode_of(path)?;
+            s.live.remove(path);
+            s.release_if_unreferenced(ino);
+            s.pending.push(DirOp::Remove {
+                path: path.to_path_buf(),
+            });
+            Ok(())
+        })
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>> {
+        self.plain("list", dir, |s| {
+            if !s.dirs.contains(dir) {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory"));
+            }
+            Ok(s.live
+                .keys()
+                .filter(|p| parent(p) == dir)
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+                .collect())
+        })
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        self.plain("stat", path, |s| {
+            Ok(s.live.contains_key(path) || s.dirs.contains(path))
+        })
+    }
+
+    fn file_len(&self, path: &Path) -> Result<u64> {
+        self.plain("stat", path, |s| {
+            let ino = s.inode_of(path)?;
+            Ok(s.inodes.get(&ino).map_or(0, |i| i.live.len() as u64))
+        })
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        self.call(FaultOp::SyncDir, "sync_dir", dir, |s| {
+            s.sync_dir(dir);
+            Ok(())
+        })
+    }
+
+    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
+        let mut s = self.state.lock();
+        if s.frozen {
+            return Err(Error::io("lock", path, frozen_error()));
+        }
+        let held = s.locks.get(path).copied();
+        let conflict = match (held, mode) {
+            (None, _) => false,
+            (Some((LockMode::Shared, _)), LockMode::Shared) => false,
+            (Some(_), _) => true,
+        };
+        if conflict {
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        if !s.live.contains_key(path) {
+            s.create(path).map_err(|e| Error::io("lock", path, e))?;
+        }
+        let count = held.map_or(0, |(_, c)| c);
+        s.locks.insert(path.to_path_buf(), (mode, count + 1));
+        Ok(Box::new(SimLock {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+        }))
+    }
+}
+
+struct SimFile {
+    sim: SimStorage,
+    ino: u64,
+    path: PathBuf,
+}
+
+impl WritableFile for SimFile {
+    fn append(&self, data: &[u8]) -> Result<()> {
+        self.sim.call(FaultOp::Append, "append", &self.path, |s| {
+            s.append(self.ino, data)
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        let mut s = self.sim.state.lock();
+        let r = s.enter(FaultOp::Sync);
+        match &r {
+            Ok(()) => {
+                s.sync_file(self.ino);
+                s.leave(FaultOp::Sync);
+            }
+            Err(_) if !s.frozen => s.fail_sync(self.ino),
+            Err(_) => {}
+        }
+        drop(s);
+        self.sim.io("sync", &self.path, r)
+    }
+
+    fn len(&self) -> u64 {
+        let s = self.sim.state.lock();
+        s.inodes.get(&self.ino).map_or(0, |i| i.live.len() as u64)
+    }
+
+    fn truncate(&self, len: u64) -> Result<()> {
+        self.sim
+            .call(FaultOp::Truncate, "truncate", &self.path, |s| {
+                let inode = s.inodes.get_mut(&self.ino).ok_or_else(frozen_error)?;
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                if len < inode.live.len() {
+                    let cut = (inode.live.len() - len) as u64;
+                    inode.live.truncate(len);
+                    if len < inode.durable.len() {
+                        inode.diverged = true;
+                    }
+                    s.used = s.used.saturating_sub(cut);
+                }
+                Ok(())
+            })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl ReadableFile for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.sim.call(FaultOp::Read, "read", &self.path, |s| {
+            let inode = s.inodes.get(&self.ino).ok_or_else(frozen_error)?;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| inode.live.get(start..end))
+                .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past end"))?;
+            buf.copy_from_slice(src);
+            Ok(())
+        })
+    }
+
+    fn len(&self) -> Result<u64> {
+        Ok(WritableFile::len(self))
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+}
+
+impl FileLock for SimLock {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut s = self.state.lock();
+        if let Some((_, count)) = s.locks.get_mut(&self.path) {
+            *count -= 1;
+            if *count == 0 {
+                s.locks.remove(&self.path);
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Test kit (feature `testing`): a conformance suite every [`crate::Engine`] must pass, a
+//! model-based test against `BTreeMap` with reopen, compact and crash steps, and a small
+//! reference engine that proves the kit and serves host code as a test double.
+//!
+//! An engine crate runs the whole suite with one macro call:
+//!
+//! ```text
+//! mod conformance {
+//!     engine_api::conformance_tests!(my_engine_factory());
+//! }
+//! ```
+//!
+//! where the factory is anything implementing [`EngineFactory`], such as a closure
+//! `|storage, dir, sync| -> Result<Box<dyn Engine>>`.
+
+pub mod conformance;
+pub mod model;
+mod reference;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use reference::RefEngine;
+
+use crate::{CommonOptions, Engine, Result, Storage, SyncPolicy};
+
+/// Opens an engine of the kind under test, on the given storage, directory and policy, with
+/// whatever engine-specific options the test chose (tiny files, tiny memtables, ...).
+pub trait EngineFactory: Send + Sync {
+    /// Opens (creating if needed) the engine in `dir`.
+    ///
+    /// # Errors
+    /// Whatever the engine's open returns.
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        sync: SyncPolicy,
+    ) -> Result<Box<dyn Engine>>;
+}
+
+impl<F> EngineFactory for F
+where
+    F: Fn(Arc<dyn Storage>, &Path, SyncPolicy) -> Result<Box<dyn Engine>> + Send + Sync,
+{
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        sync: SyncPolicy,
+    ) -> Result<Box<dyn Engine>> {
+        self(storage, dir, sync)
+    }
+}
+
+/// The factory for [`RefEngine`].
+pub fn reference_factory() -> impl EngineFactory {
+    |storage: Arc<dyn Storage>, dir: &Path, sync: SyncPolicy| -> Result<Box<dyn Engine>> {
+        let options = CommonOptions {
+            sync,
+            storage,
+            ..CommonOptions::default()
+        };
+        Ok(Box::new(RefEngine::open(dir, options)?))
+    }
+}
+
+/// Generates one `#[test]` per conformance check, for the given factory expression. Call it
+/// inside a module of an integration test; the factory expression is evaluated once per test.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@each $factory;
+            basic_semantics, limits_are_enforced, batches_are_atomic_and_ordered,
+            scans_at_the_edges, scan_sees_a_consistent_view, overwrite_and_delete_churn,
+            reopen_keeps_everything, second_open_is_locked, failed_sync_poisons,
+            always_policy_survives_power_loss, sync_makes_never_policy_durable,
+            concurrent_writers_and_readers, stats_count_user_bytes, model_always,
+            model_never);
+    };
+    (@each $factory:expr; $($check:ident),*) => {
+        $(
+            #[test]
+            fn $check() {
+                $crate::testing::conformance::$check(&$factory);
+            }
+        )*
+    };
+}

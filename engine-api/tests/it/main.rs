@@ -1,0 +1,9 @@
+//! engine-api's integration tests: the conformance suite against the reference engine, and the
+//! simulated storage's own behaviour.
+
+mod reference {
+    engine_api::conformance_tests!(engine_api::testing::reference_factory());
+}
+
+mod os_storage;
+mod sim_storage;

@@ -1,0 +1,1 @@
+//! lsm-engine (placeholder until its issue lands).
