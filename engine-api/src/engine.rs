@@ -303,6 +303,41 @@ impl CompactionSummary {
     }
 }
 
+/// One step of a read path, as [`Engine::explain_get`] reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TraceStep {
+    /// Where the engine looked and what it found, such as `"keydir: hit, file 3 offset 4096"`,
+    /// `"table 12 (L1): bloom filter says absent"` or `"table 9 (L2): read block 4 (4071 bytes)"`.
+    pub what: String,
+    /// Storage reads this step issued.
+    pub reads: u64,
+    /// Bytes those reads returned.
+    pub bytes: u64,
+    /// Whether the bytes came from a cache rather than storage.
+    pub cached: bool,
+}
+
+/// The read path of one `get`, step by step, with the I/O each step cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadTrace {
+    /// The steps, in the order the engine took them.
+    pub steps: Vec<TraceStep>,
+    /// The value found, if any.
+    pub value: Option<Vec<u8>>,
+}
+
+impl ReadTrace {
+    /// Storage reads over all steps.
+    pub fn reads(&self) -> u64 {
+        self.steps.iter().map(|s| s.reads).sum()
+    }
+
+    /// Bytes read over all steps.
+    pub fn bytes(&self) -> u64 {
+        self.steps.iter().map(|s| s.bytes).sum()
+    }
+}
+
 /// A key-value storage engine.
 ///
 /// Every engine in the workspace implements this trait, and host code holds engines as
@@ -376,4 +411,20 @@ pub trait Engine: Send + Sync {
 
     /// Counters and shape of the engine.
     fn stats(&self) -> Stats;
+
+    /// Does what [`Engine::get`] does and reports the read path it took, step by step, with the
+    /// I/O of each step. Engines that are not instrumented report a single step.
+    ///
+    /// # Errors
+    /// As [`Engine::get`].
+    fn explain_get(&self, key: &[u8]) -> Result<ReadTrace> {
+        let value = self.get(key)?;
+        Ok(ReadTrace {
+            steps: vec![TraceStep {
+                what: format!("{}: get (read path not instrumented)", self.name()),
+                ..TraceStep::default()
+            }],
+            value: value.map(|v| v.to_vec()),
+        })
+    }
 }

@@ -49,7 +49,7 @@ pub mod testing;
 pub use durability::{GroupCommit, PeriodicTask, Poison, thread_cpu_time};
 pub use engine::{
     BatchOp, CompactionSummary, Engine, KeyRange, MAX_BATCH_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN,
-    Scan, Value, WriteBatch, check_key, check_value,
+    ReadTrace, Scan, TraceStep, Value, WriteBatch, check_key, check_value,
 };
 pub use error::{Error, Result};
 pub use options::{CommonOptions, SyncPolicy};

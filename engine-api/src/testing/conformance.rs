@@ -532,3 +532,17 @@ pub fn model_always(f: &dyn EngineFactory) {
 pub fn model_never(f: &dyn EngineFactory) {
     super::model::run(f, SyncPolicy::Never);
 }
+
+/// A crash at every durability point of [`super::crash_points::default_workload`], in every
+/// power-loss mode, under `Always` and `Never`.
+pub fn crash_at_every_durability_point(f: &dyn EngineFactory) {
+    let steps = super::crash_points::default_workload();
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        let report = super::crash_points::run(f, policy, &steps);
+        assert!(report.states_checked > 0, "no crash state was checked");
+        eprintln!(
+            "{policy:?}: {} durability points, {} crash states checked",
+            report.points, report.states_checked
+        );
+    }
+}

@@ -14,6 +14,7 @@
 //! `|storage, dir, sync| -> Result<Box<dyn Engine>>`.
 
 pub mod conformance;
+pub mod crash_points;
 pub mod model;
 mod reference;
 
@@ -76,7 +77,7 @@ macro_rules! conformance_tests {
             reopen_keeps_everything, second_open_is_locked, failed_sync_poisons,
             always_policy_survives_power_loss, sync_makes_never_policy_durable,
             concurrent_writers_and_readers, stats_count_user_bytes, model_always,
-            model_never);
+            model_never, crash_at_every_durability_point);
     };
     (@each $factory:expr; $($check:ident),*) => {
         $(
