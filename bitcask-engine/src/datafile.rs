@@ -1,0 +1,326 @@
+//! Data files: their names, their 8-byte header, the seal that makes them immutable, and the
+//! positional read that serves a `get`.
+//!
+//! Layout (spec: `docs/formats/bitcask-record.md`): `MAGIC`, then records, and for a sealed
+//! file a final seal record. A file is *sealed* exactly when it ends in a valid seal record whose
+//! offset field names its own position; only the active file (or a file left active by a crash)
+//! is unsealed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use bytes::Bytes;
+use engine_api::{Error, FileStats, ReadableFile, Result};
+use parking_lot::RwLock;
+
+use crate::keydir::Loc;
+use crate::record::{self, SEAL_LEN, Seal};
+
+/// First bytes of every data file (format version 1).
+pub(crate) const MAGIC: &[u8; 8] = b"BCDATA\x00\x01";
+
+/// Length of [`MAGIC`]: the offset of the first record.
+pub(crate) const MAGIC_LEN: u64 = 8;
+
+/// The kinds of file a Bitcask directory holds, told apart by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileName {
+    /// `<id>.data`: a data file.
+    Data(u32),
+    /// `<id>.merging`: a merge output, live only once a commit record names it.
+    Merging(u32),
+    /// `<id>.hint`: the hint file of data file `<id>`.
+    Hint(u32),
+    /// `MERGE-<id>`: a merge commit record.
+    Manifest(u32),
+    /// A `*.tmp` file left by an interrupted atomic replace.
+    Temp,
+}
+
+impl FileName {
+    /// Classifies a directory entry; `None` for files this engine does not own.
+    pub(crate) fn parse(name: &str) -> Option<FileName> {
+        if name.ends_with(".tmp") {
+            return Some(FileName::Temp);
+        }
+        if let Some(id) = name.strip_prefix("MERGE-") {
+            return parse_id(id).map(FileName::Manifest);
+        }
+        let (stem, ext) = name.split_once('.')?;
+        let id = parse_id(stem)?;
+        match ext {
+            "data" => Some(FileName::Data(id)),
+            "merging" => Some(FileName::Merging(id)),
+            "hint" => Some(FileName::Hint(id)),
+            _ => None,
+        }
+    }
+
+    /// The file's name in the directory.
+    pub(crate) fn name(self) -> String {
+        match self {
+            FileName::Data(id) => format!("{id:010}.data"),
+            FileName::Merging(id) => format!("{id:010}.merging"),
+            FileName::Hint(id) => format!("{id:010}.hint"),
+            FileName::Manifest(id) => format!("MERGE-{id:010}"),
+            FileName::Temp => "unnamed.tmp".to_string(),
+        }
+    }
+
+    /// The id in the name, if it has one.
+    pub(crate) fn id(self) -> Option<u32> {
+        match self {
+            FileName::Data(id)
+            | FileName::Merging(id)
+            | FileName::Hint(id)
+            | FileName::Manifest(id) => Some(id),
+            FileName::Temp => None,
+        }
+    }
+
+    /// Full path inside `dir`.
+    pub(crate) fn path(self, dir: &Path) -> PathBuf {
+        dir.join(self.name())
+    }
+}
+
+fn parse_id(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// One data file as the engine holds it: a shared read handle (readers, scans and merges keep
+/// the file readable through their `Arc` even after a merge retires it) and live counters.
+pub(crate) struct DataFile {
+    id: u32,
+    path: RwLock<PathBuf>,
+    reader: Box<dyn ReadableFile>,
+    len: AtomicU64,
+    records: AtomicU64,
+    min_seq: AtomicU64,
+    max_seq: AtomicU64,
+    live_bytes: AtomicU64,
+    live_keys: AtomicU64,
+    sealed: AtomicBool,
+}
+
+/// What is known of a file's contents when it is added to the engine.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileShape {
+    pub(crate) len: u64,
+    pub(crate) records: u64,
+    pub(crate) min_seq: u64,
+    pub(crate) max_seq: u64,
+    pub(crate) sealed: bool,
+}
+
+impl FileShape {
+    /// A fresh file: only the magic.
+    pub(crate) fn empty() -> Self {
+        FileShape {
+            len: MAGIC_LEN,
+            records: 0,
+            min_seq: u64::MAX,
+            max_seq: 0,
+            sealed: false,
+        }
+    }
+
+    /// The shape a seal record states.
+    pub(crate) fn sealed(seal: &Seal) -> Self {
+        FileShape {
+            len: seal.offset + SEAL_LEN as u64,
+            records: seal.records,
+            min_seq: seal.min_seq,
+            max_seq: seal.max_seq,
+            sealed: true,
+        }
+    }
+}
+
+impl DataFile {
+    /// Wraps an open read handle.
+    pub(crate) fn new(id: u32, reader: Box<dyn ReadableFile>, shape: FileShape) -> Arc<Self> {
+        Arc::new(DataFile {
+            id,
+            path: RwLock::new(reader.path().to_path_buf()),
+            reader,
+            len: AtomicU64::new(shape.len),
+            records: AtomicU64::new(shape.records),
+            min_seq: AtomicU64::new(shape.min_seq),
+            max_seq: AtomicU64::new(shape.max_seq),
+            live_bytes: AtomicU64::new(0),
+            live_keys: AtomicU64::new(0),
+            sealed: AtomicBool::new(shape.sealed),
+        })
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.path.read().clone()
+    }
+
+    /// Records a rename (a merge output moving from `.merging` to `.data`).
+    pub(crate) fn set_path(&self, path: PathBuf) {
+        *self.path.write() = path;
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    /// Smallest sequence number in the file, `u64::MAX` when it holds no record.
+    pub(crate) fn min_seq(&self) -> u64 {
+        self.min_seq.load(Ordering::Acquire)
+    }
+
+    /// Largest sequence number in the file, 0 when it holds no record.
+    pub(crate) fn max_seq(&self) -> u64 {
+        self.max_seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.live_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Notes records appended by the writer (the active file grows).
+    pub(crate) fn grew(&self, len: u64, records: u64, min_seq: u64, max_seq: u64) {
+        self.len.store(len, Ordering::Release);
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.min_seq.fetch_min(min_seq, Ordering::AcqRel);
+        self.max_seq.fetch_max(max_seq, Ordering::AcqRel);
+    }
+
+    /// Notes that the file now ends in its seal.
+    pub(crate) fn seal(&self, len: u64) {
+        self.len.store(len, Ordering::Release);
+        self.sealed.store(true, Ordering::Release);
+    }
+
+    /// The seal record describing the file as it is now.
+    pub(crate) fn seal_record(&self) -> Seal {
+        Seal {
+            records: self.records.load(Ordering::Relaxed),
+            min_seq: self.min_seq.load(Ordering::Acquire),
+            max_seq: self.max_seq.load(Ordering::Acquire),
+            offset: self.len(),
+        }
+    }
+
+    /// A key whose record lives here was added (`+`) or moved away (`-`).
+    pub(crate) fn add_live(&self, bytes: u64) {
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.live_keys.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Bytes that count as live without a keydir entry (tombstones a merge had to keep).
+    pub(crate) fn add_pinned(&self, bytes: u64) {
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn remove_live(&self, bytes: u64) {
+        // Saturating: counters are statistics, and an underflow must not wrap.
+        let _ = self
+            .live_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+        let _ = self
+            .live_keys
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
+    }
+
+    /// Reads the record at `loc` with one positional read, verifies it and returns its value.
+    pub(crate) fn read_value(&self, loc: &Loc, key: &[u8]) -> Result<Bytes> {
+        let mut buf = vec![0u8; loc.len as usize];
+        self.reader.read_exact_at(&mut buf, u64::from(loc.offset))?;
+        let (start, end) = {
+            let rec = record::decode(&buf).map_err(|bad| self.corrupt(loc, &bad.expected()))?;
+            if !rec.kind.is_put() || rec.key != key || rec.seq != loc.seq {
+                return Err(self.corrupt(loc, "the put record the keydir points at"));
+            }
+            let start = record::HEADER_LEN + rec.key.len();
+            (start, start + rec.value.len())
+        };
+        Ok(Bytes::from(buf).slice(start..end))
+    }
+
+    fn corrupt(&self, loc: &Loc, expected: &str) -> Error {
+        Error::corruption(self.path(), u64::from(loc.offset), expected)
+    }
+
+    /// Per-file statistics for [`engine_api::Stats::files`].
+    pub(crate) fn stats(&self) -> FileStats {
+        let name = self
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        FileStats {
+            name,
+            level: None,
+            bytes: self.len(),
+            live_bytes: Some(self.live_bytes()),
+            entries: self.records.load(Ordering::Relaxed),
+            smallest_key: None,
+            largest_key: None,
+        }
+    }
+}
+
+/// Checks the magic at the start of a file of `len` bytes.
+pub(crate) fn has_magic(file: &dyn ReadableFile, len: u64) -> Result<bool> {
+    if len < MAGIC_LEN {
+        return Ok(false);
+    }
+    let mut magic = [0u8; 8];
+    file.read_exact_at(&mut magic, 0)?;
+    Ok(&magic == MAGIC)
+}
+
+/// The seal at the end of a file of `len` bytes, if it ends in a valid one.
+pub(crate) fn read_seal(file: &dyn ReadableFile, len: u64) -> Result<Option<Seal>> {
+    let seal_len = SEAL_LEN as u64;
+    if len < MAGIC_LEN + seal_len {
+        return Ok(None);
+    }
+    let at = len - seal_len;
+    let mut buf = [0u8; SEAL_LEN];
+    file.read_exact_at(&mut buf, at)?;
+    let seal = record::decode(&buf).ok().and_then(|r| r.seal());
+    Ok(seal.filter(|s| s.offset == at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for name in [
+            FileName::Data(7),
+            FileName::Merging(12),
+            FileName::Hint(0),
+            FileName::Manifest(4_000_000_000),
+        ] {
+            assert_eq!(FileName::parse(&name.name()), Some(name));
+        }
+        assert_eq!(FileName::parse("LOCK"), None);
+        assert_eq!(FileName::parse("x.data"), None);
+        assert_eq!(FileName::parse("+1.data"), None);
+        assert_eq!(FileName::parse("0001.hint.tmp"), Some(FileName::Temp));
+        assert_eq!(FileName::parse("99999999999.data"), None, "id beyond u32");
+    }
+}

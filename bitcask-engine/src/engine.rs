@@ -1,0 +1,344 @@
+//! [`BitcaskEngine`]: open, the shared state ([`Inner`]) and the [`Engine`] implementation.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use engine_api::{
+    CompactionSummary, CountingStorage, Engine, Error, FileLock, GroupCommit, KeyRange, LockMode,
+    PeriodicTask, ReadTrace, Result, Scan, Stats, Storage, SyncPolicy, TraceStep, Value,
+    WriteBatch, check_key, check_value,
+};
+use parking_lot::{Mutex, RwLock};
+
+use crate::datafile::{DataFile, FileName};
+use crate::keydir::{KeyDir, Loc};
+use crate::options::BitcaskOptions;
+use crate::recovery::{self, RecoveryReport};
+use crate::worker::{Job, Worker};
+use crate::writer::{Op, Writer};
+
+const LOCK: &str = "LOCK";
+
+/// A get retries its keydir lookup this often when a merge retired the file it found.
+const GET_RETRIES: usize = 16;
+
+/// A Bitcask: append-only data files, an in-memory hash keydir, hint files, and merges on a
+/// background thread. See the crate documentation and `docs/bitcask.md`.
+pub struct BitcaskEngine {
+    inner: Arc<Inner>,
+    worker: Option<Worker>,
+    periodic: Option<PeriodicTask>,
+}
+
+/// State shared by the engine handle, its background worker and its periodic sync.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: CountingStorage,
+    pub(crate) opts: BitcaskOptions,
+    pub(crate) sync_policy: SyncPolicy,
+    pub(crate) max_file_size: u64,
+    pub(crate) read_only: bool,
+    pub(crate) keydir: KeyDir,
+    /// Every live data file by id, the active one included. Readers clone the `Arc` they need
+    /// and read without any lock.
+    pub(crate) files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    pub(crate) writer: Mutex<Option<Writer>>,
+    pub(crate) commit: GroupCommit,
+    next_file_id: AtomicU32,
+    /// One merge (or hint write) at a time.
+    pub(crate) merge_lock: Mutex<()>,
+    pub(crate) counters: Counters,
+    pub(crate) stop: AtomicBool,
+    jobs: Mutex<Option<Sender<Job>>>,
+    pub(crate) report: RecoveryReport,
+    _lock: Box<dyn FileLock>,
+}
+
+/// Counters behind [`Stats`].
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) user_bytes: AtomicU64,
+    pub(crate) user_writes: AtomicU64,
+    pub(crate) merges: Mutex<MergeTotals>,
+}
+
+/// What merges did since open.
+#[derive(Default)]
+pub(crate) struct MergeTotals {
+    pub(crate) summary: CompactionSummary,
+    pub(crate) cpu: Duration,
+    pub(crate) last_error: Option<String>,
+}
+
+impl Counters {
+    pub(crate) fn wrote(&self, ops: &[Op<'_>]) {
+        let bytes: usize = ops
+            .iter()
+            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+            .sum();
+        self.user_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.user_writes
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl BitcaskEngine {
+    /// Opens (creating it if allowed) the Bitcask in `dir`: takes the directory lock, rolls
+    /// committed merges forward and removes uncommitted merge output, loads every data file
+    /// from its hint or by a scan, truncates a torn tail, and starts a fresh active file.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another engine holds the directory; [`Error::Corruption`] for
+    /// damage inside a sealed file (unless [`BitcaskOptions::salvage`]); invalid options; I/O.
+    pub fn open(dir: impl AsRef<Path>, options: BitcaskOptions) -> Result<BitcaskEngine> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let common = &options.common;
+        let storage = CountingStorage::new(Arc::clone(&common.storage));
+        if !storage.exists(&dir)? {
+            if !common.create_if_missing || common.read_only {
+                return Err(Error::invalid(format!("{} does not exist", dir.display())));
+            }
+            storage.create_dir_all(&dir)?;
+        }
+        let mode = if common.read_only {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        };
+        let lock = storage.lock(&dir.join(LOCK), mode)?;
+        let recovered = recovery::recover(&storage, &dir, &options)?;
+        let inner = Arc::new(Inner {
+            sync_policy: common.sync,
+            max_file_size: options.max_file_size,
+            read_only: common.read_only,
+            keydir: recovered.keydir,
+            files: RwLock::new(recovered.files),
+            writer: Mutex::new(None),
+            commit: GroupCommit::new(0),
+            next_file_id: AtomicU32::new(recovered.next_file_id),
+            merge_lock: Mutex::new(()),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+            jobs: Mutex::new(None),
+            report: recovered.report,
+            _lock: lock,
+            dir,
+            storage,
+            opts: options,
+        });
+        if inner.read_only {
+            return Ok(BitcaskEngine {
+                inner,
+                worker: None,
+                periodic: None,
+            });
+        }
+        *inner.writer.lock() = Some(inner.new_writer(recovered.next_seq)?);
+        let worker = Worker::start(&inner)?;
+        for id in recovered.need_hints {
+            inner.send(Job::Sealed(id));
+        }
+        let periodic = match inner.sync_policy {
+            SyncPolicy::Periodic(every) => {
+                let weak = Arc::downgrade(&inner);
+                Some(PeriodicTask::start("bitcask-sync", every, move || {
+                    weak.upgrade().is_some_and(|i| i.sync_log().is_ok())
+                })?)
+            }
+            _ => None,
+        };
+        Ok(BitcaskEngine {
+            inner,
+            worker: Some(worker),
+            periodic,
+        })
+    }
+
+    /// What the open found and repaired: files loaded from hints or scans, torn tails cut,
+    /// damaged ranges skipped (salvage), hints ignored, merges rolled forward, leftovers removed.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Runs the merge policy now, in the calling thread (whatever [`crate::MergeOptions::auto`]
+    /// says), and the merge it picks: `None` if no trigger fires.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a read-only engine; I/O or corruption errors met while merging.
+    pub fn merge_if_needed(&self) -> Result<Option<CompactionSummary>> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        self.inner.merge_if_needed()
+    }
+
+    /// The error of the last background merge that failed, if any.
+    pub fn last_merge_error(&self) -> Option<String> {
+        self.inner.counters.merges.lock().last_error.clone()
+    }
+}
+
+impl Inner {
+    pub(crate) fn allocate_file_id(&self) -> u32 {
+        self.next_file_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Hands a job to the background worker (dropped if there is none).
+    pub(crate) fn send(&self, job: Job) {
+        if let Some(tx) = self.jobs.lock().as_ref() {
+            let _ = tx.send(job);
+        }
+    }
+
+    pub(crate) fn set_jobs(&self, tx: Option<Sender<Job>>) {
+        *self.jobs.lock() = tx;
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<(Loc, Arc<DataFile>, Value)>> {
+        for _ in 0..GET_RETRIES {
+            let Some(loc) = self.keydir.get(key) else {
+                return Ok(None);
+            };
+            let file = self.files.read().get(&loc.file).cloned();
+            // A missing file was retired by a merge after the lookup; the keydir already
+            // points at the merged copy, so look again.
+            if let Some(file) = file {
+                let value = file.read_value(&loc, key)?;
+                return Ok(Some((loc, file, value)));
+            }
+        }
+        Err(Error::corruption(
+            self.dir.clone(),
+            0,
+            "the keydir to point at a live data file",
+        ))
+    }
+}
+
+impl Engine for BitcaskEngine {
+    fn name(&self) -> &'static str {
+        "bitcask"
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_key(key)?;
+        check_value(value)?;
+        self.inner.write_ops(&[(key, Some(value))], false)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        check_key(key)?;
+        Ok(self.inner.get(key)?.map(|(_, _, v)| v))
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        check_key(key)?;
+        self.inner.write_ops(&[(key, None)], false)
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<Op<'_>> = batch
+            .ops()
+            .iter()
+            .map(|op| (op.key(), op.value()))
+            .collect();
+        self.inner.write_ops(&ops, true)
+    }
+
+    fn scan(&self, range: KeyRange) -> Result<Scan<'_>> {
+        range.validate()?;
+        Ok(Box::new(crate::scan::Snapshot::take(&self.inner, &range)))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.sync_log()
+    }
+
+    fn compact(&self) -> Result<CompactionSummary> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        crate::merge::compact(&self.inner)
+    }
+
+    fn stats(&self) -> Stats {
+        crate::stats::stats(&self.inner)
+    }
+
+    fn explain_get(&self, key: &[u8]) -> Result<ReadTrace> {
+        check_key(key)?;
+        let lookup = self.inner.keydir.get(key);
+        let Some(loc) = lookup else {
+            return Ok(ReadTrace {
+                steps: vec![step("keydir: miss (key absent or deleted)", 0, 0)],
+                value: None,
+            });
+        };
+        let found = self.inner.get(key)?;
+        let mut steps = vec![step(
+            &format!(
+                "keydir: hit, file {} offset {} length {} seq {}",
+                loc.file, loc.offset, loc.len, loc.seq
+            ),
+            0,
+            0,
+        )];
+        let value = found.map(|(loc, file, value)| {
+            let name = FileName::Data(file.id()).name();
+            steps.push(step(
+                &format!(
+                    "data file {name}: one positional read of {} bytes at offset {}, crc ok",
+                    loc.len, loc.offset
+                ),
+                1,
+                u64::from(loc.len),
+            ));
+            value.to_vec()
+        });
+        Ok(ReadTrace { steps, value })
+    }
+}
+
+fn step(what: &str, reads: u64, bytes: u64) -> TraceStep {
+    TraceStep {
+        what: what.to_string(),
+        reads,
+        bytes,
+        cached: false,
+    }
+}
+
+impl Drop for BitcaskEngine {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::Relaxed);
+        self.inner.set_jobs(None);
+        drop(self.worker.take());
+        drop(self.periodic.take());
+        // A clean shutdown makes everything acknowledged durable. On a poisoned engine or a
+        // frozen (crashed) storage there is nothing more to save: the error is the answer.
+        let _ = self.inner.close_writer();
+    }
+}
+
+/// Lists the directory for [`Stats::disk_bytes`] and [`Stats::file_count`].
+pub(crate) fn disk_usage(storage: &dyn Storage, dir: &Path) -> (u64, u64) {
+    let names = storage.list(dir).unwrap_or_default();
+    let bytes = names
+        .iter()
+        .filter_map(|n| storage.file_len(&dir.join(n)).ok())
+        .sum();
+    (bytes, names.len() as u64)
+}

@@ -1,0 +1,251 @@
+//! The keydir: an in-memory hash index from every live key to the location of its newest
+//! record, sharded 256 ways under `parking_lot` reader-writer locks.
+//!
+//! Lock order (whole engine): writer mutex, then the file table, then keydir shards in
+//! ascending index. No keydir lock is ever held while waiting for anything else, and none is
+//! held across a read of a data file.
+
+mod table;
+
+use engine_api::{Error, KeyRange, Result};
+use parking_lot::{RwLock, RwLockWriteGuard};
+use xxhash_rust::xxh3::xxh3_64;
+
+use table::Table;
+
+const SHARDS: usize = 256;
+
+/// Set on [`Loc::len`] while replaying: the record is a tombstone (kept so that an older put
+/// read later cannot win), purged once replay ends. Record lengths stay far below 2^31.
+pub(crate) const TOMBSTONE_FLAG: u32 = 1 << 31;
+
+/// Where the newest record of a key lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Loc {
+    /// Data file id.
+    pub(crate) file: u32,
+    /// Offset of the record in the file.
+    pub(crate) offset: u32,
+    /// Length of the whole record (one read returns exactly this many bytes).
+    pub(crate) len: u32,
+    /// The record's sequence number.
+    pub(crate) seq: u64,
+}
+
+impl Loc {
+    pub(crate) fn is_tombstone(&self) -> bool {
+        self.len & TOMBSTONE_FLAG != 0
+    }
+
+    /// Whether `self` names the same record as `other`.
+    pub(crate) fn same_record(&self, other: &Loc) -> bool {
+        self.file == other.file && self.offset == other.offset
+    }
+}
+
+pub(crate) fn hash(key: &[u8]) -> u64 {
+    xxh3_64(key)
+}
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> 56) as usize
+}
+
+/// The sharded index.
+pub(crate) struct KeyDir {
+    shards: Box<[RwLock<Table>]>,
+}
+
+impl KeyDir {
+    pub(crate) fn new() -> Self {
+        KeyDir {
+            shards: (0..SHARDS).map(|_| RwLock::new(Table::default())).collect(),
+        }
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Table> {
+        // `shard_of` is below SHARDS by construction (top 8 bits).
+        #[expect(clippy::indexing_slicing, reason = "index < SHARDS by construction")]
+        &self.shards[shard_of(hash)]
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Loc> {
+        let h = hash(key);
+        self.shard(h).read().get(h, key)
+    }
+
+    /// Sets `key` to `loc`, returning the previous location.
+    pub(crate) fn put(&self, key: &[u8], loc: Loc) -> Result<Option<Loc>> {
+        let h = hash(key);
+        self.shard(h)
+            .write()
+            .insert(h, key, loc)
+            .map_err(|_| full())
+    }
+
+    pub(crate) fn remove(&self, key: &[u8]) -> Option<Loc> {
+        let h = hash(key);
+        self.shard(h).write().remove(h, key)
+    }
+
+    /// Moves `key` from `expected` to `new` only if it still points at `expected`'s record: a
+    /// write or delete that happened meanwhile always wins over a merge.
+    pub(crate) fn compare_and_set(&self, key: &[u8], expected: &Loc, new: Loc) -> bool {
+        let h = hash(key);
+        let mut shard = self.shard(h).write();
+        let result = shard.update(h, key, |cur| match cur {
+            Some(cur) if cur.same_record(expected) => Some(new),
+            other => other,
+        });
+        matches!(result, Ok((_, true)))
+    }
+
+    /// Replay: keeps whichever of the current and the offered record has the higher sequence
+    /// number, so files can be replayed in any order. Tombstones are kept (flagged) until
+    /// [`KeyDir::purge_tombstones`].
+    pub(crate) fn offer(&self, key: &[u8], loc: Loc) -> Result<()> {
+        let h = hash(key);
+        let mut shard = self.shard(h).write();
+        let result = shard.update(h, key, |cur| match cur {
+            Some(cur) if cur.seq >= loc.seq => Some(cur),
+            _ => Some(loc),
+        });
+        result.map(drop).map_err(|_| full())
+    }
+
+    /// Drops the tombstones [`KeyDir::offer`] kept.
+    pub(crate) fn purge_tombstones(&self) {
+        for shard in &*self.shards {
+            shard.write().retain(|loc| !loc.is_tombstone());
+        }
+    }
+
+    /// Applies the changes of one batch with every shard it touches locked at once, so that no
+    /// reader or scan sees part of it. `changes` holds `(key, new location or None)`; the
+    /// previous locations are returned in the same order.
+    pub(crate) fn apply_batch(&self, changes: &[(&[u8], Option<Loc>)]) -> Result<Vec<Option<Loc>>> {
+        let hashes: Vec<u64> = changes.iter().map(|(k, _)| hash(k)).collect();
+        let mut wanted: Vec<usize> = hashes.iter().map(|h| shard_of(*h)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut guards: Vec<(usize, RwLockWriteGuard<'_, Table>)> = wanted
+            .iter()
+            .filter_map(|&i| self.shards.get(i).map(|s| (i, s.write())))
+            .collect();
+        let mut old = Vec::with_capacity(changes.len());
+        for ((key, new), h) in changes.iter().zip(&hashes) {
+            let pos = guards
+                .binary_search_by_key(&shard_of(*h), |(i, _)| *i)
+                .map_err(|_| Error::invalid("keydir: shard not locked"))?;
+            let table = &mut guards.get_mut(pos).ok_or_else(full)?.1;
+            let prev = match new {
+                Some(loc) => table.insert(*h, key, *loc).map_err(|_| full())?,
+                None => table.remove(*h, key),
+            };
+            old.push(prev);
+        }
+        Ok(old)
+    }
+
+    /// Every key in `range` with its location, sorted by key, read with every shard locked
+    /// at once: one consistent view. Costs a walk of the whole keydir (a hash index has no
+    /// order) plus a sort of the matches.
+    pub(crate) fn snapshot(&self, range: &KeyRange) -> Vec<(Vec<u8>, Loc)> {
+        let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
+        let mut out = Vec::new();
+        for table in &guards {
+            table.for_each(|key, loc| {
+                if range.contains(key) {
+                    out.push((key.to_vec(), loc));
+                }
+            });
+        }
+        drop(guards);
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Calls `f` for every entry, shard by shard (not one consistent view).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], Loc)) {
+        for shard in &*self.shards {
+            shard.read().for_each(&mut f);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// Bytes the keydir holds: tables, entries, key arenas and the shard array itself.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let tables: usize = self.shards.iter().map(|s| s.read().memory_bytes()).sum();
+        tables + self.shards.len() * std::mem::size_of::<RwLock<Table>>()
+    }
+}
+
+fn full() -> Error {
+    Error::invalid(format!(
+        "keydir shard full: at most {} keys per shard",
+        table::MAX_ENTRIES
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(file: u32, seq: u64) -> Loc {
+        Loc {
+            file,
+            offset: 0,
+            len: 10,
+            seq,
+        }
+    }
+
+    #[test]
+    fn offer_keeps_the_highest_sequence_in_any_order() {
+        let kd = KeyDir::new();
+        kd.offer(b"a", loc(2, 5)).unwrap();
+        kd.offer(b"a", loc(1, 3)).unwrap();
+        assert_eq!(kd.get(b"a"), Some(loc(2, 5)));
+        let tomb = Loc {
+            len: 10 | TOMBSTONE_FLAG,
+            ..loc(3, 9)
+        };
+        kd.offer(b"a", tomb).unwrap();
+        kd.offer(b"a", loc(4, 7)).unwrap();
+        kd.purge_tombstones();
+        assert_eq!(kd.get(b"a"), None, "an older put won over a newer delete");
+    }
+
+    #[test]
+    fn compare_and_set_loses_to_a_newer_write() {
+        let kd = KeyDir::new();
+        kd.put(b"k", loc(1, 1)).unwrap();
+        assert!(kd.compare_and_set(b"k", &loc(1, 1), loc(9, 1)));
+        kd.put(b"k", loc(5, 2)).unwrap();
+        assert!(!kd.compare_and_set(b"k", &loc(9, 1), loc(10, 1)));
+        assert_eq!(kd.get(b"k"), Some(loc(5, 2)));
+        kd.remove(b"k");
+        assert!(!kd.compare_and_set(b"k", &loc(5, 2), loc(10, 2)));
+        assert_eq!(kd.get(b"k"), None, "a merge resurrected a deleted key");
+    }
+
+    #[test]
+    fn snapshot_is_sorted_and_ranged() {
+        let kd = KeyDir::new();
+        for i in (0..100u32).rev() {
+            kd.put(format!("k{i:03}").as_bytes(), loc(i, 1)).unwrap();
+        }
+        let all = kd.snapshot(&KeyRange::all());
+        assert_eq!(all.len(), 100);
+        assert!(all.windows(2).all(|w| w[0].0 < w[1].0));
+        let some = kd.snapshot(&KeyRange::new(&b"k010"[..]..&b"k020"[..]));
+        assert_eq!(some.len(), 10);
+        let changes: Vec<(&[u8], Option<Loc>)> = vec![(b"k000", None), (b"new", Some(loc(1, 2)))];
+        let old = kd.apply_batch(&changes).unwrap();
+        assert_eq!(old, vec![Some(loc(0, 1)), None]);
+        assert_eq!(kd.len(), 100);
+    }
+}

@@ -1,0 +1,326 @@
+//! The merge: rewrites the live records of some sealed files into new files, then switches
+//! over at one atomic, durable commit point. Protocol with numbered fsync steps and the crash
+//! argument: `docs/bitcask.md`, "Merge protocol".
+//!
+//! 1. Scan each input (CRC verified on every record). A put is copied only if the keydir
+//!    still points at it; a tombstone is kept unless a newer put exists or no file outside the
+//!    merge can hold an older record of any key (every such file's smallest sequence number
+//!    is above the tombstone's) — the fix for basho's bug #82.
+//! 2. Seal and fsync each output, write and fsync its hint.
+//! 3. fsync the directory (the output names).
+//! 4. Sync the active log: every write the keydir decisions relied on becomes durable.
+//! 5. Write the commit record `MERGE-<id>` (temp, fsync, rename, directory fsync). Committed.
+//! 6. In memory: outputs join the file table, the keydir moves each copied key by
+//!    compare-and-set (a concurrent write or delete wins), inputs leave the table (readers
+//!    holding them keep reading).
+//! 7. Roll forward: rename outputs to `.data`, fsync the directory, remove inputs and their
+//!    hints, fsync, remove the commit record, fsync. Open repeats this after a crash.
+
+mod output;
+pub(crate) mod policy;
+mod rate;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use engine_api::{CompactionSummary, Error, IoClass, Result, Storage, thread_cpu_time};
+
+use crate::datafile::{DataFile, FileName, MAGIC_LEN, read_seal};
+use crate::engine::Inner;
+use crate::keydir::Loc;
+use crate::manifest::Manifest;
+use crate::reader::{Op, Policy, scan_ops};
+use output::{Finished, Outputs};
+use policy::{FileInfo, Plan};
+use rate::RateLimiter;
+
+/// `Engine::compact`: seal the active file, then merge every sealed file.
+pub(crate) fn compact(inner: &Inner) -> Result<CompactionSummary> {
+    inner.commit.poison().check()?;
+    let _merging = inner.merge_lock.lock();
+    inner.rotate_if_used()?;
+    match policy::pick_all(&inner.opts.merge, &inner.sealed_infos()) {
+        Some(plan) => inner.run_plan(&plan),
+        None => Ok(CompactionSummary::default()),
+    }
+}
+
+impl Inner {
+    /// The policy's view of the sealed files.
+    pub(crate) fn sealed_infos(&self) -> Vec<FileInfo> {
+        self.files
+            .read()
+            .values()
+            .filter(|f| f.is_sealed())
+            .map(|f| FileInfo {
+                id: f.id(),
+                bytes: f.len(),
+                live_bytes: f.live_bytes(),
+            })
+            .collect()
+    }
+
+    /// The background worker's check: merge if the triggers say so (skipped while another
+    /// merge runs).
+    pub(crate) fn maybe_merge(&self) {
+        if !self.opts.merge.auto || self.commit.poison().is_set() || self.stopping() {
+            return;
+        }
+        if let Some(_merging) = self.merge_lock.try_lock() {
+            let _ = self.policy_merge();
+        }
+    }
+
+    /// Runs the policy now and the merge it picks, if any.
+    pub(crate) fn merge_if_needed(&self) -> Result<Option<CompactionSummary>> {
+        self.commit.poison().check()?;
+        let _merging = self.merge_lock.lock();
+        self.policy_merge()
+    }
+
+    fn policy_merge(&self) -> Result<Option<CompactionSummary>> {
+        let infos = self.sealed_infos();
+        match policy::pick(&self.opts.merge, self.max_file_size, &infos) {
+            Some(plan) => self.run_plan(&plan).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs one planned merge (the caller holds the merge lock) and records what it did.
+    fn run_plan(&self, plan: &Plan) -> Result<CompactionSummary> {
+        let inputs: Vec<Arc<DataFile>> = {
+            let files = self.files.read();
+            plan.inputs
+                .iter()
+                .filter_map(|id| files.get(id).cloned())
+                .filter(|f| f.is_sealed())
+                .collect()
+        };
+        if inputs.is_empty() {
+            return Ok(CompactionSummary::default());
+        }
+        let cpu_before = thread_cpu_time();
+        let result = merge(self, &inputs);
+        let cpu = match (cpu_before, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => std::time::Duration::ZERO,
+        };
+        let mut totals = self.counters.merges.lock();
+        match &result {
+            Ok(summary) => {
+                totals.summary.absorb(summary);
+                totals.cpu += cpu;
+            }
+            Err(e) => totals.last_error = Some(e.to_string()),
+        }
+        result
+    }
+}
+
+/// Where copied keys move: keys in one buffer, so a large merge does not allocate per key.
+#[derive(Default)]
+struct Moves {
+    keys: Vec<u8>,
+    list: Vec<(usize, usize, Loc, Loc)>,
+}
+
+impl Moves {
+    fn push(&mut self, key: &[u8], old: Loc, new: Loc) {
+        self.list.push((self.keys.len(), key.len(), old, new));
+        self.keys.extend_from_slice(key);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Loc, &Loc)> {
+        self.list
+            .iter()
+            .map(|(at, len, old, new)| (self.keys.get(*at..at + len).unwrap_or_default(), old, new))
+    }
+}
+
+/// The state of one merge while it copies.
+struct Job<'a> {
+    inner: &'a Inner,
+    outputs: Outputs<'a>,
+    moves: Moves,
+    summary: CompactionSummary,
+    limiter: RateLimiter,
+    /// Smallest sequence number in any live file outside the merge.
+    outside_min_seq: u64,
+}
+
+fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
+    let started = Instant::now();
+    let ids: Vec<u32> = inputs.iter().map(|f| f.id()).collect();
+    let outside_min_seq = inner
+        .files
+        .read()
+        .values()
+        .filter(|f| !ids.contains(&f.id()))
+        .map(|f| f.min_seq())
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut job = Job {
+        inner,
+        outputs: Outputs::new(inner),
+        moves: Moves::default(),
+        summary: CompactionSummary::default(),
+        limiter: RateLimiter::new(inner.opts.merge.rate_limit),
+        outside_min_seq,
+    };
+    let prepared = job.copy_all(inputs).and_then(|()| job.prepare());
+    let finished = match prepared {
+        Ok(finished) => finished,
+        Err(e) => {
+            job.outputs.abort();
+            return Err(e);
+        }
+    };
+    let manifest = Manifest {
+        id: inner.allocate_file_id(),
+        inputs: ids,
+        outputs: finished.iter().map(|f| f.file.id()).collect(),
+    };
+    // Step 5, the commit point. If it fails the record may or may not be durable, so nothing
+    // may be removed any more: poison, and let open decide from what is on disk.
+    if let Err(e) = manifest.commit(&inner.storage, &inner.dir) {
+        inner.commit.poison().set(&e);
+        return Err(e);
+    }
+    switch_over(inner, inputs, &finished, &job.moves);
+    roll_forward(inner, &manifest, inputs, &finished)
+        .inspect_err(|e| inner.commit.poison().set(e))?;
+    let mut summary = job.summary;
+    summary.jobs = 1;
+    summary.files_in = inputs.len() as u64;
+    summary.files_out = finished.len() as u64;
+    summary.files_removed = inputs.len() as u64;
+    summary.bytes_written = job.outputs.bytes_written;
+    summary.duration = started.elapsed();
+    Ok(summary)
+}
+
+impl Job<'_> {
+    /// Step 1 over every input.
+    fn copy_all(&mut self, inputs: &[Arc<DataFile>]) -> Result<()> {
+        for input in inputs {
+            self.copy_file(input)?;
+        }
+        Ok(())
+    }
+
+    fn copy_file(&mut self, input: &DataFile) -> Result<()> {
+        let path = input.path();
+        let reader = self.inner.storage.open(&path, IoClass::Compaction)?;
+        let seal = read_seal(&*reader, input.len())?
+            .ok_or_else(|| Error::corruption(&path, input.len(), "a sealed data file"))?;
+        let policy = if self.inner.opts.salvage {
+            Policy::Salvage
+        } else {
+            Policy::Strict
+        };
+        let id = input.id();
+        scan_ops(
+            &*reader,
+            &path,
+            (MAGIC_LEN, seal.offset),
+            policy,
+            &mut |op| self.visit(id, &op),
+        )?;
+        self.summary.bytes_read += input.len();
+        Ok(())
+    }
+
+    fn visit(&mut self, file: u32, op: &Op<'_>) -> Result<()> {
+        if self.inner.stopping() {
+            return Err(Error::io(
+                "merge",
+                &self.inner.dir,
+                std::io::Error::new(std::io::ErrorKind::Interrupted, "engine shutting down"),
+            ));
+        }
+        self.summary.records_in += 1;
+        let current = self.inner.keydir.get(op.key);
+        let copy = if op.tombstone {
+            let newer_put = current.is_some_and(|c| c.seq > op.seq);
+            let droppable = newer_put || op.seq < self.outside_min_seq;
+            if droppable {
+                self.summary.tombstones_dropped += 1;
+            }
+            !droppable
+        } else {
+            let live = current.is_some_and(|c| c.file == file && u64::from(c.offset) == op.offset);
+            if !live {
+                self.summary.stale_dropped += 1;
+            }
+            live
+        };
+        self.limiter.consume(op.len, &self.inner.stop);
+        if !copy {
+            return Ok(());
+        }
+        let new = self.outputs.copy(op)?;
+        self.summary.records_out += 1;
+        self.limiter.consume(op.len, &self.inner.stop);
+        if let (false, Some(old)) = (op.tombstone, current) {
+            self.moves.push(op.key, old, new);
+        }
+        Ok(())
+    }
+
+    /// Steps 2 to 4: outputs sealed, synced and hinted; their names durable; the log durable.
+    fn prepare(&mut self) -> Result<Vec<Finished>> {
+        let finished = self.outputs.finish()?;
+        self.inner.storage.sync_dir(&self.inner.dir)?;
+        self.inner.sync_log()?;
+        Ok(finished)
+    }
+}
+
+/// Step 6: the in-memory switch-over.
+fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], moves: &Moves) {
+    {
+        let mut files = inner.files.write();
+        for f in finished {
+            f.file.add_pinned(f.kept_tombstone_bytes);
+            files.insert(f.file.id(), Arc::clone(&f.file));
+        }
+    }
+    for (key, old, new) in moves.iter() {
+        if inner.keydir.compare_and_set(key, old, *new)
+            && let Some(out) = finished.iter().find(|f| f.file.id() == new.file)
+        {
+            out.file.add_live(u64::from(new.len));
+        }
+    }
+    let mut files = inner.files.write();
+    for input in inputs {
+        files.remove(&input.id());
+    }
+}
+
+/// Step 7: rename outputs, remove inputs, remove the commit record; each fsynced.
+fn roll_forward(
+    inner: &Inner,
+    manifest: &Manifest,
+    inputs: &[Arc<DataFile>],
+    finished: &[Finished],
+) -> Result<()> {
+    let storage: &dyn Storage = &inner.storage;
+    let dir = &inner.dir;
+    for f in finished {
+        let to = FileName::Data(f.file.id()).path(dir);
+        storage.rename(&FileName::Merging(f.file.id()).path(dir), &to)?;
+        f.file.set_path(to);
+    }
+    storage.sync_dir(dir)?;
+    for input in inputs {
+        storage.remove(&input.path())?;
+        let hint = FileName::Hint(input.id()).path(dir);
+        if storage.exists(&hint)? {
+            storage.remove(&hint)?;
+        }
+    }
+    storage.sync_dir(dir)?;
+    storage.remove(&FileName::Manifest(manifest.id).path(dir))?;
+    storage.sync_dir(dir)
+}

@@ -1,0 +1,209 @@
+//! What to merge: a pure function of the sealed files' sizes and live bytes.
+//!
+//! Triggers decide *whether* to merge (any file fragmented or dead enough, or too many sealed
+//! files when merging them would leave fewer); thresholds decide *which* files join once a
+//! merge is triggered. The active file is never offered. See [`crate::MergeOptions`].
+
+use crate::options::MergeOptions;
+
+/// What the policy knows of one sealed file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileInfo {
+    pub(crate) id: u32,
+    pub(crate) bytes: u64,
+    pub(crate) live_bytes: u64,
+}
+
+impl FileInfo {
+    pub(crate) fn dead_bytes(&self) -> u64 {
+        self.bytes.saturating_sub(self.live_bytes)
+    }
+
+    pub(crate) fn fragmentation(&self) -> f64 {
+        engine_api::ratio(self.dead_bytes(), self.bytes)
+    }
+}
+
+/// Why a merge was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// A file's dead fraction reached the trigger.
+    Fragmentation(u32),
+    /// A file's dead bytes reached the trigger.
+    DeadBytes(u32),
+    /// More sealed files than allowed.
+    TooManyFiles(usize),
+    /// `compact()` asked for it.
+    OnDemand,
+}
+
+/// A merge to run: the input file ids, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) inputs: Vec<u32>,
+    pub(crate) reason: Reason,
+}
+
+/// Chooses a merge among `sealed`, or none.
+pub(crate) fn pick(opts: &MergeOptions, max_file_size: u64, sealed: &[FileInfo]) -> Option<Plan> {
+    let mut files = sealed.to_vec();
+    files.sort_by_key(|f| f.id);
+    let reason = trigger(opts, max_file_size, &files)?;
+    let chosen: Vec<FileInfo> = match reason {
+        Reason::TooManyFiles(_) | Reason::OnDemand => files,
+        Reason::Fragmentation(_) | Reason::DeadBytes(_) => files
+            .into_iter()
+            .filter(|f| {
+                f.fragmentation() >= opts.frag_threshold
+                    || f.dead_bytes() >= opts.dead_bytes_threshold
+                    || f.bytes < opts.small_file_threshold
+            })
+            .collect(),
+    };
+    let inputs = cap(opts.max_merge_bytes, &chosen);
+    (!inputs.is_empty()).then_some(Plan { inputs, reason })
+}
+
+/// Every sealed file, oldest first, capped by `max_merge_bytes`: what `compact()` merges.
+pub(crate) fn pick_all(opts: &MergeOptions, sealed: &[FileInfo]) -> Option<Plan> {
+    let mut files = sealed.to_vec();
+    files.sort_by_key(|f| f.id);
+    let inputs = cap(opts.max_merge_bytes, &files);
+    (!inputs.is_empty()).then_some(Plan {
+        inputs,
+        reason: Reason::OnDemand,
+    })
+}
+
+fn trigger(opts: &MergeOptions, max_file_size: u64, files: &[FileInfo]) -> Option<Reason> {
+    for f in files {
+        if f.dead_bytes() > 0 && f.fragmentation() >= opts.frag_trigger {
+            return Some(Reason::Fragmentation(f.id));
+        }
+        if f.dead_bytes() >= opts.dead_bytes_trigger {
+            return Some(Reason::DeadBytes(f.id));
+        }
+    }
+    if files.len() > opts.max_sealed_files {
+        // Only if merging everything would leave fewer files: otherwise the merge would be
+        // triggered again at once, forever.
+        let live: u64 = files.iter().map(|f| f.live_bytes).sum();
+        let outputs = live.div_ceil(max_file_size.max(1));
+        if outputs < files.len() as u64 {
+            return Some(Reason::TooManyFiles(files.len()));
+        }
+    }
+    None
+}
+
+/// The longest oldest-first prefix within `limit` bytes (at least one file).
+fn cap(limit: Option<u64>, files: &[FileInfo]) -> Vec<u32> {
+    let mut total = 0u64;
+    let mut out = Vec::new();
+    for f in files {
+        total = total.saturating_add(f.bytes);
+        if limit.is_some_and(|l| total > l) && !out.is_empty() {
+            break;
+        }
+        out.push(f.id);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(id: u32, bytes: u64, live: u64) -> FileInfo {
+        FileInfo {
+            id,
+            bytes,
+            live_bytes: live,
+        }
+    }
+
+    fn opts() -> MergeOptions {
+        MergeOptions {
+            small_file_threshold: 100,
+            ..MergeOptions::default()
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_for_live_files() {
+        let files = [f(1, 1000, 990), f(2, 1000, 1000)];
+        assert_eq!(pick(&opts(), 1 << 20, &files), None);
+        assert_eq!(pick(&opts(), 1 << 20, &[]), None);
+    }
+
+    #[test]
+    fn fragmentation_triggers_and_thresholds_choose() {
+        let files = [
+            f(3, 1000, 300),
+            f(1, 1000, 550),
+            f(2, 1000, 900),
+            f(4, 50, 50),
+        ];
+        let plan = pick(&opts(), 1 << 20, &files).unwrap();
+        assert_eq!(plan.reason, Reason::Fragmentation(3));
+        assert_eq!(
+            plan.inputs,
+            vec![1, 3, 4],
+            "45% dead and small files join, 10% does not"
+        );
+    }
+
+    #[test]
+    fn dead_bytes_trigger() {
+        let o = MergeOptions {
+            dead_bytes_trigger: 500,
+            dead_bytes_threshold: 200,
+            ..opts()
+        };
+        let files = [
+            f(1, 10_000, 9_400),
+            f(2, 10_000, 9_700),
+            f(3, 10_000, 9_900),
+        ];
+        let plan = pick(&o, 1 << 20, &files).unwrap();
+        assert_eq!(plan.reason, Reason::DeadBytes(1));
+        assert_eq!(plan.inputs, vec![1, 2]);
+    }
+
+    #[test]
+    fn too_many_files_only_when_merging_reduces_them() {
+        let o = MergeOptions {
+            max_sealed_files: 2,
+            ..opts()
+        };
+        let files = [f(1, 1000, 900), f(2, 1000, 900), f(3, 1000, 900)];
+        let plan = pick(&o, 4096, &files).unwrap();
+        assert_eq!(plan.reason, Reason::TooManyFiles(3));
+        assert_eq!(plan.inputs, vec![1, 2, 3]);
+        assert_eq!(
+            pick(&o, 900, &files),
+            None,
+            "three full files would stay three"
+        );
+    }
+
+    #[test]
+    fn merge_size_cap_keeps_oldest_first() {
+        let o = MergeOptions {
+            max_merge_bytes: Some(2500),
+            ..opts()
+        };
+        let files = [f(9, 1000, 0), f(2, 1000, 0), f(5, 1000, 0)];
+        assert_eq!(pick(&o, 1 << 20, &files).unwrap().inputs, vec![2, 5]);
+        assert_eq!(pick_all(&o, &files).unwrap().inputs, vec![2, 5]);
+        let tiny = MergeOptions {
+            max_merge_bytes: Some(1),
+            ..opts()
+        };
+        assert_eq!(
+            pick_all(&tiny, &files).unwrap().inputs,
+            vec![2],
+            "at least one file"
+        );
+    }
+}

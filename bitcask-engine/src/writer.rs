@@ -1,0 +1,274 @@
+//! The write path: one active file, appends under a mutex, keydir updates, rotation, and group
+//! commit.
+//!
+//! A write encodes its records, takes the writer mutex, appends them with one call, updates the
+//! keydir (so the write is visible), releases the mutex and only then, under
+//! [`engine_api::SyncPolicy::Always`], waits for a sync. Concurrent writers therefore share one
+//! `fdatasync` ([`engine_api::GroupCommit`]): the leader syncs the active file up to the end it
+//! read, which covers everyone who appended before it.
+//!
+//! Rotation (when the next record would pass `max_file_size`): append a seal record to the
+//! active file and sync it; create the next file, write its magic, sync it and sync the
+//! directory; then switch. A failure part-way poisons the engine, since the old file may
+//! already end in a seal. The sealed file's hint is written later by the background worker.
+
+use std::sync::Arc;
+
+use engine_api::{Error, IoClass, Result, Storage, SyncPolicy, WritableFile};
+
+use crate::datafile::{DataFile, FileName, FileShape, MAGIC, MAGIC_LEN};
+use crate::engine::Inner;
+use crate::keydir::Loc;
+use crate::record::{self, Kind, SEAL_LEN};
+use crate::worker::Job;
+
+/// Bytes of a batch's closing record.
+const BATCH_END_BYTES: usize = record::HEADER_LEN + 12;
+
+/// The active file and the positions the writer tracks.
+pub(crate) struct Writer {
+    file: Arc<DataFile>,
+    out: Arc<dyn WritableFile>,
+    /// Length of the active file.
+    len: u64,
+    /// Bytes appended through this engine across all files: the group-commit position.
+    appended: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn file(&self) -> &Arc<DataFile> {
+        &self.file
+    }
+}
+
+/// One operation to write: a key and a value (`None` for a delete).
+pub(crate) type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+
+impl Inner {
+    /// Creates a fresh active file and the writer around it.
+    pub(crate) fn new_writer(&self, next_seq: u64) -> Result<Writer> {
+        let (file, out) = self.create_active()?;
+        Ok(Writer {
+            file,
+            out,
+            len: MAGIC_LEN,
+            appended: 0,
+            next_seq,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    fn create_active(&self) -> Result<(Arc<DataFile>, Arc<dyn WritableFile>)> {
+        let id = self.allocate_file_id();
+        let path = FileName::Data(id).path(&self.dir);
+        let out: Arc<dyn WritableFile> = Arc::from(self.storage.create(&path, IoClass::Log)?);
+        out.append(MAGIC)?;
+        // The new file's name must be durable before any acknowledged write lands in it.
+        self.commit.poison().guard(|| out.sync())?;
+        self.commit
+            .poison()
+            .guard(|| self.storage.sync_dir(&self.dir))?;
+        let reader = self.storage.open(&path, IoClass::UserRead)?;
+        let file = DataFile::new(id, reader, FileShape::empty());
+        self.files.write().insert(id, Arc::clone(&file));
+        Ok((file, out))
+    }
+
+    /// Writes `ops` (one put or delete, or a whole batch) and acknowledges them per the policy.
+    pub(crate) fn write_ops(&self, ops: &[Op<'_>], batch: bool) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let pos = {
+            let mut guard = self.writer.lock();
+            let w = guard.as_mut().ok_or(Error::ReadOnly)?;
+            self.commit.poison().check()?;
+            self.append_ops(w, ops, batch)?
+        };
+        self.counters.wrote(ops);
+        if self.sync_policy == SyncPolicy::Always {
+            self.commit.wait_durable(pos, || self.sync_active())?;
+        }
+        Ok(())
+    }
+
+    /// Appends and indexes `ops` under the writer mutex; returns the group-commit position.
+    fn append_ops(&self, w: &mut Writer, ops: &[Op<'_>], batch: bool) -> Result<u64> {
+        let bytes: usize = ops
+            .iter()
+            .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
+            .sum::<usize>()
+            + if batch { BATCH_END_BYTES } else { 0 };
+        if w.len + bytes as u64 > self.max_file_size && w.len > MAGIC_LEN {
+            self.rotate(w)?;
+        }
+        w.buf.clear();
+        let first_seq = w.next_seq;
+        let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
+        for (key, value) in ops {
+            let kind = match (value, batch) {
+                (Some(_), false) => Kind::Put,
+                (None, false) => Kind::Tombstone,
+                (Some(_), true) => Kind::BatchPut,
+                (None, true) => Kind::BatchTombstone,
+            };
+            let offset = w.len + w.buf.len() as u64;
+            let seq = w.next_seq;
+            w.next_seq += 1;
+            record::encode(&mut w.buf, seq, kind, key, value.unwrap_or_default());
+            let loc = Loc {
+                file: w.file.id(),
+                offset: u32::try_from(offset).map_err(|_| Error::invalid("file offset"))?,
+                len: u32::try_from(record::record_len(key, value.unwrap_or_default()))
+                    .map_err(|_| Error::invalid("record length"))?,
+                seq,
+            };
+            changes.push((key, value.map(|_| loc)));
+        }
+        if batch {
+            let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
+            record::encode_batch_end(&mut w.buf, first_seq, count);
+        }
+        self.append_buf(w)?;
+        w.file
+            .grew(w.len, ops.len() as u64, first_seq, w.next_seq - 1);
+        self.index(w, &changes)?;
+        Ok(w.appended)
+    }
+
+    /// Appends the writer's buffer; a failed append is cut back off the file, and if that fails
+    /// too the engine is poisoned (later appends would land after garbage).
+    fn append_buf(&self, w: &mut Writer) -> Result<()> {
+        if let Err(e) = w.out.append(&w.buf) {
+            if let Err(cut) = w.out.truncate(w.len) {
+                self.commit.poison().set(&cut);
+            }
+            return Err(e);
+        }
+        w.len += w.buf.len() as u64;
+        w.appended += w.buf.len() as u64;
+        Ok(())
+    }
+
+    /// Points the keydir at the new records and moves live-byte counts between files.
+    fn index(&self, w: &Writer, changes: &[(&[u8], Option<Loc>)]) -> Result<()> {
+        let old = match changes {
+            [(key, Some(loc))] => vec![self.keydir.put(key, *loc)],
+            [(key, None)] => vec![Ok(self.keydir.remove(key))],
+            _ => self
+                .keydir
+                .apply_batch(changes)?
+                .into_iter()
+                .map(Ok)
+                .collect(),
+        };
+        for ((_, new), old) in changes.iter().zip(old) {
+            let old = old.inspect_err(|e| self.commit.poison().set(e))?;
+            if let Some(new) = new {
+                w.file.add_live(u64::from(new.len));
+            }
+            if let Some(old) = old {
+                self.file_dead(&old, w.file());
+            }
+        }
+        Ok(())
+    }
+
+    /// The record at `old` is no longer live.
+    pub(crate) fn file_dead(&self, old: &Loc, active: &Arc<DataFile>) {
+        if old.file == active.id() {
+            active.remove_live(u64::from(old.len));
+        } else if let Some(f) = self.files.read().get(&old.file) {
+            f.remove_live(u64::from(old.len));
+        }
+    }
+
+    /// Seals the active file and starts the next one. Poisons on failure.
+    pub(crate) fn rotate(&self, w: &mut Writer) -> Result<()> {
+        self.try_rotate(w)
+            .inspect_err(|e| self.commit.poison().set(e))
+    }
+
+    fn try_rotate(&self, w: &mut Writer) -> Result<()> {
+        w.buf.clear();
+        let seal = w.file.seal_record();
+        record::encode_seal(&mut w.buf, &seal);
+        self.append_buf(w)?;
+        w.out.sync()?;
+        w.file.seal(w.len);
+        self.commit.mark_durable(w.appended);
+        let (file, out) = self.create_active()?;
+        let old = std::mem::replace(&mut w.file, file);
+        w.out = out;
+        w.len = MAGIC_LEN;
+        self.send(Job::Sealed(old.id()));
+        Ok(())
+    }
+
+    /// Seals the active file if it holds records (a rotation); used by `compact()`.
+    pub(crate) fn rotate_if_used(&self) -> Result<()> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Err(Error::ReadOnly);
+        };
+        self.commit.poison().check()?;
+        if w.len > MAGIC_LEN {
+            self.rotate(w)?;
+        }
+        Ok(())
+    }
+
+    /// The group-commit leader's sync: the active file up to its current end.
+    fn sync_active(&self) -> Result<u64> {
+        let (out, pos) = self.active_end()?;
+        out.sync()?;
+        Ok(pos)
+    }
+
+    fn active_end(&self) -> Result<(Arc<dyn WritableFile>, u64)> {
+        let guard = self.writer.lock();
+        let w = guard.as_ref().ok_or(Error::ReadOnly)?;
+        Ok((Arc::clone(&w.out), w.appended))
+    }
+
+    /// Makes every acknowledged write durable (`Engine::sync`, the periodic task, merges).
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        self.commit.poison().check()?;
+        let (out, pos) = self.active_end()?;
+        self.commit.poison().guard(|| out.sync())?;
+        self.commit.mark_durable(pos);
+        Ok(())
+    }
+
+    /// Clean shutdown: seal the active file (its hint is written now, so the next open reads
+    /// no data file), or remove it if it holds nothing.
+    pub(crate) fn close_writer(&self) -> Result<()> {
+        let mut guard = self.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        self.commit.poison().check()?;
+        let id = w.file.id();
+        if w.len == MAGIC_LEN {
+            self.files.write().remove(&id);
+            self.storage.remove(&FileName::Data(id).path(&self.dir))?;
+            *guard = None;
+            return self.storage.sync_dir(&self.dir);
+        }
+        w.buf.clear();
+        let seal = w.file.seal_record();
+        record::encode_seal(&mut w.buf, &seal);
+        self.append_buf(w)?;
+        self.commit.poison().guard(|| w.out.sync())?;
+        w.file.seal(w.len);
+        debug_assert_eq!(w.len, seal.offset + SEAL_LEN as u64);
+        *guard = None;
+        drop(guard);
+        self.write_hint(id)
+    }
+}

@@ -1,0 +1,69 @@
+//! A simulated power loss at every sync, directory sync, rename and remove of merge-heavy
+//! workloads, each followed by a reopen checked against the model.
+
+use engine_api::SyncPolicy;
+use engine_api::testing::crash_points::{self, CrashReport};
+use engine_api::testing::model::Step;
+
+use crate::common::{tiny_factory, tiny_manual_factory};
+
+/// Overwrites and deletes over few keys with values big enough to rotate 1 KiB files every
+/// few writes, batches, and a `compact` every 12 steps: most durability points are merges.
+fn merge_heavy(seed: u64, steps: usize) -> Vec<Step> {
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut out = Vec::new();
+    for i in 0..steps {
+        let r = next();
+        let k = (r % 7) as u8 + 2;
+        let value = vec![(i % 251) as u8; 60 + (r >> 20) as usize % 200];
+        out.push(match r % 8 {
+            0..=4 => Step::Put(k, value),
+            5 | 6 => Step::Delete(k),
+            _ => Step::Batch(vec![(k, Some(value)), ((k + 3) % 7 + 2, None)]),
+        });
+        if i % 12 == 11 {
+            out.push(Step::Compact);
+        }
+    }
+    out
+}
+
+fn check(report: CrashReport) {
+    assert!(report.points > 20, "too few durability points: {report:?}");
+    assert!(report.states_checked > 0);
+}
+
+#[test]
+fn crash_at_every_merge_step_always() {
+    check(crash_points::run(
+        &tiny_manual_factory,
+        SyncPolicy::Always,
+        &merge_heavy(0x9e37_79b9, 40),
+    ));
+}
+
+#[test]
+fn crash_at_every_merge_step_never() {
+    check(crash_points::run(
+        &tiny_manual_factory,
+        SyncPolicy::Never,
+        &merge_heavy(0x1234_5678, 48),
+    ));
+}
+
+#[test]
+fn crash_at_every_point_with_background_merges() {
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        check(crash_points::run(
+            &tiny_factory,
+            policy,
+            &merge_heavy(77, 36),
+        ));
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the Bitcask engine: the engine-api conformance kit under default and
+//! tiny options, crashes at every durability point of merge-heavy workloads, readers and
+//! writers through repeated merges, damaged files, and engine-specific behaviour.
+
+mod common;
+mod concurrency;
+mod conformance;
+mod crash;
+mod damage;
+mod engine;
