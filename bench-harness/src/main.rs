@@ -1,30 +1,210 @@
-//! Placeholder main job until the harness issue lands: runs a small workload against the
-//! reference engine and prints its stats.
+//! `bench-harness`: runs the comparison suite against the workspace's engines and writes a
+//! report. `bench-harness compare --help` lists the options; with no arguments it runs the
+//! default suite against the default engines and writes into `target/bench-report/`.
 
-use engine_api::testing::RefEngine;
-use engine_api::{CommonOptions, Engine, SyncPolicy};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("bench-harness-{}", std::process::id()));
-    let engine = RefEngine::open(
-        &dir,
-        CommonOptions {
-            sync: SyncPolicy::Never,
-            ..CommonOptions::default()
-        },
-    )?;
-    for i in 0..10_000u32 {
-        engine.put(format!("key{i:08}").as_bytes(), &[7; 100])?;
+use bench_harness::report::{self, table};
+use bench_harness::suite::{self, Event, SuiteOptions, SuiteResult};
+use bench_harness::workload::WORKLOAD_NAMES;
+use bench_harness::{HarnessError, engines};
+use clap::{Args, Parser, Subcommand};
+use engine_api::SyncPolicy;
+
+/// Compares the workspace's storage engines on identical, seeded workloads.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the suite against every engine and write a report (the default command).
+    Compare(CompareArgs),
+    /// List the engines and workloads this build knows.
+    List,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The quick suite: 20,000 keys unless --keys says otherwise; under a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Engines to compare, comma-separated (default: the default suite's; see `list`).
+    #[arg(long, value_delimiter = ',')]
+    engines: Option<Vec<String>>,
+    /// Workloads to run instead of the default suite, comma-separated, in order; a fillrandom
+    /// load is added first unless the list starts with a fill (see `list`).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Option<Vec<String>>,
+    /// Keys to load (default 500,000; 20,000 with --quick).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Key size in bytes.
+    #[arg(long, default_value_t = 16)]
+    key_size: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: u64,
+    /// Operations per phase, over all threads (default: per workload, relative to --keys).
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Worker threads per phase.
+    #[arg(long, default_value_t = 1)]
+    threads: u64,
+    /// Durability policy of every engine: never, always, or periodic:<milliseconds>.
+    #[arg(long, default_value = "never", value_parser = parse_sync)]
+    sync: SyncPolicy,
+    /// Seed of every op stream.
+    #[arg(long, default_value_t = 0x5EED)]
+    seed: u64,
+    /// Directory for the report.
+    #[arg(long, default_value = "target/bench-report")]
+    out: PathBuf,
+    /// Directory under which each engine gets a temporary data directory (default: the system's
+    /// temporary directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn parse_sync(text: &str) -> Result<SyncPolicy, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let millis = match lower.as_str() {
+        "never" => return Ok(SyncPolicy::Never),
+        "always" => return Ok(SyncPolicy::Always),
+        "periodic" => "100",
+        other => other
+            .strip_prefix("periodic:")
+            .or_else(|| other.strip_prefix("periodic-")?.strip_suffix("ms"))
+            .ok_or_else(|| {
+                format!("'{text}' is not a sync policy: use never, always or periodic:<ms>")
+            })?,
+    };
+    match millis.parse::<u64>() {
+        Ok(ms) if (1..=60_000).contains(&ms) => Ok(SyncPolicy::Periodic(Duration::from_millis(ms))),
+        _ => Err(format!(
+            "'{text}': the period must be a whole number of milliseconds from 1 to 60000"
+        )),
     }
-    engine.sync()?;
-    let stats = engine.stats();
-    println!(
-        "reference engine: {} writes, {} user bytes, {} bytes logged",
-        stats.user_writes,
-        stats.user_bytes_written,
-        stats.io.total().bytes_written
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::List) => {
+            list();
+            Ok(())
+        }
+        Some(Command::Compare(args)) => compare(&args),
+        None => match Cli::try_parse_from(["bench-harness", "compare"]) {
+            Ok(Cli {
+                command: Some(Command::Compare(args)),
+            }) => compare(&args),
+            Ok(_) => Err(HarnessError::invalid("no command")),
+            Err(e) => Err(HarnessError::invalid(e.to_string())),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if e.is_input_error() { 2 } else { 1 })
+        }
+    }
+}
+
+fn list() {
+    println!("engines (* = in the default suite):");
+    for e in engines::all() {
+        let mark = if e.in_default_suite { "*" } else { " " };
+        println!("  {mark} {:<10} {}", e.name, e.description);
+    }
+    println!("workloads: {}", WORKLOAD_NAMES.join(", "));
+}
+
+fn to_usize(option: &str, value: u64) -> Result<usize, HarnessError> {
+    usize::try_from(value)
+        .map_err(|_| HarnessError::invalid(format!("{option} {value} is too large")))
+}
+
+fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
+    Ok(SuiteOptions {
+        engines: args.engines.clone(),
+        workloads: args.workloads.clone(),
+        quick: args.quick,
+        key_count: args.keys,
+        key_size: to_usize("--key-size", args.key_size)?,
+        value_size: to_usize("--value-size", args.value_size)?,
+        ops: args.ops,
+        threads: to_usize("--threads", args.threads)?,
+        sync: args.sync,
+        seed: args.seed,
+        data_dir: args.data_dir.clone(),
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    })
+}
+
+fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
+    let config = options(args)?.build()?;
+    report::check_output_dir(&args.out)?;
+    let names: Vec<&str> = config.engines.iter().map(|e| e.name).collect();
+    eprintln!(
+        "comparing {} on {} keys ({} + {} bytes), {} phases, sync {}, {} thread(s)",
+        names.join(", "),
+        config.dataset.key_count,
+        config.dataset.key_size,
+        config.dataset.value_size,
+        config.phases.len(),
+        config.engine_config.sync.label(),
+        config.phases.first().map_or(1, |p| p.threads),
     );
-    drop(engine);
-    std::fs::remove_dir_all(&dir)?;
+    let result = suite::run_suite(&config, &mut print_event)?;
+    print_tables(&result);
+    let written = report::write_report(&result, &args.out)?;
+    let dir = absolute(&args.out);
+    println!(
+        "\nreport: {} ({} files)",
+        dir.join("report.md").display(),
+        written.len()
+    );
     Ok(())
+}
+
+fn print_event(event: Event<'_>) {
+    match event {
+        Event::EngineOpened { engine, dir } => {
+            eprintln!("{engine}: opened in {}", dir.display());
+        }
+        Event::PhaseDone { engine, summary: s } => {
+            let p99 = s.latency.map_or("-".to_string(), |l| table::num(l.p99_us));
+            eprintln!(
+                "{engine:>10} {:<26} {:>10} ops {:>8} s {:>10} kops/s  p99 {:>8} µs  WA {}",
+                s.phase,
+                s.counts.ops,
+                table::num(s.seconds),
+                table::num(s.ops_per_sec / 1000.0),
+                p99,
+                table::num(s.write_amp.seam_total),
+            );
+        }
+    }
+}
+
+fn print_tables(result: &SuiteResult) {
+    println!();
+    println!("{}", table::phase_table(result).to_text());
+    println!("{}", table::totals_table(result).to_text());
+    println!("{}", table::read_amp_table(result).to_text());
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

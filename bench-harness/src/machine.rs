@@ -1,0 +1,94 @@
+//! [`Machine`]: what the numbers were measured on, for the report (cores, CPU, memory, kernel,
+//! the file system under the data directory, the date).
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// A description of the machine and the moment, read from `/proc` where it can be.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Machine {
+    /// Logical CPUs available to this process.
+    pub cores: usize,
+    /// CPU model name.
+    pub cpu: String,
+    /// Total memory in bytes.
+    pub memory_bytes: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// File system type and device under the data directory.
+    pub filesystem: String,
+    /// When the description was taken, UTC, ISO 8601.
+    pub date: String,
+}
+
+impl Machine {
+    /// Describes this machine, with the file system that holds `data_dir`.
+    pub fn describe(data_dir: &Path) -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let cpuinfo = read("/proc/cpuinfo");
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .and_then(|rest| rest.split_once(':'))
+            .map_or_else(|| "unknown".to_string(), |(_, v)| v.trim().to_string());
+        let memory_kib = read("/proc/meminfo")
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu,
+            memory_bytes: memory_kib * 1024,
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+            filesystem: filesystem_of(data_dir, &read("/proc/self/mounts")),
+            date: utc_now(),
+        }
+    }
+}
+
+/// The mount with the longest mount point that is a prefix of `dir`, as "type (device)".
+pub fn filesystem_of(dir: &Path, mounts: &str) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (device, point, fstype) = (f.next()?, f.next()?, f.next()?);
+            dir.starts_with(point)
+                .then(|| (point.len(), format!("{fstype} ({device})")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown".to_string(), |(_, fs)| fs)
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    utc_from_unix(secs)
+}
+
+/// A Unix time as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, Howard Hinnant's civil-from-days).
+pub fn utc_from_unix(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

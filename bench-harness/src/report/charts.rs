@@ -1,0 +1,303 @@
+//! SVG charts (plotters): throughput, write amplification and disk size over time, one line per
+//! engine, and horizontal bar charts for the final comparison. Rendered into strings so a report
+//! is written only once every chart has rendered.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::error::{HarnessError, Result};
+use crate::metrics::{EngineRun, IntervalRecord};
+use crate::suite::SuiteResult;
+
+/// One named line or bar group: the engine and its points.
+pub type Series<T> = (String, Vec<T>);
+
+const SIZE: (u32, u32) = (960, 520);
+
+fn err<E: std::fmt::Debug>(e: E) -> HarnessError {
+    HarnessError::Report(format!("chart: {e:?}"))
+}
+
+/// A color per engine, stable across charts.
+pub fn color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(140, 86, 75),
+    ];
+    COLORS.get(i % COLORS.len()).copied().unwrap_or(BLACK)
+}
+
+fn upper(values: impl Iterator<Item = f64>) -> f64 {
+    let max = values.filter(|v| v.is_finite()).fold(0.0, f64::max);
+    if max > 0.0 { max * 1.08 } else { 1.0 }
+}
+
+/// A line chart of `series` (x in seconds since each engine was opened).
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn line_chart(title: &str, y_desc: &str, series: &[Series<(f64, f64)>]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let points = || series.iter().flat_map(|(_, p)| p.iter());
+        let x_max = upper(points().map(|p| p.0));
+        let y_max = upper(points().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds since the engine was opened")
+            .y_desc(y_desc)
+            .draw()
+            .map_err(err)?;
+        for (i, (name, pts)) in series.iter().enumerate() {
+            let style = color(i).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), style))
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// Horizontal grouped bars: one group per category (top to bottom), one bar per series. With
+/// `log`, bar lengths are on a log10 scale (for throughputs that span orders of magnitude).
+/// Missing values leave a gap.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn bar_chart(
+    title: &str,
+    x_desc: &str,
+    categories: &[String],
+    series: &[Series<Option<f64>>],
+    log: bool,
+) -> Result<String> {
+    let scale = |v: f64| if log { v.max(1e-9).log10() } else { v };
+    let values = || series.iter().flat_map(|(_, v)| v.iter().flatten().copied());
+    let (lo, hi) = if log {
+        let min = values().filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+        let max = values().fold(0.0, f64::max);
+        let lo = if min.is_finite() {
+            scale(min).floor()
+        } else {
+            0.0
+        };
+        (lo, scale(max.max(1e-9)).ceil().max(lo + 1.0))
+    } else {
+        (0.0, upper(values()))
+    };
+    let mut svg = String::new();
+    {
+        let height = SIZE.1.max(80 + 34 * categories.len() as u32);
+        let root = SVGBackend::with_string(&mut svg, (SIZE.0, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let n = categories.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(200)
+            .build_cartesian_2d(lo..hi, 0f64..n)
+            .map_err(err)?;
+        let format_x = |v: &f64| {
+            if log {
+                crate::report::table::num(10f64.powf(*v))
+            } else {
+                crate::report::table::num(*v)
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc(x_desc)
+            .x_label_formatter(&format_x)
+            .draw()
+            .map_err(err)?;
+        let band = 0.8 / series.len().max(1) as f64;
+        for (i, (name, values)) in series.iter().enumerate() {
+            let style = color(i).filled();
+            let bars = values.iter().enumerate().filter_map(|(c, v)| {
+                let top = n - c as f64 - 0.1 - band * i as f64;
+                v.map(|v| Rectangle::new([(lo, top - band), (scale(v).max(lo), top)], style))
+            });
+            chart
+                .draw_series(bars)
+                .map_err(err)?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], style));
+        }
+        label_categories(&root, &chart, categories, lo, n)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// Category names right-aligned left of the plot, centred on their groups: plotters' own axis
+/// labels sit at round numbers, not at group centres.
+fn label_categories<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    categories: &[String],
+    lo: f64,
+    n: f64,
+) -> Result<()> {
+    let style =
+        TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Right, VPos::Center));
+    for (c, name) in categories.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(lo, n - c as f64 - 0.5));
+        root.draw(&Text::new(name.clone(), (x - 8, y), style.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn over_time(result: &SuiteResult, f: impl Fn(&IntervalRecord) -> f64) -> Vec<Series<(f64, f64)>> {
+    result
+        .runs
+        .iter()
+        .map(|run| {
+            (
+                run.engine.clone(),
+                run.intervals.iter().map(|i| (i.t, f(i))).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Operations per second, interval by interval.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn throughput(result: &SuiteResult) -> Result<String> {
+    let series = over_time(result, |i| i.ops_per_sec / 1000.0);
+    line_chart("Throughput per one-second interval", "kops/s", &series)
+}
+
+/// Cumulative write amplification since open (seam, or `wchar` for peers).
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn write_amplification(result: &SuiteResult) -> Result<String> {
+    let series = over_time(result, |i| i.write_amp);
+    line_chart(
+        "Write amplification since open (bytes written / user bytes)",
+        "write amplification",
+        &series,
+    )
+}
+
+/// Disk usage of each engine's directory.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn disk_size(result: &SuiteResult) -> Result<String> {
+    #[expect(clippy::cast_precision_loss, reason = "display")]
+    let series = over_time(result, |i| i.disk_bytes as f64 / 1e6);
+    line_chart("Disk usage (du of the engine's directory)", "MB", &series)
+}
+
+/// Throughput of every phase, engines side by side (log scale).
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn comparison(result: &SuiteResult) -> Result<String> {
+    let phases: Vec<String> = result
+        .phases
+        .iter()
+        .filter(|p| p.workload.pattern != crate::workload::Pattern::Compact)
+        .map(|p| p.label.clone())
+        .collect();
+    let series: Vec<Series<Option<f64>>> = result
+        .runs
+        .iter()
+        .map(|run| {
+            let values = phases
+                .iter()
+                .map(|l| run.phase(l).map(|p| p.ops_per_sec / 1000.0))
+                .collect();
+            (run.engine.clone(), values)
+        })
+        .collect();
+    bar_chart(
+        "Throughput per phase",
+        "kops/s (log scale)",
+        &phases,
+        &series,
+        true,
+    )
+}
+
+/// Whole-run amplification and memory, engines side by side.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn amplification(result: &SuiteResult) -> Result<String> {
+    type Metric = (&'static str, fn(&EngineRun) -> Option<f64>);
+    let metrics: [Metric; 5] = [
+        ("write amp (seam total)", |r| {
+            r.seam_accounting.then_some(r.totals.write_amp.seam_total)
+        }),
+        ("write amp (/proc wchar)", |r| {
+            Some(r.totals.write_amp.proc_wchar)
+        }),
+        ("space amp (end)", |r| Some(r.totals.space_amp)),
+        ("space amp (peak)", |r| Some(r.totals.peak_space_amp)),
+        ("reads per get (readrandom)", |r| {
+            let ra = r.phase("readrandom")?.read_amp?;
+            r.seam_accounting.then_some(ra.seam_reads_per_get)
+        }),
+    ];
+    let categories: Vec<String> = metrics.iter().map(|(n, _)| (*n).to_string()).collect();
+    let series: Vec<Series<Option<f64>>> = result
+        .runs
+        .iter()
+        .map(|run| {
+            (
+                run.engine.clone(),
+                metrics.iter().map(|(_, f)| f(run)).collect(),
+            )
+        })
+        .collect();
+    bar_chart(
+        "Amplification over the whole run",
+        "ratio",
+        &categories,
+        &series,
+        false,
+    )
+}

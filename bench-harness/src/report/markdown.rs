@@ -1,0 +1,182 @@
+//! The Markdown report: what ran, on what, the side-by-side tables, the charts, and how every
+//! figure is measured.
+
+use std::fmt::Write as _;
+
+use super::table::{self, mb, num};
+use crate::metrics::EngineRun;
+use crate::suite::SuiteResult;
+
+/// The whole report.
+pub fn report(result: &SuiteResult) -> String {
+    let mut md = String::new();
+    header(&mut md, result);
+    md.push_str("## Throughput and tail latency per phase\n\n");
+    md.push_str(&table::phase_table(result).to_markdown());
+    md.push_str("\n![Throughput per phase](comparison.svg)\n\n");
+    md.push_str("## Amplification, compaction and memory over the whole run\n\n");
+    md.push_str(&table::totals_table(result).to_markdown());
+    md.push('\n');
+    md.push_str(&table::read_amp_table(result).to_markdown());
+    md.push_str("\n![Amplification](amplification.svg)\n\n");
+    md.push_str("## Over time\n\n");
+    md.push_str("![Throughput over time](throughput.svg)\n\n");
+    md.push_str("![Write amplification over time](write-amplification.svg)\n\n");
+    md.push_str("![Disk usage over time](disk-size.svg)\n\n");
+    md.push_str("## Latency per engine\n\n");
+    for run in &result.runs {
+        let _ = writeln!(md, "### {}\n", run.engine);
+        md.push_str(&table::latency_table(run).to_markdown());
+        md.push('\n');
+    }
+    settings(&mut md, result);
+    phases(&mut md, result);
+    method(&mut md, result);
+    md
+}
+
+fn header(md: &mut String, result: &SuiteResult) {
+    let m = &result.machine;
+    let d = &result.dataset;
+    let engines: Vec<&str> = result.runs.iter().map(|r| r.engine.as_str()).collect();
+    let suite = if result.quick { "quick suite" } else { "suite" };
+    let _ = write!(
+        md,
+        "# Engine comparison: {}\n\n\
+         Measured {} on {} cores ({}), {:.1} GiB of memory, Linux {}, data on {}.\n\n\
+         The {suite}: {} keys of {} bytes with {}-byte values ({} MB loaded), sync policy \
+         `{}`, seed {}; {} s in all. Every engine got the same seeded operations, one engine \
+         at a time, each in a fresh directory.\n\n",
+        engines.join(" vs "),
+        m.date,
+        m.cores,
+        m.cpu,
+        m.memory_bytes as f64 / f64::from(1u32 << 30),
+        m.kernel,
+        m.filesystem,
+        d.key_count,
+        d.key_size,
+        d.value_size,
+        mb(d.bytes()),
+        result.sync,
+        d.seed,
+        num(result.seconds),
+    );
+    md.push_str(
+        "Compare engines **within** this report: absolute figures depend on the machine and \
+         on whatever else it was running; ratios measured side by side in one run are what \
+         carry over.\n\n",
+    );
+    let _ = writeln!(md, "Traffic check: {}\n", traffic_check(result));
+}
+
+/// Whether every engine saw the same operation counts, phase by phase (and, single-threaded,
+/// the same hits).
+pub fn traffic_check(result: &SuiteResult) -> String {
+    let Some(first) = result.runs.first() else {
+        return "no engines ran".to_string();
+    };
+    let same = |other: &EngineRun| {
+        first.phases.iter().zip(&other.phases).all(|(a, b)| {
+            let (x, y) = (a.counts, b.counts);
+            x.ops == y.ops
+                && x.puts == y.puts
+                && x.gets == y.gets
+                && x.deletes == y.deletes
+                && x.scans == y.scans
+                && x.user_bytes_written == y.user_bytes_written
+                && (a.threads > 1 || (x.found == y.found && x.scan_entries == y.scan_entries))
+        })
+    };
+    if result.runs.iter().all(same) {
+        "every engine issued identical operations and, where one thread ran, saw identical hits \
+         and scan results."
+            .to_string()
+    } else {
+        "**engines differ** in operation or hit counts; see `summary.json`.".to_string()
+    }
+}
+
+fn settings(md: &mut String, result: &SuiteResult) {
+    md.push_str("## Engine settings\n\n");
+    for run in &result.runs {
+        let list: Vec<String> = run
+            .settings
+            .iter()
+            .map(|(k, v)| format!("`{k}` = {v}"))
+            .collect();
+        let io = if run.seam_accounting {
+            "I/O counted at the storage seam"
+        } else {
+            "no storage seam: I/O from `/proc/self/io` only"
+        };
+        let _ = writeln!(md, "- **{}** ({io}): {}", run.engine, list.join(", "));
+    }
+    md.push('\n');
+}
+
+fn phases(md: &mut String, result: &SuiteResult) {
+    md.push_str(
+        "## Phases\n\n| phase | workload | operations | threads |\n|:---|:---|---:|---:|\n",
+    );
+    for p in &result.phases {
+        let ops = match p.workload.pattern {
+            crate::workload::Pattern::Compact => "full compaction / merge".to_string(),
+            _ if p.workload.is_pass() => "one pass over the keys".to_string(),
+            _ => p.ops.to_string(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {ops} | {} |",
+            p.label, p.workload.name, p.threads
+        );
+    }
+    md.push('\n');
+}
+
+fn method(md: &mut String, result: &SuiteResult) {
+    md.push_str(METHOD);
+    let not_own: Vec<&str> = result
+        .runs
+        .iter()
+        .filter(|r| !r.peak_rss_is_own)
+        .map(|r| r.engine.as_str())
+        .collect();
+    if !not_own.is_empty() {
+        let _ = writeln!(
+            md,
+            "- The kernel refused to reset the peak-RSS mark, so the peak RSS of {} includes \
+             earlier engines' peaks.",
+            not_own.join(", ")
+        );
+    }
+}
+
+const METHOD: &str = "## How the figures are measured\n\n\
+- **Workloads** come from one seeded generator: db_bench's fill, overwrite, read, seek and \
+delete workloads and YCSB A to F (zipfian constant 0.99, scrambled with FNV-64 as YCSB does; \
+`latest` for D; scans of uniform length 1 to 100 for E). Keys are zero-padded decimal ids; \
+values are slices of one seeded random pool (incompressible). A YCSB update rewrites the \
+whole value.\n\
+- **Throughput** is operations over the phase's wall time; **MB/s** counts user key and value \
+bytes written and read. **Latency** is per operation (a scan until its last entry, a \
+read-modify-write for both halves), in HdrHistogram with 3 significant digits.\n\
+- **Write amplification** divides bytes written by the user's key and value bytes (a delete \
+counts its key). Our engines write through `engine_api::CountingStorage`, which counts every \
+byte per I/O class below the engine, so the seam views mean the same for both: for the LSM, \
+(flush + compaction) / flushed (RocksDB's `Sum` W-Amp), (flush + compaction) / user and \
+(WAL + flush + compaction) / user; for Bitcask, log / user (appends only) and \
+(log + merge + hints) / user. The `/proc/self/io` rows cross-check them: `wchar` counts every \
+byte handed to `write`, `write_bytes − cancelled_write_bytes` what the process sent toward \
+the device. Peers have no seam, so only the `/proc` rows apply to them.\n\
+- **Space amplification** is `du` of the engine's directory (allocated blocks) over live \
+logical bytes: the live keys the harness counts from acknowledged writes, times key + value \
+size. The peak is the largest value sampled once a second.\n\
+- **Read amplification** is storage reads through the seam (`UserRead` class) per get, in \
+phases that only get; these are `pread` calls, and the OS page cache may serve them.\n\
+- **Compaction cost** is the engine's count, wall and CPU time of compactions or merges and \
+the seam's `Compaction` bytes read and written; **stalls** are the engine's own count.\n\
+- **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened; **index \
+memory** is the engine's own figure (keydir, or bloom filters, indexes and memtables).\n\
+- Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
+above per phase.\n";

@@ -1,0 +1,411 @@
+//! [`Runner`]: runs phases against one engine and measures them.
+//!
+//! A phase is a [`Phase`]: a workload, an operation count and a thread count. The runner derives
+//! the phase's seed from the data set's seed and the phase's position, so the same list of
+//! phases gives every engine the same traffic. Worker threads issue the operations; the
+//! runner's own thread samples once a second (see [`sampler`]).
+
+mod live;
+mod sampler;
+mod worker;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use engine_api::Engine;
+use serde::Serialize;
+
+pub use live::LiveSet;
+
+use self::sampler::{INTERVAL, IntervalContext, PhaseTally, TICK, cut_interval, progress_bar};
+use self::worker::{Shared, Slot, lock, run_compact, run_stream};
+use crate::error::{HarnessError, Result};
+use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
+use crate::metrics::process::{Memory, reset_peak_rss};
+use crate::metrics::{
+    CompactionCost, EngineRun, IntervalRecord, PhaseSummary, RunTotals, Snapshot, StallCost,
+};
+use crate::workload::zipf::derive_seed;
+use crate::workload::{Dataset, KeyCodec, Pattern, StreamPlan, ValuePool, Workload};
+
+/// One phase of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Phase {
+    /// The label shown in reports; unique within a run.
+    pub label: String,
+    /// What to run.
+    pub workload: Workload,
+    /// Operations over all threads (passes and `compact` ignore it).
+    pub ops: u64,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+impl Phase {
+    /// A phase labelled with the workload's name.
+    pub fn new(workload: Workload, ops: u64, threads: usize) -> Self {
+        Phase {
+            label: workload.name.clone(),
+            workload,
+            ops,
+            threads,
+        }
+    }
+
+    /// The same phase under another label.
+    pub fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+}
+
+/// Runs phases against one engine, keeping what is needed to measure each against the state at
+/// open: see the crate documentation for an example.
+pub struct Runner {
+    name: String,
+    engine: Arc<dyn Engine>,
+    dir: PathBuf,
+    dataset: Dataset,
+    codec: KeyCodec,
+    pool: ValuePool,
+    live: LiveSet,
+    seam_accounting: bool,
+    progress: bool,
+    next_insert: u64,
+    phases_run: u64,
+    user_bytes: u64,
+    opened: Snapshot,
+    peak_rss_is_own: bool,
+    phases: Vec<PhaseSummary>,
+    intervals: Vec<IntervalRecord>,
+    peak_space_amp: f64,
+    peak_disk_bytes: u64,
+}
+
+impl Runner {
+    /// A runner for `engine`, whose files live in `dir`, over `dataset`. Resets the process's
+    /// peak-RSS mark so the run's peak is its own.
+    ///
+    /// # Errors
+    /// [`HarnessError::InvalidInput`] for a data set with no keys.
+    pub fn new(engine: Arc<dyn Engine>, dir: impl Into<PathBuf>, dataset: Dataset) -> Result<Self> {
+        if dataset.key_count == 0 {
+            return Err(HarnessError::invalid("the data set needs at least one key"));
+        }
+        let dir = dir.into();
+        let peak_rss_is_own = reset_peak_rss();
+        let opened = Snapshot::take(engine.as_ref(), &dir);
+        Ok(Runner {
+            name: engine.name().to_string(),
+            codec: KeyCodec::new(dataset.key_size),
+            pool: ValuePool::new(dataset.value_size, derive_seed(dataset.seed, u64::MAX)),
+            live: LiveSet::new(dataset.key_count),
+            seam_accounting: true,
+            progress: false,
+            next_insert: dataset.key_count,
+            phases_run: 0,
+            user_bytes: 0,
+            opened,
+            peak_rss_is_own,
+            phases: Vec::new(),
+            intervals: Vec::new(),
+            peak_space_amp: 0.0,
+            peak_disk_bytes: 0,
+            engine,
+            dir,
+            dataset,
+        })
+    }
+
+    /// Reports the engine under `name` rather than the name it gives itself.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Shows a progress bar on stderr for each phase.
+    #[must_use]
+    pub fn with_progress(mut self, visible: bool) -> Self {
+        self.progress = visible;
+        self
+    }
+
+    /// Declares that the engine's I/O bypasses the counting seam (a peer engine), so write
+    /// amplification over time uses `/proc/self/io` instead.
+    #[must_use]
+    pub fn without_seam(mut self) -> Self {
+        self.seam_accounting = false;
+        self
+    }
+
+    /// The stream plan the next phase would run: the same on every engine for the same phases.
+    pub fn plan(&self, phase: &Phase) -> StreamPlan {
+        StreamPlan {
+            workload: phase.workload.clone(),
+            ops: phase.ops,
+            threads: phase.threads.max(1),
+            key_count: self.dataset.key_count,
+            insert_base: self.next_insert,
+            seed: derive_seed(self.dataset.seed, self.phases_run),
+            value_offsets: self.pool.offsets(),
+        }
+    }
+
+    /// Runs one phase to completion and returns its summary (also kept for [`Runner::finish`]).
+    ///
+    /// # Errors
+    /// [`HarnessError::InvalidInput`] if the phase's keys do not fit the key size; an engine
+    /// error or a wrong answer stops the phase and is returned.
+    pub fn run_phase(&mut self, phase: &Phase) -> Result<PhaseSummary> {
+        let plan = self.plan(phase);
+        let capacity = plan.insert_base + plan.insert_capacity();
+        if !self.codec.fits(capacity.saturating_sub(1)) {
+            return Err(HarnessError::invalid(format!(
+                "key ids up to {} need {} digits, more than the key size of {} bytes",
+                capacity - 1,
+                KeyCodec::digits(capacity - 1),
+                self.codec.size()
+            )));
+        }
+        self.live.grow(capacity);
+        self.next_insert = capacity;
+        self.phases_run += 1;
+        let before = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let (tally, compact_summary) = self.drive(phase, &plan)?;
+        let after = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let summary = self.summarise(phase, &before, &after, tally, compact_summary);
+        self.user_bytes += summary.counts.user_bytes_written;
+        self.phases.push(summary.clone());
+        Ok(summary)
+    }
+
+    /// Runs the workers and samples until they finish.
+    fn drive(
+        &mut self,
+        phase: &Phase,
+        plan: &StreamPlan,
+    ) -> Result<(PhaseTally, Option<engine_api::CompactionSummary>)> {
+        let compact = phase.workload.pattern == Pattern::Compact;
+        let streams = if compact { Vec::new() } else { plan.streams() };
+        let total: u64 = streams.iter().map(|s| s.total()).sum();
+        let slots: Vec<Slot> = (0..streams.len().max(1)).map(|_| Slot::default()).collect();
+        let stop = AtomicBool::new(false);
+        let has_deletes = matches!(&phase.workload.pattern, Pattern::Mix(m) if m.delete > 0.0);
+        let shared = Shared {
+            engine: self.engine.as_ref(),
+            phase: &phase.label,
+            codec: self.codec,
+            pool: &self.pool,
+            live: &self.live,
+            stop: &stop,
+            check_hits: !(has_deletes && streams.len() > 1),
+        };
+        let bar = progress_bar(self.progress, &self.name, &phase.label, total);
+        let ctx = IntervalContext {
+            engine: self.engine.as_ref(),
+            name: &self.name,
+            dir: &self.dir,
+            phase: &phase.label,
+            opened: &self.opened,
+            record_bytes: self.dataset.record_bytes(),
+            live: &self.live,
+            seam_accounting: self.seam_accounting,
+            user_bytes_before: self.user_bytes,
+        };
+        let mut tally = PhaseTally::default();
+        let mut intervals = Vec::new();
+        let workers = if compact { 1 } else { streams.len() };
+        let (done_tx, done_rx) = mpsc::channel::<Instant>();
+        let started = Instant::now();
+        let mut ended = started;
+        let outcome = std::thread::scope(|scope| {
+            let handles: Vec<_> = if compact {
+                let (shared, slot) = (&shared, &slots[..1]);
+                vec![spawn_job(scope, &done_tx, move || {
+                    run_compact(shared, &slot[0])
+                })]
+            } else {
+                streams
+                    .into_iter()
+                    .zip(&slots)
+                    .map(|(stream, slot)| {
+                        let shared = &shared;
+                        spawn_job(scope, &done_tx, move || run_stream(shared, stream, slot))
+                    })
+                    .collect()
+            };
+            let mut finished = 0;
+            let mut last = started;
+            loop {
+                let wait = TICK.min(INTERVAL.saturating_sub(last.elapsed()));
+                match done_rx.recv_timeout(wait) {
+                    Ok(at) => {
+                        finished += 1;
+                        ended = ended.max(at);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => finished = workers,
+                }
+                let all_done = finished >= workers;
+                bar.set_position(slots.iter().map(|s| s.done.load(Ordering::Relaxed)).sum());
+                if all_done || last.elapsed() >= INTERVAL {
+                    let (record, at) = cut_interval(&ctx, &slots, &mut tally, last);
+                    last = at;
+                    intervals.push(record);
+                }
+                if all_done {
+                    break;
+                }
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(panicked(&shared))))
+                .collect::<Result<Vec<()>>>()
+        });
+        bar.finish_and_clear();
+        outcome?;
+        self.absorb_intervals(intervals, &tally);
+        tally.seconds = ended.duration_since(started).as_secs_f64();
+        let summary = lock(&slots[0].compact_summary).take();
+        Ok((tally, summary))
+    }
+
+    fn absorb_intervals(&mut self, intervals: Vec<IntervalRecord>, tally: &PhaseTally) {
+        self.peak_space_amp = self.peak_space_amp.max(tally.peak_space_amp);
+        self.peak_disk_bytes = self.peak_disk_bytes.max(tally.peak_disk_bytes);
+        self.intervals.extend(intervals);
+    }
+
+    fn summarise(
+        &self,
+        phase: &Phase,
+        before: &Snapshot,
+        after: &Snapshot,
+        tally: PhaseTally,
+        compact_summary: Option<engine_api::CompactionSummary>,
+    ) -> PhaseSummary {
+        let seconds = tally.seconds.max(1e-9);
+        let counts = tally.counts;
+        let io = after.stats.io.since(&before.stats.io);
+        let proc_io = after.proc_io.since(&before.proc_io);
+        let live_keys = self.live.count();
+        let space_amp =
+            space_amplification(after.disk_bytes, live_keys, self.dataset.record_bytes());
+        let only_gets = counts.gets > 0 && counts.scans == 0;
+        #[expect(clippy::cast_precision_loss, reason = "rates")]
+        let (ops_per_sec, mb_per_sec) = (
+            counts.ops as f64 / seconds,
+            (counts.user_bytes_written + counts.user_bytes_read) as f64 / seconds / 1e6,
+        );
+        PhaseSummary {
+            phase: phase.label.clone(),
+            workload: phase.workload.name.clone(),
+            threads: phase.threads.max(1),
+            seconds,
+            counts,
+            ops_per_sec,
+            mb_per_sec,
+            latency: tally.latencies.overall(),
+            latency_by_class: tally
+                .latencies
+                .by_class()
+                .into_iter()
+                .map(|(c, s)| (c.name().to_string(), s))
+                .collect(),
+            write_amp: write_amplification(&io, &proc_io, counts.user_bytes_written),
+            read_amp: only_gets.then(|| read_amplification(&io, &proc_io, counts.gets)),
+            compaction: CompactionCost::between(&before.stats, &after.stats),
+            stalls: StallCost::between(&before.stats, &after.stats),
+            compact_summary,
+            io,
+            proc_io,
+            cpu: after.cpu.since(&before.cpu),
+            disk_bytes: after.disk_bytes,
+            engine_disk_bytes: after.stats.disk_bytes,
+            live_keys,
+            engine_live_keys: after.stats.live_keys,
+            space_amp,
+            peak_space_amp: tally.peak_space_amp.max(space_amp),
+            rss_bytes: after.memory.rss_bytes,
+            peak_rss_bytes: after.memory.peak_rss_bytes.max(tally.peak_rss_bytes),
+            index_memory_bytes: after.stats.index_memory_bytes,
+        }
+    }
+
+    /// The phases run so far.
+    pub fn phases(&self) -> &[PhaseSummary] {
+        &self.phases
+    }
+
+    /// The engine being measured.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Ends the run: reads the engine once more and returns everything measured, with whole-run
+    /// totals. `settings` are recorded as given, for the report.
+    pub fn finish(self, settings: Vec<(String, String)>) -> EngineRun {
+        let end = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let io = end.stats.io.since(&self.opened.stats.io);
+        let proc_io = end.proc_io.since(&self.opened.proc_io);
+        let live_keys = self.live.count();
+        let space_amp = space_amplification(end.disk_bytes, live_keys, self.dataset.record_bytes());
+        let totals = RunTotals {
+            seconds: self.phases.iter().map(|p| p.seconds).sum(),
+            write_amp: write_amplification(&io, &proc_io, self.user_bytes),
+            compaction: CompactionCost::between(&self.opened.stats, &end.stats),
+            stalls: StallCost::between(&self.opened.stats, &end.stats),
+            cpu: end.cpu.since(&self.opened.cpu),
+            disk_bytes: end.disk_bytes,
+            peak_disk_bytes: self.peak_disk_bytes.max(end.disk_bytes),
+            space_amp,
+            peak_space_amp: self.peak_space_amp.max(space_amp),
+            peak_rss_bytes: Memory::read().peak_rss_bytes,
+            index_memory_bytes: end.stats.index_memory_bytes,
+            live_keys,
+        };
+        EngineRun {
+            engine: self.name,
+            settings,
+            seam_accounting: self.seam_accounting,
+            peak_rss_is_own: self.peak_rss_is_own,
+            phases: self.phases,
+            intervals: self.intervals,
+            totals,
+        }
+    }
+
+    /// The directory the engine's files live in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Spawns a worker that reports the moment it ends on `done`, whatever its result.
+fn spawn_job<'scope, F>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    done: &mpsc::Sender<Instant>,
+    job: F,
+) -> std::thread::ScopedJoinHandle<'scope, Result<()>>
+where
+    F: FnOnce() -> Result<()> + Send + 'scope,
+{
+    let done = done.clone();
+    scope.spawn(move || {
+        let result = job();
+        let _ = done.send(Instant::now());
+        result
+    })
+}
+
+fn panicked(shared: &Shared<'_>) -> HarnessError {
+    HarnessError::WrongAnswer {
+        engine: shared.engine.name().to_string(),
+        phase: shared.phase.to_string(),
+        detail: "a worker thread panicked inside the engine".to_string(),
+    }
+}

@@ -1,0 +1,416 @@
+//! The `compare` driver: the default suite, the checks on what the user asked for, and the loop
+//! that runs every phase against every engine, each in its own temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use engine_api::SyncPolicy;
+use serde::Serialize;
+
+use crate::engines::{self, EngineConfig, EngineEntry};
+use crate::error::{HarnessError, Result};
+use crate::machine::Machine;
+use crate::metrics::{EngineRun, PhaseSummary};
+use crate::runner::{Phase, Runner};
+use crate::workload::{Dataset, KeyCodec, StreamPlan, Workload};
+
+/// Keys loaded by the default suite.
+pub const DEFAULT_KEYS: u64 = 500_000;
+/// Keys loaded by `--quick`.
+pub const QUICK_KEYS: u64 = 20_000;
+/// Largest key count accepted.
+pub const MAX_KEYS: u64 = 1_000_000_000;
+/// Largest key accepted, in bytes.
+pub const MAX_KEY_SIZE: usize = 1024;
+/// Largest value accepted, in bytes.
+pub const MAX_VALUE_SIZE: usize = 1 << 20;
+/// Largest data set accepted (keys × record size), in bytes.
+pub const MAX_DATASET_BYTES: u64 = 64 << 30;
+/// Largest operation count accepted for one phase.
+pub const MAX_OPS: u64 = 10_000_000_000;
+/// Most worker threads accepted.
+pub const MAX_THREADS: usize = 256;
+
+/// What the user asked for, before it is checked.
+#[derive(Clone, Debug)]
+pub struct SuiteOptions {
+    /// Engines to compare; `None` for the default suite's.
+    pub engines: Option<Vec<String>>,
+    /// Workloads to run after the load; `None` for the default suite.
+    pub workloads: Option<Vec<String>>,
+    /// The quick suite: a small data set, done in well under a minute.
+    pub quick: bool,
+    /// Keys to load; `None` for the suite's default.
+    pub key_count: Option<u64>,
+    /// Key size in bytes.
+    pub key_size: usize,
+    /// Value size in bytes.
+    pub value_size: usize,
+    /// Operations per non-pass phase; `None` for each workload's default.
+    pub ops: Option<u64>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Durability policy for every engine.
+    pub sync: SyncPolicy,
+    /// Seed of every op stream.
+    pub seed: u64,
+    /// Where the engines' temporary directories go; `None` for the system's temporary directory.
+    pub data_dir: Option<PathBuf>,
+    /// Progress bars on stderr.
+    pub progress: bool,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> Self {
+        SuiteOptions {
+            engines: None,
+            workloads: None,
+            quick: false,
+            key_count: None,
+            key_size: 16,
+            value_size: 100,
+            ops: None,
+            threads: 1,
+            sync: SyncPolicy::Never,
+            seed: 0x5EED,
+            data_dir: None,
+            progress: false,
+        }
+    }
+}
+
+/// A checked suite, ready to run.
+#[derive(Clone, Debug)]
+pub struct SuiteConfig {
+    /// The engines, in run order.
+    pub engines: Vec<EngineEntry>,
+    /// The data set.
+    pub dataset: Dataset,
+    /// The phases every engine runs, in order.
+    pub phases: Vec<Phase>,
+    /// What every engine is opened with.
+    pub engine_config: EngineConfig,
+    /// Parent of the engines' temporary directories.
+    pub data_dir: PathBuf,
+    /// Progress bars on stderr.
+    pub progress: bool,
+    /// Whether this is the quick suite.
+    pub quick: bool,
+}
+
+/// The default suite after the load: steady-state overwrites until the user has written three
+/// times the data set, reads, a full compaction, the same reads again, then YCSB and a mixed
+/// read-while-writing phase. Each entry is (workload, label suffix, operations per loaded key).
+const DEFAULT_PHASES: [(&str, &str, f64); 15] = [
+    ("fillrandom", "", 1.0),
+    ("overwrite", "", 3.0),
+    ("readrandom", "", 0.5),
+    ("readmissing", "", 0.5),
+    ("seekrandom", "", 0.05),
+    ("readseq", "", 1.0),
+    ("compact", "", 0.0),
+    ("readrandom", " (compacted)", 0.5),
+    ("readmissing", " (compacted)", 0.5),
+    ("seekrandom", " (compacted)", 0.05),
+    ("ycsb-a", "", 0.5),
+    ("ycsb-b", "", 0.5),
+    ("ycsb-e", "", 0.02),
+    ("readwhilewriting", "", 0.25),
+    ("deleterandom", "", 0.5),
+];
+
+/// Operations per loaded key a workload runs when the user names it without `--ops`.
+fn default_ops_per_key(workload: &Workload) -> f64 {
+    match workload.name.as_str() {
+        "overwrite" => 3.0,
+        "seekrandom" | "ycsb-e" => 0.05,
+        _ => 0.5,
+    }
+}
+
+fn scaled(keys: u64, per_key: f64) -> u64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "op counts far below 2^52, per_key positive"
+    )]
+    let ops = (keys as f64 * per_key).ceil() as u64;
+    ops.max(1)
+}
+
+impl SuiteOptions {
+    /// Checks everything and builds the suite. Nothing is run or written.
+    ///
+    /// # Errors
+    /// [`HarnessError::InvalidInput`] with a message naming the option and the accepted range.
+    pub fn build(&self) -> Result<SuiteConfig> {
+        let dataset = self.dataset()?;
+        check_range("--threads", self.threads as u64, 1, MAX_THREADS as u64)?;
+        if let Some(ops) = self.ops {
+            check_range("--ops", ops, 1, MAX_OPS)?;
+        }
+        let phases = self.phases(dataset.key_count)?;
+        check_key_size(&dataset, &phases)?;
+        let data_dir = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
+        check_data_dir(&data_dir)?;
+        Ok(SuiteConfig {
+            engines: self.engines()?,
+            dataset,
+            phases,
+            engine_config: EngineConfig::new(self.sync),
+            data_dir,
+            progress: self.progress,
+            quick: self.quick,
+        })
+    }
+
+    fn dataset(&self) -> Result<Dataset> {
+        let default_keys = if self.quick { QUICK_KEYS } else { DEFAULT_KEYS };
+        let key_count = self.key_count.unwrap_or(default_keys);
+        check_range("--keys", key_count, 1, MAX_KEYS)?;
+        check_range("--key-size", self.key_size as u64, 1, MAX_KEY_SIZE as u64)?;
+        check_range(
+            "--value-size",
+            self.value_size as u64,
+            0,
+            MAX_VALUE_SIZE as u64,
+        )?;
+        let dataset = Dataset {
+            key_count,
+            key_size: self.key_size,
+            value_size: self.value_size,
+            seed: self.seed,
+        };
+        let bytes = key_count.checked_mul(dataset.record_bytes());
+        if bytes.is_none_or(|b| b > MAX_DATASET_BYTES) {
+            return Err(HarnessError::invalid(format!(
+                "a data set of {key_count} keys of {} bytes each is larger than the {} GiB the \
+                 harness accepts",
+                dataset.record_bytes(),
+                MAX_DATASET_BYTES >> 30
+            )));
+        }
+        Ok(dataset)
+    }
+
+    fn phases(&self, keys: u64) -> Result<Vec<Phase>> {
+        let Some(names) = &self.workloads else {
+            return DEFAULT_PHASES
+                .iter()
+                .map(|(name, suffix, per_key)| {
+                    let workload = Workload::named(name)?;
+                    let label = format!("{name}{suffix}");
+                    let ops = self.ops.unwrap_or_else(|| scaled(keys, *per_key));
+                    Ok(Phase::new(workload, ops, self.threads).labelled(label))
+                })
+                .collect();
+        };
+        if names.is_empty() {
+            return Err(HarnessError::invalid(
+                "--workloads needs at least one workload",
+            ));
+        }
+        let workloads = names
+            .iter()
+            .map(|n| Workload::named(n))
+            .collect::<Result<Vec<_>>>()?;
+        let mut phases = Vec::new();
+        if !workloads.first().is_some_and(Workload::is_fill) {
+            phases.push(Phase::new(
+                Workload::named("fillrandom")?,
+                keys,
+                self.threads,
+            ));
+        }
+        for workload in workloads {
+            let ops = self
+                .ops
+                .unwrap_or_else(|| scaled(keys, default_ops_per_key(&workload)));
+            phases.push(Phase::new(workload, ops, self.threads));
+        }
+        Ok(unique_labels(phases))
+    }
+
+    fn engines(&self) -> Result<Vec<EngineEntry>> {
+        let Some(names) = &self.engines else {
+            return Ok(engines::default_suite());
+        };
+        if names.is_empty() {
+            return Err(HarnessError::invalid("--engines needs at least one engine"));
+        }
+        let mut out: Vec<EngineEntry> = Vec::new();
+        for name in names {
+            let entry = engines::find(name)?;
+            if out.iter().any(|e| e.name == entry.name) {
+                return Err(HarnessError::invalid(format!(
+                    "engine '{}' is named twice",
+                    entry.name
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+/// Labels repeated workloads `name`, `name #2`, ...
+fn unique_labels(mut phases: Vec<Phase>) -> Vec<Phase> {
+    let mut seen: Vec<String> = Vec::new();
+    for phase in &mut phases {
+        let n = seen.iter().filter(|l| **l == phase.label).count();
+        seen.push(phase.label.clone());
+        if n > 0 {
+            phase.label = format!("{} #{}", phase.label, n + 1);
+        }
+    }
+    phases
+}
+
+fn check_range(option: &str, value: u64, min: u64, max: u64) -> Result<()> {
+    if value < min || value > max {
+        return Err(HarnessError::invalid(format!(
+            "{option} must be between {min} and {max}, not {value}"
+        )));
+    }
+    Ok(())
+}
+
+/// Every id the phases can write must fit the key size.
+fn check_key_size(dataset: &Dataset, phases: &[Phase]) -> Result<()> {
+    let mut next_insert = dataset.key_count;
+    for phase in phases {
+        let plan = StreamPlan {
+            workload: phase.workload.clone(),
+            ops: phase.ops,
+            threads: phase.threads,
+            key_count: dataset.key_count,
+            insert_base: next_insert,
+            seed: 0,
+            value_offsets: 1,
+        };
+        next_insert = next_insert.saturating_add(plan.insert_capacity());
+    }
+    let max_id = next_insert.saturating_sub(1);
+    let codec = KeyCodec::new(dataset.key_size);
+    if !codec.fits(max_id) {
+        let digits = KeyCodec::digits(max_id);
+        return Err(HarnessError::invalid(format!(
+            "--key-size {} is too small: keys are decimal ids and this suite writes ids up to \
+             {max_id}, which need {digits} bytes; use --key-size {digits} or more",
+            dataset.key_size
+        )));
+    }
+    Ok(())
+}
+
+/// The engines' temporary directories go here: it must exist and take a new directory.
+fn check_data_dir(dir: &Path) -> Result<()> {
+    tempfile::Builder::new()
+        .prefix(".bench-harness-probe-")
+        .tempdir_in(dir)
+        .map(drop)
+        .map_err(|e| HarnessError::io("create a temporary directory in", dir, e))
+        .map_err(|e| HarnessError::invalid(format!("--data-dir: {e}")))
+}
+
+/// Progress of a suite, for the caller to show.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An engine was opened.
+    EngineOpened {
+        /// Its name.
+        engine: &'a str,
+        /// Its temporary directory.
+        dir: &'a Path,
+    },
+    /// A phase ended.
+    PhaseDone {
+        /// The engine.
+        engine: &'a str,
+        /// The phase's summary.
+        summary: &'a PhaseSummary,
+    },
+}
+
+/// Everything a suite measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct SuiteResult {
+    /// The machine it ran on.
+    pub machine: Machine,
+    /// The data set.
+    pub dataset: Dataset,
+    /// The durability policy.
+    pub sync: String,
+    /// Whether this was the quick suite.
+    pub quick: bool,
+    /// The phases, in order.
+    pub phases: Vec<Phase>,
+    /// Every engine's run, in run order.
+    pub runs: Vec<EngineRun>,
+    /// Wall-clock seconds of the whole suite.
+    pub seconds: f64,
+}
+
+/// Runs every phase against every engine, each engine in a fresh temporary directory under the
+/// data directory (removed afterwards), one engine at a time.
+///
+/// # Errors
+/// The first engine error, wrong answer or I/O failure; nothing is reported for a failed suite.
+pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<SuiteResult> {
+    let started = Instant::now();
+    let machine = Machine::describe(&config.data_dir);
+    let mut runs = Vec::new();
+    for entry in &config.engines {
+        runs.push(run_engine(config, entry, on_event)?);
+    }
+    Ok(SuiteResult {
+        machine,
+        dataset: config.dataset,
+        sync: config.engine_config.sync.label(),
+        quick: config.quick,
+        phases: config.phases.clone(),
+        runs,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn run_engine(
+    config: &SuiteConfig,
+    entry: &EngineEntry,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<EngineRun> {
+    let temp = tempfile::Builder::new()
+        .prefix(&format!("bench-{}-", entry.name))
+        .tempdir_in(&config.data_dir)
+        .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
+    let dir = temp.path().join("db");
+    let engine =
+        (entry.open)(&dir, &config.engine_config).map_err(|source| HarnessError::Engine {
+            engine: entry.name.to_string(),
+            phase: "open".to_string(),
+            source,
+        })?;
+    on_event(Event::EngineOpened {
+        engine: entry.name,
+        dir: &dir,
+    });
+    let mut runner = Runner::new(engine, &dir, config.dataset)?
+        .with_name(entry.name)
+        .with_progress(config.progress);
+    if !entry.seam_accounting {
+        runner = runner.without_seam();
+    }
+    for phase in &config.phases {
+        let summary = runner.run_phase(phase)?;
+        on_event(Event::PhaseDone {
+            engine: entry.name,
+            summary: &summary,
+        });
+    }
+    let run = runner.finish((entry.settings)(&config.engine_config));
+    // The engine was dropped with the runner; now its files can go.
+    temp.close()
+        .map_err(|e| HarnessError::io("remove the temporary directory", &dir, e))?;
+    Ok(run)
+}

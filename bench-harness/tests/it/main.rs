@@ -1,0 +1,6 @@
+//! Integration tests of the bench harness: one test binary (see `Cargo.toml`).
+
+mod cli;
+mod formulas;
+mod runner;
+mod workload;

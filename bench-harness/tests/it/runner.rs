@@ -1,0 +1,100 @@
+//! The runner against the reference engine: counts, answers checked, identical traffic.
+
+use std::sync::Arc;
+
+use bench_harness::metrics::EngineRun;
+use bench_harness::{Dataset, Phase, Runner, Workload};
+use engine_api::testing::RefEngine;
+use engine_api::{CommonOptions, SyncPolicy};
+
+fn dataset() -> Dataset {
+    Dataset {
+        key_count: 3_000,
+        key_size: 12,
+        value_size: 40,
+        seed: 17,
+    }
+}
+
+fn run(phases: &[(&str, u64, usize)]) -> Result<EngineRun, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let options = CommonOptions {
+        sync: SyncPolicy::Never,
+        ..CommonOptions::default()
+    };
+    let engine = Arc::new(RefEngine::open(dir.path(), options)?);
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    for (name, ops, threads) in phases {
+        runner.run_phase(&Phase::new(Workload::named(name)?, *ops, *threads))?;
+    }
+    Ok(runner.finish(vec![("k".into(), "v".into())]))
+}
+
+#[test]
+fn phases_count_what_they_issue() -> Result<(), Box<dyn std::error::Error>> {
+    let run = run(&[
+        ("fillseq", 0, 2),
+        ("readrandom", 1_000, 2),
+        ("readmissing", 500, 1),
+        ("ycsb-e", 200, 1),
+        ("deleterandom", 300, 1),
+        ("compact", 0, 1),
+    ])?;
+    let record = 52;
+    let fill = &run.phases[0];
+    assert_eq!(fill.counts.puts, 3_000);
+    assert_eq!(fill.counts.user_bytes_written, 3_000 * record);
+    assert!(fill.write_amp.seam_total >= 1.0, "the log holds every byte");
+    let reads = &run.phases[1];
+    assert_eq!((reads.counts.gets, reads.counts.found), (1_000, 1_000));
+    assert!(reads.read_amp.is_some() && reads.latency.is_some());
+    assert_eq!(
+        run.phases[2].counts.found, 0,
+        "missing keys are never found"
+    );
+    assert!(run.phases[3].counts.scan_entries > run.phases[3].counts.scans);
+    let deletes = &run.phases[4];
+    assert_eq!(deletes.counts.deletes, 300);
+    let before = run.phases[3].live_keys;
+    assert!(deletes.live_keys < before && deletes.live_keys >= before - 300);
+    assert_eq!(
+        deletes.live_keys, deletes.engine_live_keys,
+        "harness and engine agree"
+    );
+    assert!(run.phases[5].compact_summary.is_some());
+    assert_eq!(run.totals.live_keys, run.phases[5].live_keys);
+    assert!(run.totals.space_amp > 0.0);
+    assert!(!run.intervals.is_empty());
+    assert_eq!(run.settings, vec![("k".to_string(), "v".to_string())]);
+    Ok(())
+}
+
+#[test]
+fn same_phases_give_the_same_counts() -> Result<(), Box<dyn std::error::Error>> {
+    let phases = [
+        ("fillrandom", 0, 1),
+        ("ycsb-a", 2_000, 1),
+        ("ycsb-d", 1_000, 1),
+    ];
+    let (a, b) = (run(&phases)?, run(&phases)?);
+    for (x, y) in a.phases.iter().zip(&b.phases) {
+        assert_eq!(x.counts, y.counts, "phase {}", x.phase);
+    }
+    Ok(())
+}
+
+#[test]
+fn keys_that_do_not_fit_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let engine = Arc::new(RefEngine::open(dir.path(), CommonOptions::default())?);
+    let small = Dataset {
+        key_size: 3,
+        ..dataset()
+    };
+    let mut runner = Runner::new(engine, dir.path(), small)?;
+    let err = runner
+        .run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))
+        .unwrap_err();
+    assert!(err.is_input_error(), "{err}");
+    Ok(())
+}
