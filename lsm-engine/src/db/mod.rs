@@ -1,0 +1,327 @@
+//! [`LsmEngine`]: the engine's shared state and its public face. The write path is in
+//! `write.rs`, the read path in `read.rs`, opening in `crate::recovery`, flushing in
+//! `crate::flush`, compaction in `crate::compaction`. `docs/lsm.md` describes the protocols.
+
+mod read;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use engine_api::{
+    CompactionSummary, CountingStorage, Engine, Error, FileLock, GroupCommit, IoCounters, KeyRange,
+    PeriodicTask, Poison, ReadTrace, Result, Scan, Stats, SyncPolicy, Value, WritableFile,
+    WriteBatch, check_key,
+};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::memtable::Memtable;
+use crate::obsolete::ObsoleteFiles;
+use crate::options::LsmOptions;
+use crate::snapshot::{Snapshot, SnapshotList};
+use crate::sstable::BlockCache;
+use crate::stats::Counters;
+use crate::version::{Version, VersionSet};
+use crate::wal::WalWriter;
+use crate::{compaction, flush, recovery, stats};
+
+/// A sealed memtable waiting to be flushed.
+#[derive(Clone, Debug)]
+pub(crate) struct Sealed {
+    pub(crate) mem: Arc<Memtable>,
+    /// The WAL that took writes after this memtable was sealed: once the flush commits, every
+    /// WAL numbered below it is obsolete.
+    pub(crate) next_wal: u64,
+}
+
+/// Everything a read needs, swapped atomically: the active memtable, the sealed ones (oldest
+/// first) and the current version. A read takes one `Arc` of it and sees one consistent state.
+#[derive(Debug)]
+pub(crate) struct SuperVersion {
+    pub(crate) mem: Arc<Memtable>,
+    pub(crate) imms: Vec<Sealed>,
+    pub(crate) version: Arc<Version>,
+}
+
+/// The writer's state, behind the writer mutex.
+pub(crate) struct Writer {
+    pub(crate) wal: Option<WalWriter>,
+    /// Bytes appended to WALs since open, across files: the group-commit position.
+    pub(crate) appended: u64,
+    pub(crate) last_seq: u64,
+}
+
+/// The file a group-commit leader syncs and the position that sync covers.
+pub(crate) struct WalTail {
+    pub(crate) file: Option<Arc<dyn WritableFile>>,
+    pub(crate) appended: u64,
+}
+
+/// Background-thread signalling.
+#[derive(Default)]
+pub(crate) struct Background {
+    pub(crate) shutdown: bool,
+}
+
+/// State shared by the engine handle, the flush thread and the periodic sync.
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn engine_api::Storage>,
+    pub(crate) io: Arc<IoCounters>,
+    pub(crate) opts: LsmOptions,
+    pub(crate) versions: VersionSet,
+    pub(crate) sv: RwLock<Arc<SuperVersion>>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) wal_tail: Mutex<WalTail>,
+    pub(crate) commit: GroupCommit,
+    /// Reads see sequence numbers up to this.
+    pub(crate) visible_seq: AtomicU64,
+    /// The last sequence number handed out (read by the flush thread, which must not take the
+    /// writer lock: a stalled writer holds it while waiting for the flush).
+    pub(crate) allocated_seq: AtomicU64,
+    pub(crate) snapshots: Arc<SnapshotList>,
+    pub(crate) cache: Option<Arc<BlockCache>>,
+    pub(crate) obsolete: Arc<ObsoleteFiles>,
+    pub(crate) bg: Mutex<Background>,
+    pub(crate) bg_cv: Condvar,
+    pub(crate) compaction_lock: Mutex<()>,
+    pub(crate) counters: Counters,
+    pub(crate) _lock: Box<dyn FileLock>,
+}
+
+impl Inner {
+    pub(crate) fn poison(&self) -> &Poison {
+        self.commit.poison()
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.opts.common.read_only
+    }
+
+    pub(crate) fn current(&self) -> Arc<SuperVersion> {
+        Arc::clone(&self.sv.read())
+    }
+
+    /// Wakes every thread waiting on background progress.
+    pub(crate) fn notify_bg(&self) {
+        let _guard = self.bg.lock();
+        self.bg_cv.notify_all();
+    }
+
+    /// Installs a new version, keeping the memtables.
+    pub(crate) fn install_version(&self, version: &Arc<Version>) {
+        let mut sv = self.sv.write();
+        *sv = Arc::new(SuperVersion {
+            mem: Arc::clone(&sv.mem),
+            imms: sv.imms.clone(),
+            version: Arc::clone(version),
+        });
+    }
+
+    /// Syncs the active WAL and marks what it covers durable.
+    pub(crate) fn sync_wal(&self) -> Result<()> {
+        if self.read_only() {
+            return Ok(());
+        }
+        self.poison().check()?;
+        let covered = self.poison().guard(|| self.sync_tail())?;
+        self.commit.mark_durable(covered);
+        Ok(())
+    }
+
+    /// Syncs the WAL file writes currently go to; returns the position that covers.
+    pub(crate) fn sync_tail(&self) -> Result<u64> {
+        let (file, appended) = {
+            let tail = self.wal_tail.lock();
+            (tail.file.clone(), tail.appended)
+        };
+        if let Some(file) = file {
+            file.sync()?;
+        }
+        Ok(appended)
+    }
+
+    /// Poisons the engine if `e` is an I/O error: after one, what reached the disk is unknown.
+    pub(crate) fn poison_on_io(&self, e: &Error) {
+        if matches!(e, Error::Io { .. }) {
+            self.poison().set(e);
+        }
+    }
+}
+
+/// A leveled LSM-tree engine. See the crate documentation.
+pub struct LsmEngine {
+    inner: Arc<Inner>,
+    flusher: Option<JoinHandle<()>>,
+    periodic: Option<PeriodicTask>,
+}
+
+impl LsmEngine {
+    /// Opens (creating if allowed) the engine in `dir`: replays the manifest and the WALs,
+    /// removes files no committed edit names, and starts the flush thread.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for bad options or a missing directory that may not be
+    /// created, [`Error::Locked`] if another engine holds the directory, [`Error::Corruption`]
+    /// for damaged files, I/O errors.
+    pub fn open(dir: impl AsRef<Path>, options: LsmOptions) -> Result<LsmEngine> {
+        options.validate()?;
+        let counting = CountingStorage::new(Arc::clone(&options.common.storage));
+        let io = Arc::clone(counting.counters());
+        let storage: Arc<dyn engine_api::Storage> = Arc::new(counting);
+        let inner = Arc::new(recovery::open(dir.as_ref(), storage, io, options)?);
+        let flusher = if inner.read_only() {
+            None
+        } else {
+            let bg = Arc::clone(&inner);
+            Some(
+                std::thread::Builder::new()
+                    .name("lsm-flush".into())
+                    .spawn(move || flush::run(&bg))
+                    .map_err(|e| Error::io("spawn", "lsm-flush", e))?,
+            )
+        };
+        let periodic = match inner.opts.common.sync {
+            SyncPolicy::Periodic(every) if !inner.read_only() => {
+                let weak = Arc::downgrade(&inner);
+                Some(PeriodicTask::start("lsm-sync", every, move || {
+                    weak.upgrade().is_some_and(|i| i.sync_wal().is_ok())
+                })?)
+            }
+            _ => None,
+        };
+        Ok(LsmEngine {
+            inner,
+            flusher,
+            periodic,
+        })
+    }
+
+    /// A read view of everything acknowledged so far, unaffected by later writes.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(
+            &self.inner.snapshots,
+            self.inner.visible_seq.load(Ordering::SeqCst),
+        )
+    }
+
+    /// The value of `key` as of `snapshot`.
+    ///
+    /// # Errors
+    /// As [`Engine::get`]; [`Error::InvalidArgument`] for a snapshot of another engine.
+    pub fn get_at(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Value>> {
+        check_key(key)?;
+        self.check_snapshot(snapshot)?;
+        self.inner.get_at(key, snapshot.sequence(), None)
+    }
+
+    /// The pairs in `range` as of `snapshot`, in ascending key order.
+    ///
+    /// # Errors
+    /// As [`Engine::scan`]; [`Error::InvalidArgument`] for a snapshot of another engine.
+    pub fn scan_at(&self, snapshot: &Snapshot, range: KeyRange) -> Result<Scan<'_>> {
+        range.validate()?;
+        self.check_snapshot(snapshot)?;
+        Ok(self.inner.scan_at(snapshot.sequence(), range))
+    }
+
+    fn check_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
+        if snapshot.belongs_to(&self.inner.snapshots) {
+            Ok(())
+        } else {
+            Err(Error::invalid("snapshot taken from another engine"))
+        }
+    }
+
+    /// Seals the active memtable (if it holds anything) and waits until every sealed memtable
+    /// is flushed to L0 and committed.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Poisoned`], or the flush's error.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush_all()
+    }
+}
+
+impl Engine for LsmEngine {
+    fn name(&self) -> &'static str {
+        "lsm"
+    }
+
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(key, value);
+        batch.validate()?;
+        self.inner.write(&batch)
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        check_key(key)?;
+        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
+        self.inner.get_at(key, seq, None)
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(key);
+        batch.validate()?;
+        self.inner.write(&batch)
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.write(batch)
+    }
+
+    fn scan(&self, range: KeyRange) -> Result<Scan<'_>> {
+        range.validate()?;
+        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
+        Ok(self.inner.scan_at(seq, range))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.inner.sync_wal()
+    }
+
+    fn compact(&self) -> Result<CompactionSummary> {
+        compaction::compact_all(&self.inner)
+    }
+
+    fn stats(&self) -> Stats {
+        stats::collect(&self.inner)
+    }
+
+    fn explain_get(&self, key: &[u8]) -> Result<ReadTrace> {
+        check_key(key)?;
+        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
+        let mut steps = Vec::new();
+        let value = self.inner.get_at(key, seq, Some(&mut steps))?;
+        Ok(ReadTrace {
+            steps,
+            value: value.map(|v| v.to_vec()),
+        })
+    }
+}
+
+impl Drop for LsmEngine {
+    fn drop(&mut self) {
+        self.periodic = None;
+        self.inner.bg.lock().shutdown = true;
+        self.inner.bg_cv.notify_all();
+        if let Some(flusher) = self.flusher.take() {
+            // A panicked flush thread has nothing left to clean up.
+            let _ = flusher.join();
+        }
+        // A clean shutdown makes everything acknowledged durable. After a failed sync or a
+        // simulated power loss there is nothing more to save.
+        let _ = self.inner.sync_wal();
+        if !self.inner.read_only() {
+            self.inner.obsolete.drain();
+        }
+    }
+}

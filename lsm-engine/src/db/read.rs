@@ -1,0 +1,156 @@
+//! The read path: memtable, sealed memtables newest first, L0 newest first, then at most one
+//! table per deeper level; each table's bloom filter before any of its blocks. Scans merge every
+//! source. Both read at a sequence number, taken before the super-version so every write at or
+//! below it is in the sources read.
+
+use engine_api::{KeyRange, Result, Scan, TraceStep, Value};
+
+use super::Inner;
+use crate::iter::{InternalIterator, LevelIter, MergingIter, UserIter};
+use crate::key::SeqNo;
+use crate::memtable::{Lookup, Memtable, MemtableIter};
+use crate::sstable::{ProbeInfo, Table};
+use crate::version::{self, Version};
+
+/// Collects trace steps when `explain_get` asked for them, and does nothing otherwise.
+struct Trace<'a>(Option<&'a mut Vec<TraceStep>>);
+
+impl Trace<'_> {
+    fn on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn note(&mut self, step: impl FnOnce() -> TraceStep) {
+        if let Some(steps) = self.0.as_deref_mut() {
+            steps.push(step());
+        }
+    }
+
+    fn text(&mut self, what: impl FnOnce() -> String) {
+        self.note(|| TraceStep {
+            what: what(),
+            ..TraceStep::default()
+        });
+    }
+}
+
+fn outcome(found: Option<&Lookup>) -> &'static str {
+    match found {
+        Some(Lookup::Value(_)) => "hit (value)",
+        Some(Lookup::Deleted) => "hit (tombstone)",
+        None => "miss",
+    }
+}
+
+fn resolve(found: Lookup) -> Option<Value> {
+    match found {
+        Lookup::Value(v) => Some(v),
+        Lookup::Deleted => None,
+    }
+}
+
+impl Inner {
+    /// The value of `user` at `seq`, with the steps taken if `steps` is given.
+    pub(crate) fn get_at(
+        &self,
+        user: &[u8],
+        seq: SeqNo,
+        steps: Option<&mut Vec<TraceStep>>,
+    ) -> Result<Option<Value>> {
+        let mut trace = Trace(steps);
+        let sv = self.current();
+        let found = sv.mem.get(user, seq);
+        trace.text(|| format!("memtable: {}", outcome(found.as_ref())));
+        if let Some(found) = found {
+            return Ok(resolve(found));
+        }
+        for (i, sealed) in sv.imms.iter().rev().enumerate() {
+            let found = sealed.mem.get(user, seq);
+            trace.text(|| format!("immutable memtable {}: {}", i + 1, outcome(found.as_ref())));
+            if let Some(found) = found {
+                return Ok(resolve(found));
+            }
+        }
+        version_get(&sv.version, user, seq, &mut trace)
+    }
+
+    /// A lazy scan of `range` at `seq` over every source of the current super-version.
+    pub(crate) fn scan_at(&self, seq: SeqNo, range: KeyRange) -> Scan<'static> {
+        let sv = self.current();
+        let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+        children.push(memtable_iter(&sv.mem));
+        for sealed in sv.imms.iter().rev() {
+            children.push(memtable_iter(&sealed.mem));
+        }
+        for (n, level) in sv.version.levels().iter().enumerate() {
+            if n == 0 {
+                for t in level {
+                    children.push(Box::new(t.iter()));
+                }
+            } else if !level.is_empty() {
+                children.push(Box::new(LevelIter::new(level.clone())));
+            }
+        }
+        Box::new(UserIter::new(MergingIter::new(children), seq, range))
+    }
+}
+
+fn memtable_iter(mem: &std::sync::Arc<Memtable>) -> Box<dyn InternalIterator> {
+    Box::new(MemtableIter::new(std::sync::Arc::clone(mem)))
+}
+
+fn version_get(
+    version: &Version,
+    user: &[u8],
+    seq: SeqNo,
+    trace: &mut Trace<'_>,
+) -> Result<Option<Value>> {
+    for (n, level) in version.levels().iter().enumerate() {
+        let candidates: Vec<&std::sync::Arc<Table>> = if n == 0 {
+            level.iter().filter(|t| version::covers(t, user)).collect()
+        } else {
+            version.table_for(n, user).into_iter().collect()
+        };
+        if trace.on() && candidates.is_empty() && !level.is_empty() {
+            trace.text(|| format!("L{n}: no table's key range holds the key"));
+        }
+        for t in candidates {
+            let (found, info) = t.get(user, seq)?;
+            trace.note(|| probe_step(t, n, &info, found.as_ref()));
+            if let Some(found) = found {
+                return Ok(resolve(found));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn probe_step(t: &Table, level: usize, info: &ProbeInfo, found: Option<&Lookup>) -> TraceStep {
+    let name = format!("table {} (L{level})", t.number());
+    match *info {
+        ProbeInfo::FilterSaysAbsent => TraceStep {
+            what: format!("{name}: bloom filter says absent, no block read"),
+            ..TraceStep::default()
+        },
+        ProbeInfo::PastLastBlock => TraceStep {
+            what: format!("{name}: bloom filter says maybe; key is past the last block"),
+            ..TraceStep::default()
+        },
+        ProbeInfo::Block {
+            offset,
+            bytes,
+            cached,
+        } => {
+            let from = if cached { "block cache" } else { "storage" };
+            TraceStep {
+                what: format!(
+                    "{name}: bloom filter says maybe; read block at offset {offset} ({bytes} bytes) from {from}: {}",
+                    outcome(found)
+                ),
+                reads: u64::from(!cached),
+                bytes: if cached { 0 } else { bytes },
+                cached,
+            }
+        }
+    }
+}

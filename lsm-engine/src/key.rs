@@ -1,0 +1,137 @@
+//! Internal keys: a user key plus an 8-byte trailer holding the sequence number and the kind.
+//!
+//! Encoded as `user_key | trailer (u64 LE)` with `trailer = seq << 8 | kind`. Internal keys sort
+//! by user key ascending, then trailer *descending*, so the newest version of a key comes first
+//! and a seek to `(key, snapshot_seq, MAX_KIND)` lands on the newest version a snapshot can see.
+//! Spec: `docs/formats/sstable.md` ("Internal keys").
+
+use std::cmp::Ordering;
+
+/// A sequence number: every write gets the next one. 56 bits, the rest of the trailer is the kind.
+pub type SeqNo = u64;
+
+/// The largest sequence number the trailer can hold.
+pub const MAX_SEQ: SeqNo = (1 << 56) - 1;
+
+/// Length of the trailer appended to every user key.
+pub(crate) const TRAILER_LEN: usize = 8;
+
+/// What an internal key records. DO NOT CHANGE the values: they are on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Kind {
+    /// A tombstone.
+    Delete = 0,
+    /// A value.
+    Put = 1,
+}
+
+impl Kind {
+    /// The largest kind value; seeks use it to land before every kind of a sequence number.
+    pub(crate) const MAX: u8 = 1;
+
+    pub(crate) fn from_u8(b: u8) -> Option<Kind> {
+        match b {
+            0 => Some(Kind::Delete),
+            1 => Some(Kind::Put),
+            _ => None,
+        }
+    }
+}
+
+/// Encodes `user | trailer(seq, kind)`.
+pub(crate) fn encode(user: &[u8], seq: SeqNo, kind: Kind) -> Vec<u8> {
+    let mut out = Vec::with_capacity(user.len() + TRAILER_LEN);
+    out.extend_from_slice(user);
+    out.extend_from_slice(&trailer(seq, kind as u8).to_le_bytes());
+    out
+}
+
+/// The key a seek uses to find the newest version of `user` visible at `seq`.
+pub(crate) fn seek_key(user: &[u8], seq: SeqNo) -> Vec<u8> {
+    let mut out = Vec::with_capacity(user.len() + TRAILER_LEN);
+    out.extend_from_slice(user);
+    out.extend_from_slice(&trailer(seq.min(MAX_SEQ), Kind::MAX).to_le_bytes());
+    out
+}
+
+fn trailer(seq: SeqNo, kind: u8) -> u64 {
+    (seq << 8) | u64::from(kind)
+}
+
+/// A decoded view of an encoded internal key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ParsedKey<'a> {
+    pub(crate) user: &'a [u8],
+    pub(crate) seq: SeqNo,
+    pub(crate) kind: Kind,
+}
+
+/// Parses an encoded internal key; `None` if it is too short or its kind is unknown.
+pub(crate) fn parse(ikey: &[u8]) -> Option<ParsedKey<'_>> {
+    let split = ikey.len().checked_sub(TRAILER_LEN)?;
+    let (user, t) = ikey.split_at(split);
+    let t = u64::from_le_bytes(t.try_into().ok()?);
+    #[expect(clippy::cast_possible_truncation, reason = "the low byte is the kind")]
+    let kind = Kind::from_u8(t as u8)?;
+    Some(ParsedKey {
+        user,
+        seq: t >> 8,
+        kind,
+    })
+}
+
+/// The user-key part of an encoded internal key (all of it if it is too short to have a
+/// trailer; such keys are rejected by the decoders before they get here).
+pub(crate) fn user_key(ikey: &[u8]) -> &[u8] {
+    let split = ikey.len().saturating_sub(TRAILER_LEN);
+    ikey.get(..split).unwrap_or_default()
+}
+
+fn trailer_of(ikey: &[u8]) -> u64 {
+    let split = ikey.len().saturating_sub(TRAILER_LEN);
+    ikey.get(split..)
+        .and_then(|t| t.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The order of internal keys: user key ascending, then trailer descending.
+pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
+    user_key(a)
+        .cmp(user_key(b))
+        .then_with(|| trailer_of(b).cmp(&trailer_of(a)))
+}
+
+/// An owned encoded internal key that sorts in internal-key order (for `BTreeMap`s and heaps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OrdKey(pub(crate) bytes::Bytes);
+
+impl Ord for OrdKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for OrdKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_versions_sort_first_and_user_keys_by_bytes() {
+        let a5 = encode(b"a", 5, Kind::Put);
+        let a7 = encode(b"a", 7, Kind::Delete);
+        let ab1 = encode(b"ab", 1, Kind::Put);
+        assert_eq!(compare(&a7, &a5), Ordering::Less);
+        assert_eq!(compare(&a5, &ab1), Ordering::Less);
+        assert_eq!(compare(&seek_key(b"a", 6), &a5), Ordering::Less);
+        assert_eq!(compare(&seek_key(b"a", 6), &a7), Ordering::Greater);
+        let p = parse(&a7).unwrap();
+        assert_eq!((p.user, p.seq, p.kind), (&b"a"[..], 7, Kind::Delete));
+        assert!(parse(b"short").is_none());
+    }
+}

@@ -1,0 +1,327 @@
+//! Opening an engine directory. `docs/lsm.md` ("Recovery") has the steps:
+//! 1. take the directory lock;
+//! 2. read `CURRENT` and replay its manifest into levels, log number, next file number and last
+//!    sequence (a torn last record is an edit that never committed);
+//! 3. open every table the manifest names, checking each against its manifest entry;
+//! 4. replay every WAL at or above the log number into one memtable (a torn tail of the newest
+//!    is cut off; damage in an older one is corruption);
+//! 5. (writable) start a new manifest holding a snapshot and point `CURRENT` at it;
+//! 6. (writable) remove every file no committed edit names: tables, WALs below the log number,
+//!    other manifests, temporary files;
+//! 7. (writable) keep appending to the newest WAL after cutting its torn tail, or create one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use engine_api::{Error, GroupCommit, IoClass, IoCounters, LockMode, Result, Storage};
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::db::{Background, Inner, SuperVersion, WalTail, Writer};
+use crate::filename::{self, FileKind};
+use crate::memtable::Memtable;
+use crate::obsolete::ObsoleteFiles;
+use crate::options::LsmOptions;
+use crate::snapshot::SnapshotList;
+use crate::sstable::{BlockCache, Table};
+use crate::stats::Counters;
+use crate::version::manifest::{read_current, read_manifest};
+use crate::version::{FileMeta, ManifestState, Version, VersionEdit, VersionSet, file_meta};
+use crate::wal::format::WalBatch;
+use crate::wal::{WalWriter, read_wal};
+
+/// The state a manifest replay yields.
+struct Replayed {
+    levels: Vec<BTreeMap<u64, FileMeta>>,
+    log_number: u64,
+    next_file: u64,
+    last_seq: u64,
+}
+
+/// What the WALs hold.
+struct WalReplay {
+    batches: Vec<WalBatch>,
+    /// The newest WAL and the length of its good prefix.
+    newest: Option<(u64, u64)>,
+}
+
+/// Opens the engine in `dir` (steps 1 to 7).
+pub(crate) fn open(
+    dir: &Path,
+    storage: Arc<dyn Storage>,
+    io: Arc<IoCounters>,
+    opts: LsmOptions,
+) -> Result<Inner> {
+    let read_only = opts.common.read_only;
+    if !storage.exists(dir)? {
+        if !opts.common.create_if_missing || read_only {
+            return Err(Error::invalid(format!("{} does not exist", dir.display())));
+        }
+        storage.create_dir_all(dir)?;
+    }
+    let mode = if read_only {
+        LockMode::Shared
+    } else {
+        LockMode::Exclusive
+    };
+    let lock = storage.lock(&dir.join(filename::LOCK), mode)?;
+    let cache =
+        (opts.block_cache_bytes > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_bytes)));
+    let obsolete = Arc::new(ObsoleteFiles::new(Arc::clone(&storage), dir.to_path_buf()));
+    let names = storage.list(dir)?;
+    let replayed = load_manifest(&*storage, dir, &names, &opts)?;
+    let version = open_tables(&*storage, dir, &replayed, cache.as_ref())?;
+    let wals = replay_wals(&*storage, dir, &names, replayed.log_number)?;
+    let mut last_seq = replayed.last_seq;
+    for b in &wals.batches {
+        last_seq = last_seq.max(b.first_seq + b.ops.len() as u64 - 1);
+    }
+    let next_file = replayed.next_file.max(max_number(&names) + 1);
+    let state = ManifestState {
+        current: Arc::new(version),
+        log_number: replayed.log_number,
+        last_sequence: last_seq,
+    };
+    let versions = VersionSet::new(
+        dir,
+        Arc::clone(&storage),
+        state,
+        next_file,
+        opts.manifest_rollover_bytes,
+        Arc::clone(&obsolete),
+    );
+    let (mem, wal) = if read_only {
+        (Memtable::new(), None)
+    } else {
+        versions.roll_manifest()?;
+        remove_orphans(&*storage, dir, &versions)?;
+        obsolete.drain();
+        let wal = match wals.newest {
+            Some((n, valid)) => WalWriter::reopen(&*storage, dir, n, valid)?,
+            None => WalWriter::create(&*storage, dir, versions.new_file_number())?,
+        };
+        (Memtable::new(), Some(wal))
+    };
+    for b in &wals.batches {
+        mem.insert_batch(b.first_seq, &b.ops);
+    }
+    let sv = SuperVersion {
+        mem: Arc::new(mem),
+        imms: Vec::new(),
+        version: versions.current(),
+    };
+    let tail = WalTail {
+        file: wal.as_ref().map(|w| Arc::clone(w.file())),
+        appended: 0,
+    };
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        storage,
+        io,
+        opts,
+        versions,
+        sv: RwLock::new(Arc::new(sv)),
+        writer: Mutex::new(Writer {
+            wal,
+            appended: 0,
+            last_seq,
+        }),
+        wal_tail: Mutex::new(tail),
+        commit: GroupCommit::new(0),
+        visible_seq: AtomicU64::new(last_seq),
+        allocated_seq: AtomicU64::new(last_seq),
+        snapshots: Arc::new(SnapshotList::default()),
+        cache,
+        obsolete,
+        bg: Mutex::new(Background::default()),
+        bg_cv: Condvar::new(),
+        compaction_lock: Mutex::new(()),
+        counters: Counters::default(),
+        _lock: lock,
+    })
+}
+
+fn max_number(names: &[String]) -> u64 {
+    names
+        .iter()
+        .filter_map(|n| match filename::parse(n)? {
+            FileKind::Wal(n)
+            | FileKind::Table(n)
+            | FileKind::Manifest(n)
+            | FileKind::CompactionLog(n) => Some(n),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Step 2.
+fn load_manifest(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    opts: &LsmOptions,
+) -> Result<Replayed> {
+    let mut r = Replayed {
+        levels: vec![BTreeMap::new(); opts.num_levels],
+        log_number: 0,
+        next_file: 1,
+        last_seq: 0,
+    };
+    let Some(number) = read_current(storage, dir)? else {
+        let strays = names.iter().any(|n| {
+            matches!(
+                filename::parse(n),
+                Some(FileKind::Wal(_) | FileKind::Table(_))
+            )
+        });
+        if strays {
+            return Err(Error::corruption(
+                dir.join(filename::CURRENT),
+                0,
+                "a CURRENT file (tables or WALs exist without one)",
+            ));
+        }
+        if opts.common.read_only {
+            return Err(Error::invalid(format!("no engine in {}", dir.display())));
+        }
+        return Ok(r);
+    };
+    let path = filename::manifest(dir, number);
+    for edit in read_manifest(storage, dir, number)? {
+        apply(&mut r, &edit)
+            .map_err(|what| Error::corruption(&path, 0, format!("edits that apply: {what}")))?;
+    }
+    Ok(r)
+}
+
+fn apply(r: &mut Replayed, edit: &VersionEdit) -> std::result::Result<(), String> {
+    r.log_number = r.log_number.max(edit.log_number.unwrap_or(0));
+    r.next_file = r.next_file.max(edit.next_file_number.unwrap_or(0));
+    r.last_seq = r.last_seq.max(edit.last_sequence.unwrap_or(0));
+    for &(level, number) in &edit.deleted {
+        let removed = r
+            .levels
+            .get_mut(level as usize)
+            .and_then(|l| l.remove(&number));
+        if removed.is_none() {
+            return Err(format!(
+                "table {number} deleted from level {level} where it is not"
+            ));
+        }
+    }
+    for (level, meta) in &edit.added {
+        if r.levels.iter().any(|l| l.contains_key(&meta.number)) {
+            return Err(format!("table {} added twice", meta.number));
+        }
+        let Some(l) = r.levels.get_mut(*level as usize) else {
+            return Err(format!("level {level} beyond num_levels"));
+        };
+        l.insert(meta.number, meta.clone());
+    }
+    Ok(())
+}
+
+/// Step 3.
+fn open_tables(
+    storage: &dyn Storage,
+    dir: &Path,
+    r: &Replayed,
+    cache: Option<&Arc<BlockCache>>,
+) -> Result<Version> {
+    let mut levels = Vec::with_capacity(r.levels.len());
+    for level in &r.levels {
+        let mut tables = Vec::with_capacity(level.len());
+        for meta in level.values() {
+            let path = filename::table(dir, meta.number);
+            if !storage.exists(&path)? {
+                return Err(Error::corruption(&path, 0, "the table the manifest names"));
+            }
+            let table = Table::open(
+                storage,
+                &path,
+                meta.number,
+                IoClass::UserRead,
+                cache.cloned(),
+            )?;
+            if file_meta(&table) != *meta {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    "a table matching its manifest entry",
+                ));
+            }
+            tables.push(Arc::new(table));
+        }
+        levels.push(tables);
+    }
+    Version::from_levels(levels).map_err(|what| {
+        Error::corruption(
+            dir.join(filename::CURRENT),
+            0,
+            format!("a valid version: {what}"),
+        )
+    })
+}
+
+/// Step 4.
+fn replay_wals(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    log_number: u64,
+) -> Result<WalReplay> {
+    let mut numbers: Vec<u64> = names
+        .iter()
+        .filter_map(|n| match filename::parse(n) {
+            Some(FileKind::Wal(n)) if n >= log_number => Some(n),
+            _ => None,
+        })
+        .collect();
+    numbers.sort_unstable();
+    let mut replay = WalReplay {
+        batches: Vec::new(),
+        newest: None,
+    };
+    let last = numbers.last().copied();
+    for n in numbers {
+        let contents = read_wal(storage, dir, n)?;
+        if let Some((offset, bad)) = contents.bad
+            && Some(n) != last
+        {
+            return Err(Error::corruption(
+                filename::wal(dir, n),
+                offset,
+                bad.describe(),
+            ));
+        }
+        replay.batches.extend(contents.batches);
+        replay.newest = Some((n, contents.valid_len));
+    }
+    Ok(replay)
+}
+
+/// Step 6: removes every file that no committed edit names.
+fn remove_orphans(storage: &dyn Storage, dir: &Path, versions: &VersionSet) -> Result<()> {
+    let state = versions.state();
+    let manifest = versions.manifest_number();
+    let mut removed = false;
+    for name in storage.list(dir)? {
+        let orphan = match filename::parse(&name) {
+            Some(FileKind::Table(n)) => state.current.find(n).is_none(),
+            Some(FileKind::Wal(n)) => n < state.log_number,
+            Some(FileKind::Manifest(n)) => Some(n) != manifest,
+            Some(FileKind::Temp | FileKind::CompactionLog(_)) => true,
+            Some(FileKind::Current | FileKind::Lock) | None => false,
+        };
+        if orphan {
+            storage.remove(&dir.join(&name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        storage.sync_dir(dir)?;
+    }
+    Ok(())
+}

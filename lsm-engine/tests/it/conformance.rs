@@ -1,0 +1,10 @@
+//! The engine-api conformance suite under default options and under tiny sizes (constant
+//! rotation, flushes, manifest rollovers and multi-file compactions).
+
+mod default_options {
+    engine_api::conformance_tests!(crate::common::default_factory());
+}
+
+mod tiny_sizes {
+    engine_api::conformance_tests!(crate::common::tiny_factory());
+}

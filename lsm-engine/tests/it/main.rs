@@ -1,0 +1,8 @@
+//! The lsm-engine integration tests: one binary, one module per concern.
+
+mod common;
+mod conformance;
+mod crash;
+mod damage;
+mod engine;
+mod sstable;
