@@ -31,7 +31,9 @@ pub(crate) fn run(inner: &Arc<Inner>) {
         if let Err(e) = flush_sealed(inner, &sealed) {
             inner.poison().set(&e);
         }
+        drop(sealed);
         inner.obsolete.drain();
+        inner.bg.lock().flushing = false;
         inner.notify_bg();
     }
 }
@@ -45,6 +47,7 @@ fn next_job(inner: &Inner) -> Option<Sealed> {
         if !inner.poison().is_set()
             && let Some(sealed) = inner.current().imms.first()
         {
+            bg.flushing = true;
             return Some(sealed.clone());
         }
         inner.bg_cv.wait(&mut bg);
@@ -131,9 +134,11 @@ fn build(
     builder.finish().map(drop)
 }
 
-/// Step 5. Best effort: a WAL left behind is below the committed `log_number` and is removed
-/// at the next open.
+/// Step 5: queue the WALs below `log_number`; they go once a later manifest record is durable
+/// (`crate::obsolete`). A WAL left behind is below the committed `log_number` and is removed at
+/// the next open.
 fn remove_wals_below(inner: &Inner, log_number: u64) {
+    let epoch = inner.versions.epoch();
     let Ok(names) = inner.storage.list(&inner.dir) else {
         return;
     };
@@ -141,7 +146,7 @@ fn remove_wals_below(inner: &Inner, log_number: u64) {
         if let Some(FileKind::Wal(n)) = filename::parse(&name)
             && n < log_number
         {
-            inner.obsolete.push(filename::wal(&inner.dir, n));
+            inner.obsolete.push(filename::wal(&inner.dir, n), epoch);
         }
     }
 }

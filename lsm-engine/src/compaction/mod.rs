@@ -7,10 +7,14 @@
 //! 1. flush every memtable (each flush is its own commit);
 //! 2. write the outputs, sync each, sync the directory;
 //! 3. append one edit (inputs deleted, outputs added) to the manifest and sync it;
-//! 4. install the new version; the inputs are deleted once no reader holds them.
+//! 4. install the new version;
+//! 5. append an empty edit and sync it, so the commit is not the manifest's last record;
+//! 6. delete the inputs once no reader holds them.
 //!
 //! A crash before 3 leaves orphan outputs (removed at open) and the inputs live; after 3 the
-//! outputs are live and the inputs are orphans.
+//! outputs are live and the inputs are orphans. Step 5 is there because damage to the last
+//! record of a manifest is indistinguishable from a torn write: until another record follows,
+//! the inputs are kept so that undoing the commit would lose nothing.
 
 pub(crate) mod picker;
 mod task;
@@ -49,6 +53,12 @@ pub(crate) fn compact_all(inner: &Inner) -> Result<CompactionSummary> {
     drop(version);
     let out = run_compaction(&task, &*inner.storage).inspect_err(|e| inner.poison_on_io(e))?;
     commit(inner, &task, &out).inspect_err(|e| inner.poison_on_io(e))?;
+    // One more (empty) record, so the commit is not the manifest's last record and its inputs
+    // may go now rather than at the next flush (`crate::obsolete`).
+    inner
+        .versions
+        .log_and_apply(VersionEdit::default(), &[], |_| {})
+        .inspect_err(|e| inner.poison_on_io(e))?;
     inner.obsolete.drain();
     let summary = summarize(&task, &out);
     let cpu = match (cpu_before, thread_cpu_time()) {

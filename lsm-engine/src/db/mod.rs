@@ -3,6 +3,8 @@
 //! `crate::flush`, compaction in `crate::compaction`. `docs/lsm.md` describes the protocols.
 
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub(crate) struct WalTail {
 #[derive(Default)]
 pub(crate) struct Background {
     pub(crate) shutdown: bool,
+    /// The flush thread holds a sealed memtable (from taking a job until it has let go of it).
+    pub(crate) flushing: bool,
 }
 
 /// State shared by the engine handle, the flush thread and the periodic sync.

@@ -123,7 +123,7 @@ impl Inner {
     }
 
     /// Seals the active memtable if it holds anything, then waits until every sealed memtable
-    /// is flushed.
+    /// is flushed and the flush thread has let go of them.
     pub(crate) fn flush_all(&self) -> Result<()> {
         if self.read_only() {
             return Err(Error::ReadOnly);
@@ -146,7 +146,7 @@ impl Inner {
             }
         }
         let mut bg = self.bg.lock();
-        while !self.current().imms.is_empty() {
+        while bg.flushing || !self.current().imms.is_empty() {
             self.poison().check()?;
             if bg.shutdown {
                 return Err(Error::invalid("engine is shutting down"));

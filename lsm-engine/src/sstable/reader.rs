@@ -30,13 +30,13 @@ pub(crate) struct Table {
     props: Props,
     cache: Option<Arc<BlockCache>>,
     /// Set once a committed edit removed the table: the file goes when the table is dropped.
-    obsolete: Mutex<Option<Arc<ObsoleteFiles>>>,
+    obsolete: Mutex<Option<(Arc<ObsoleteFiles>, u64)>>,
 }
 
 impl Drop for Table {
     fn drop(&mut self) {
-        if let Some(queue) = self.obsolete.get_mut().take() {
-            queue.push(self.path.to_path_buf());
+        if let Some((queue, epoch)) = self.obsolete.get_mut().take() {
+            queue.push(self.path.to_path_buf(), epoch);
         }
     }
 }
@@ -116,9 +116,9 @@ impl Table {
     }
 
     /// Marks the table obsolete: its file is queued for removal when the last reference goes.
-    /// Only call this after the edit removing it is durable.
-    pub(crate) fn mark_obsolete(&self, queue: &Arc<ObsoleteFiles>) {
-        *self.obsolete.lock() = Some(Arc::clone(queue));
+    /// Only call this after the edit removing it (manifest record `epoch`) is durable.
+    pub(crate) fn mark_obsolete(&self, queue: &Arc<ObsoleteFiles>, epoch: u64) {
+        *self.obsolete.lock() = Some((Arc::clone(queue), epoch));
     }
 
     pub(crate) fn number(&self) -> u64 {

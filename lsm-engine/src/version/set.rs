@@ -24,6 +24,8 @@ pub(crate) struct ManifestState {
 
 struct Inner {
     state: ManifestState,
+    /// Manifest records made durable by this process: the epoch of `ObsoleteFiles`.
+    epoch: u64,
     /// `None` for a read-only engine, or after a failed manifest write (nothing more may be
     /// committed: whether that write reached the disk is unknown).
     writer: Option<ManifestWriter>,
@@ -56,6 +58,7 @@ impl VersionSet {
             obsolete,
             inner: Mutex::new(Inner {
                 state,
+                epoch: 0,
                 writer: None,
             }),
         }
@@ -113,10 +116,22 @@ impl VersionSet {
         let writer =
             ManifestWriter::create(&*self.storage, &self.dir, number, &self.snapshot(state))?;
         inner.writer = Some(writer);
+        self.advance_epoch(inner);
         if let Some(old) = old {
-            self.obsolete.push(filename::manifest(&self.dir, old));
+            // Nothing reads the previous manifest once CURRENT names the new one.
+            self.obsolete.push(filename::manifest(&self.dir, old), 0);
         }
         Ok(())
+    }
+
+    fn advance_epoch(&self, inner: &mut Inner) {
+        inner.epoch += 1;
+        self.obsolete.set_durable_epoch(inner.epoch);
+    }
+
+    /// The epoch of the last durable manifest record.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.inner.lock().epoch
     }
 
     /// Commits `edit` and installs the version it makes. `added` holds the opened tables of
@@ -124,7 +139,8 @@ impl VersionSet {
     /// 1. build the new version in memory (checking the edit against the current one);
     /// 2. append the edit to the manifest and sync it, or roll over to a new manifest holding a
     ///    snapshot that includes the edit: the edit is committed once this returns;
-    /// 3. mark the removed tables obsolete (their files go when their last reader does);
+    /// 3. mark the removed tables obsolete (their files go when their last reader does, and
+    ///    not before a later manifest record is durable: see `crate::obsolete`);
     /// 4. install the new version, and call `install` with it while still holding the manifest
     ///    lock, so versions are installed in commit order.
     ///
@@ -159,7 +175,9 @@ impl VersionSet {
         let written = if writer.size() >= self.rollover_bytes {
             self.roll_locked(&mut inner, &state)
         } else {
-            writer.append(&edit)
+            writer
+                .append(&edit)
+                .map(|()| self.advance_epoch(&mut inner))
         };
         if let Err(e) = written {
             inner.writer = None;
@@ -167,7 +185,7 @@ impl VersionSet {
         }
         for &(_, number) in &edit.deleted {
             if let Some((_, t)) = inner.state.current.find(number) {
-                t.mark_obsolete(&self.obsolete);
+                t.mark_obsolete(&self.obsolete, inner.epoch);
             }
         }
         inner.state = state;
