@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use engine_api::{Error, IoClass, Result, Storage};
 
-use super::{BuildOptions, Props, Table, TableBuilder, TableIter};
+use super::{BlockCache, BuildOptions, Props, Table, TableBuilder, TableIter};
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, MAX_SEQ};
 use crate::memtable::Lookup;
@@ -157,7 +157,16 @@ impl SstFileReader {
     /// # Errors
     /// [`Error::Corruption`] naming the file and block; I/O errors.
     pub fn open(storage: &dyn Storage, path: &Path) -> Result<Self> {
-        let table = Table::open(storage, path, 0, IoClass::Other, None)?;
+        Self::open_cached(storage, path, 0)
+    }
+
+    /// As [`SstFileReader::open`], with an LRU cache of `cache_bytes` for data blocks (0: none).
+    ///
+    /// # Errors
+    /// As [`SstFileReader::open`].
+    pub fn open_cached(storage: &dyn Storage, path: &Path, cache_bytes: usize) -> Result<Self> {
+        let cache = (cache_bytes > 0).then(|| Arc::new(BlockCache::new(cache_bytes)));
+        let table = Table::open(storage, path, 0, IoClass::Other, cache)?;
         Ok(SstFileReader {
             table: Arc::new(table),
         })

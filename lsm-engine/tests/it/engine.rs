@@ -316,3 +316,33 @@ fn bad_options_are_invalid_arguments() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn replaced_tables_stay_readable_until_their_last_reader_lets_go() {
+    let sim = SimStorage::new();
+    let e = open_tiny(&sim);
+    for i in 0..300 {
+        e.put(&key(i), &value(i, 0)).unwrap();
+    }
+    e.flush().unwrap();
+    let before = files_with(&sim, ".sst");
+    assert!(before.len() > 2);
+    let mut scan = e.scan(KeyRange::all()).unwrap();
+    let first = scan.next().unwrap().unwrap();
+    assert_eq!(first.0.as_ref(), key(0).as_slice());
+    e.compact().unwrap();
+    let live = files_with(&sim, ".sst");
+    assert!(
+        before.iter().all(|p| live.contains(p)),
+        "a table a scan still reads was removed"
+    );
+    let rest: Vec<_> = scan.map(|r| r.unwrap()).collect();
+    assert_eq!(rest.len(), 299, "the scan of the old version goes on");
+    e.put(b"more", b"x").unwrap();
+    e.flush().unwrap(); // drains the queue of obsolete files
+    let after = files_with(&sim, ".sst");
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "replaced tables were not removed once unread: {after:?}"
+    );
+}
