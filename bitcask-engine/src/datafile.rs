@@ -193,12 +193,13 @@ impl DataFile {
         self.live_bytes.load(Ordering::Relaxed)
     }
 
-    /// Notes records appended by the writer (the active file grows).
+    /// Notes records appended by the writer (the active file grows). Plain stores: only the
+    /// writer, under its mutex, changes the active file's shape.
     pub(crate) fn grew(&self, len: u64, records: u64, min_seq: u64, max_seq: u64) {
         self.len.store(len, Ordering::Release);
-        self.records.fetch_add(records, Ordering::Relaxed);
-        self.min_seq.fetch_min(min_seq, Ordering::AcqRel);
-        self.max_seq.fetch_max(max_seq, Ordering::AcqRel);
+        self.records.store(records, Ordering::Relaxed);
+        self.min_seq.store(min_seq, Ordering::Release);
+        self.max_seq.store(max_seq, Ordering::Release);
     }
 
     /// Notes that the file now ends in its seal.
@@ -221,6 +222,12 @@ impl DataFile {
     pub(crate) fn add_live(&self, bytes: u64) {
         self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.live_keys.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `keys` keys of `bytes` bytes in all live here (open's accounting).
+    pub(crate) fn add_live_many(&self, bytes: u64, keys: u64) {
+        self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.live_keys.fetch_add(keys, Ordering::Relaxed);
     }
 
     /// Bytes that count as live without a keydir entry (tombstones a merge had to keep).

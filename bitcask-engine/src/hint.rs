@@ -149,9 +149,9 @@ impl Hint {
     }
 
     /// Calls `f` for every entry; `Err` names the first entry that fails a check.
-    pub(crate) fn for_each(
-        &self,
-        f: &mut dyn FnMut(HintEntry<'_>) -> Result<(), String>,
+    pub(crate) fn for_each<'h>(
+        &'h self,
+        f: &mut dyn FnMut(HintEntry<'h>) -> Result<(), String>,
     ) -> Result<(), String> {
         let end = self.bytes.len().saturating_sub(TRAILER);
         let mut at = HEADER;

@@ -118,6 +118,7 @@ pub(crate) fn recover(
             _ => None,
         })
         .collect();
+    ctx.reserve_keydir(&live)?;
     let mut files = BTreeMap::new();
     let mut unsealed = Vec::new();
     for name in live {
@@ -141,11 +142,25 @@ pub(crate) fn recover(
         files.insert(file.id(), file);
     }
     ctx.keydir.purge_tombstones();
+    // Live bytes per file. Keys of one file sit together in each shard: sum runs first.
+    let mut live: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut run = (u32::MAX, 0u64, 0u64);
     ctx.keydir.for_each(|_, loc| {
-        if let Some(f) = files.get(&loc.file) {
-            f.add_live(u64::from(loc.len));
+        if loc.file != run.0 {
+            let e = live.entry(run.0).or_default();
+            (e.0, e.1) = (e.0 + run.1, e.1 + run.2);
+            run = (loc.file, 0, 0);
         }
+        run.1 += u64::from(loc.len);
+        run.2 += 1;
     });
+    let e = live.entry(run.0).or_default();
+    (e.0, e.1) = (e.0 + run.1, e.1 + run.2);
+    for (id, (bytes, keys)) in live {
+        if let Some(f) = files.get(&id) {
+            f.add_live_many(bytes, keys);
+        }
+    }
     let next_seq = files.values().map(|f| f.max_seq()).max().unwrap_or(0) + 1;
     ctx.report.keys = ctx.keydir.len() as u64;
     ctx.report.duration = started.elapsed();
@@ -204,6 +219,26 @@ impl Ctx<'_> {
         self.storage.remove(&path)?;
         self.report.leftovers_removed.push(path);
         Ok(true)
+    }
+
+    /// Sizes the keydir for the records the seals announce (key bytes from the hint sizes),
+    /// so loading does not regrow tables step by step; the excess is given back afterwards.
+    fn reserve_keydir(&self, live: &[FileName]) -> Result<()> {
+        let (mut records, mut key_bytes) = (0u64, 0u64);
+        for &name in live {
+            let Some(id) = name.id() else { continue };
+            let reader = self.storage.open(&self.path(name), IoClass::Recovery)?;
+            let Some(seal) = read_seal(&*reader, reader.len()?)? else {
+                continue;
+            };
+            records += seal.records;
+            if self.hints.contains(&id) {
+                let hint_len = self.storage.file_len(&self.path(FileName::Hint(id)))?;
+                key_bytes += hint_len.saturating_sub(60 + 19 * seal.records);
+            }
+        }
+        self.keydir.reserve(records, key_bytes);
+        Ok(())
     }
 
     /// Finishes every committed merge, oldest first (each step is idempotent).
@@ -373,9 +408,8 @@ impl Ctx<'_> {
                 return Ok(false);
             }
         };
-        let keydir = &self.keydir;
-        let mut failure = None;
-        let _ = hint.for_each(&mut |e| {
+        let mut bulk = self.keydir.bulk();
+        let parsed = hint.for_each(&mut |e| {
             let flag = if e.tombstone { TOMBSTONE_FLAG } else { 0 };
             let loc = Loc {
                 file: id,
@@ -383,16 +417,16 @@ impl Ctx<'_> {
                 len: e.len | flag,
                 seq: e.seq,
             };
-            keydir.offer(e.key, loc).map_err(|err| {
-                let msg = err.to_string();
-                failure = Some(err);
-                msg
-            })
+            bulk.add(e.key, loc);
+            Ok(())
         });
-        match failure {
-            Some(err) => Err(err),
-            None => Ok(true),
+        if let Err(why) = parsed {
+            // Unreachable after `Hint::load` checked every entry; ignore the hint if it happens.
+            self.report.hints_ignored.push((path, why));
+            return Ok(false);
         }
+        bulk.finish()?;
+        Ok(true)
     }
 
     /// Accepts an unsealed file as the previous run's active file, whose damaged end is a

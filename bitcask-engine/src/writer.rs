@@ -34,6 +34,9 @@ pub(crate) struct Writer {
     /// Bytes appended through this engine across all files: the group-commit position.
     appended: u64,
     next_seq: u64,
+    /// Records in the active file and their sequence range (for its seal).
+    records: u64,
+    min_seq: u64,
     buf: Vec<u8>,
 }
 
@@ -56,6 +59,8 @@ impl Inner {
             len: MAGIC_LEN,
             appended: 0,
             next_seq,
+            records: 0,
+            min_seq: u64::MAX,
             buf: Vec::with_capacity(4096),
         })
     }
@@ -106,7 +111,6 @@ impl Inner {
         }
         w.buf.clear();
         let first_seq = w.next_seq;
-        let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
         for (key, value) in ops {
             let kind = match (value, batch) {
                 (Some(_), false) => Kind::Put,
@@ -114,27 +118,19 @@ impl Inner {
                 (Some(_), true) => Kind::BatchPut,
                 (None, true) => Kind::BatchTombstone,
             };
-            let offset = w.len + w.buf.len() as u64;
-            let seq = w.next_seq;
+            record::encode(&mut w.buf, w.next_seq, kind, key, value.unwrap_or_default());
             w.next_seq += 1;
-            record::encode(&mut w.buf, seq, kind, key, value.unwrap_or_default());
-            let loc = Loc {
-                file: w.file.id(),
-                offset: u32::try_from(offset).map_err(|_| Error::invalid("file offset"))?,
-                len: u32::try_from(record::record_len(key, value.unwrap_or_default()))
-                    .map_err(|_| Error::invalid("record length"))?,
-                seq,
-            };
-            changes.push((key, value.map(|_| loc)));
         }
         if batch {
             let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
             record::encode_batch_end(&mut w.buf, first_seq, count);
         }
+        let start = w.len;
         self.append_buf(w)?;
-        w.file
-            .grew(w.len, ops.len() as u64, first_seq, w.next_seq - 1);
-        self.index(w, &changes)?;
+        w.records += ops.len() as u64;
+        w.min_seq = w.min_seq.min(first_seq);
+        w.file.grew(w.len, w.records, w.min_seq, w.next_seq - 1);
+        self.index(w, ops, start, first_seq)?;
         Ok(w.appended)
     }
 
@@ -152,20 +148,32 @@ impl Inner {
         Ok(())
     }
 
-    /// Points the keydir at the new records and moves live-byte counts between files.
-    fn index(&self, w: &Writer, changes: &[(&[u8], Option<Loc>)]) -> Result<()> {
-        let old = match changes {
-            [(key, Some(loc))] => vec![self.keydir.put(key, *loc)],
-            [(key, None)] => vec![Ok(self.keydir.remove(key))],
-            _ => self
-                .keydir
-                .apply_batch(changes)?
-                .into_iter()
-                .map(Ok)
-                .collect(),
+    /// Points the keydir at the records just appended from `start` (sequence numbers from
+    /// `first_seq`) and moves live-byte counts between files. A keydir failure (a full shard)
+    /// after the append would leave disk and index disagreeing: it poisons.
+    fn index(&self, w: &Writer, ops: &[Op<'_>], start: u64, first_seq: u64) -> Result<()> {
+        let file = w.file.id();
+        let bad = |_| Error::invalid("record offset or length beyond 32 bits");
+        let mut offset = start;
+        let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
+        for (i, (key, value)) in ops.iter().enumerate() {
+            let len = record::record_len(key, value.unwrap_or_default());
+            let loc = Loc {
+                file,
+                offset: u32::try_from(offset).map_err(bad)?,
+                len: u32::try_from(len).map_err(bad)?,
+                seq: first_seq + i as u64,
+            };
+            offset += len as u64;
+            changes.push((key, value.map(|_| loc)));
+        }
+        let old = match changes.as_slice() {
+            [(key, Some(loc))] => self.keydir.put(key, *loc).map(|o| vec![o]),
+            [(key, None)] => Ok(vec![self.keydir.remove(key)]),
+            _ => self.keydir.apply_batch(&changes),
         };
+        let old = old.inspect_err(|e| self.commit.poison().set(e))?;
         for ((_, new), old) in changes.iter().zip(old) {
-            let old = old.inspect_err(|e| self.commit.poison().set(e))?;
             if let Some(new) = new {
                 w.file.add_live(u64::from(new.len));
             }
@@ -203,6 +211,8 @@ impl Inner {
         let old = std::mem::replace(&mut w.file, file);
         w.out = out;
         w.len = MAGIC_LEN;
+        w.records = 0;
+        w.min_seq = u64::MAX;
         self.send(Job::Sealed(old.id()));
         Ok(())
     }

@@ -9,7 +9,7 @@
 //!
 //! Removal swaps the last entry into the hole and shifts later slots back (no tombstones). The
 //! arena is rewritten once deleted keys make up half of it. Vectors grow by 1/8 (not by doubling)
-//! and the slot array by 1/2 at 85% load, which keeps the overhead near 35 bytes per key.
+//! and the slot array by 1/2 at 75% load (linear probing slows sharply beyond), which keeps the overhead near 35 bytes per key.
 
 use super::Loc;
 
@@ -18,7 +18,7 @@ const INDEX_BITS: u32 = 24;
 const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 /// Most entries a shard holds (the slot index has 24 bits).
 pub(crate) const MAX_ENTRIES: usize = INDEX_MASK as usize;
-const MAX_LOAD_NUM: usize = 85;
+const MAX_LOAD_NUM: usize = 75;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -113,10 +113,10 @@ impl Table {
                     }
                 }
             }
-            Probe::Vacant(_) => match f(None) {
+            Probe::Vacant(slot) => match f(None) {
                 None => Ok((None, false)),
                 Some(new) => {
-                    self.add(hash, key, new)?;
+                    self.add(hash, key, new, slot)?;
                     Ok((None, true))
                 }
             },
@@ -190,12 +190,15 @@ impl Table {
         }
     }
 
-    fn add(&mut self, hash: u64, key: &[u8], loc: Loc) -> Result<(), Full> {
+    /// Adds a key the probe did not find; `vacant` is where the probe ended.
+    fn add(&mut self, hash: u64, key: &[u8], loc: Loc, vacant: usize) -> Result<(), Full> {
         if self.entries.len() >= MAX_ENTRIES {
             return Err(Full);
         }
+        let mut slot = vacant;
         if (self.entries.len() + 1) * 100 > self.slots.len() * MAX_LOAD_NUM {
             self.grow_slots();
+            slot = self.vacant_slot(hash);
         }
         let key_off = u32::try_from(self.arena.len()).map_err(|_| Full)?;
         let key_len = u16::try_from(key.len()).map_err(|_| Full)?;
@@ -213,26 +216,57 @@ impl Table {
         };
         entry.set(loc);
         self.entries.push(entry);
-        if let Probe::Vacant(slot) = self.probe(hash, key)
-            && let Some(s) = self.slots.get_mut(slot)
-        {
+        if let Some(s) = self.slots.get_mut(slot) {
             *s = pack(hash, index);
         }
         Ok(())
     }
 
+    /// The first empty slot from `hash`'s home (for a key known to be absent).
+    fn vacant_slot(&self, hash: u64) -> usize {
+        let n = self.slots.len();
+        let mut slot = self.home(hash);
+        while self.slots.get(slot).is_some_and(|&s| s != EMPTY) {
+            slot = if slot + 1 == n { 0 } else { slot + 1 };
+        }
+        slot
+    }
+
+    /// Makes room for `entries` keys of `arena_bytes` arena bytes in all, without growing
+    /// step by step (open knows how many keys its files hold).
+    pub(crate) fn reserve(&mut self, entries: usize, arena_bytes: usize) {
+        self.entries
+            .reserve_exact(entries.saturating_sub(self.entries.len()));
+        self.arena
+            .reserve_exact(arena_bytes.saturating_sub(self.arena.len()));
+        if entries * 100 > self.slots.len() * MAX_LOAD_NUM {
+            self.rebuild_slots(entries * 10 / 7 + 1);
+        }
+    }
+
+    /// Gives back what a generous [`Table::reserve`] did not use.
+    pub(crate) fn shrink(&mut self) {
+        let n = self.entries.len();
+        self.entries.shrink_to(n + n / 16);
+        self.arena
+            .shrink_to(self.arena.len() + self.arena.len() / 16);
+        if n * 100 < self.slots.len() * 35 {
+            self.rebuild_slots((n * 10 / 7 + 1).max(16));
+        }
+    }
+
     fn grow_slots(&mut self) {
-        let n = (self.slots.len() * 3 / 2).max(16);
+        self.rebuild_slots((self.slots.len() * 3 / 2).max(16));
+    }
+
+    fn rebuild_slots(&mut self, n: usize) {
         self.slots = vec![EMPTY; n];
         for index in 0..self.entries.len() {
             let hash = match self.entries.get(index) {
                 Some(e) => super::hash(self.key_at(e.key_off)),
                 None => continue,
             };
-            let mut slot = self.home(hash);
-            while self.slots.get(slot).is_some_and(|&s| s != EMPTY) {
-                slot = if slot + 1 == n { 0 } else { slot + 1 };
-            }
+            let slot = self.vacant_slot(hash);
             if let Some(s) = self.slots.get_mut(slot) {
                 *s = pack(hash, index);
             }
