@@ -34,6 +34,15 @@ fn merge_heavy(seed: u64, steps: usize) -> Vec<Step> {
     out
 }
 
+/// Workload seeds for the extra crash test (`BITCASK_CRASH_SEEDS`, default 3, so seeds 1 and
+/// 2): raise it for a longer soak.
+fn seeds() -> u64 {
+    std::env::var("BITCASK_CRASH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+}
+
 fn check(report: CrashReport) {
     assert!(report.points > 20, "too few durability points: {report:?}");
     assert!(report.states_checked > 0);
@@ -65,5 +74,16 @@ fn crash_at_every_point_with_background_merges() {
             policy,
             &merge_heavy(77, 36),
         ));
+    }
+}
+
+#[test]
+fn crash_at_every_point_of_more_workloads() {
+    for seed in 1..seeds() {
+        for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+            let steps = merge_heavy(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1, 40);
+            check(crash_points::run(&tiny_manual_factory, policy, &steps));
+            check(crash_points::run(&tiny_factory, policy, &steps));
+        }
     }
 }

@@ -299,3 +299,56 @@ fn real_file_system_round_trip() {
     assert_eq!(contents(&e), before);
     assert_eq!(e.get(b"k001").unwrap(), None);
 }
+
+/// A merge that crashed right after its commit record was renamed into place: a read-only open
+/// serves the committed state without touching the directory, and a read-write open rolls the
+/// merge forward.
+#[test]
+fn committed_merge_is_rolled_forward() {
+    use engine_api::FaultOp;
+    let sim = SimStorage::new();
+    let e = open_tiny(&sim, SyncPolicy::Never, false);
+    for i in 0..120u32 {
+        e.put(
+            format!("k{:02}", i % 30).as_bytes(),
+            &[u8::try_from(i).unwrap(); 60],
+        )
+        .unwrap();
+    }
+    e.delete(b"k07").unwrap();
+    let model = contents(&e);
+    // The first rename of a merge is the commit record's.
+    sim.freeze_after(&[FaultOp::Rename], 1);
+    assert!(e.compact().is_err(), "the storage froze inside the commit");
+    let image = sim.crash(CrashMode::KeepAll, 0);
+    drop(e);
+    let names = |s: &SimStorage| -> Vec<String> {
+        s.all_files()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(names(&image).iter().any(|n| n.starts_with("MERGE-")));
+    assert!(names(&image).iter().any(|n| n.ends_with(".merging")));
+    let before = names(&image);
+    {
+        let mut o = tiny(Arc::new(image.clone()), SyncPolicy::Never);
+        o.common.read_only = true;
+        let ro = BitcaskEngine::open("/db", o).unwrap();
+        assert_eq!(contents(&ro), model);
+    }
+    assert_eq!(
+        names(&image),
+        before,
+        "the read-only open changed the directory"
+    );
+    let e = open_tiny(&image, SyncPolicy::Never, false);
+    assert_eq!(e.recovery_report().merges_rolled_forward, 1);
+    assert_eq!(contents(&e), model);
+    let after = names(&image);
+    assert!(
+        after
+            .iter()
+            .all(|n| !n.starts_with("MERGE-") && !n.ends_with(".merging"))
+    );
+}
