@@ -232,6 +232,9 @@ impl Inner {
 
     /// The group-commit leader's sync: the active file up to its current end.
     fn sync_active(&self) -> Result<u64> {
+        // Let writers that were woken by the previous sync append first, so that this sync
+        // covers them too (on a busy machine they may not have run yet).
+        std::thread::yield_now();
         let (out, pos) = self.active_end()?;
         out.sync()?;
         Ok(pos)
