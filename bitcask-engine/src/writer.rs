@@ -131,6 +131,10 @@ impl Inner {
         w.min_seq = w.min_seq.min(first_seq);
         w.file.grew(w.len, w.records, w.min_seq, w.next_seq - 1);
         self.index(w, ops, start, first_seq)?;
+        if w.buf.capacity() > 1 << 20 {
+            // A big batch passed: do not keep its buffer for good.
+            w.buf = Vec::with_capacity(4096);
+        }
         Ok(w.appended)
     }
 
@@ -167,21 +171,32 @@ impl Inner {
             offset += len as u64;
             changes.push((key, value.map(|_| loc)));
         }
-        let old = match changes.as_slice() {
-            [(key, Some(loc))] => self.keydir.put(key, *loc).map(|o| vec![o]),
-            [(key, None)] => Ok(vec![self.keydir.remove(key)]),
-            _ => self.keydir.apply_batch(&changes),
-        };
+        if let [(key, new)] = changes.as_slice() {
+            // One put or delete: no batch locking, no allocation for the old location.
+            let old = match new {
+                Some(loc) => self.keydir.put(key, *loc),
+                None => Ok(self.keydir.remove(key)),
+            };
+            let old = old.inspect_err(|e| self.commit.poison().set(e))?;
+            self.account(w, *new, old);
+            return Ok(());
+        }
+        let old = self.keydir.apply_batch(&changes);
         let old = old.inspect_err(|e| self.commit.poison().set(e))?;
         for ((_, new), old) in changes.iter().zip(old) {
-            if let Some(new) = new {
-                w.file.add_live(u64::from(new.len));
-            }
-            if let Some(old) = old {
-                self.file_dead(&old, w.file());
-            }
+            self.account(w, *new, old);
         }
         Ok(())
+    }
+
+    /// Live bytes follow the keydir: the new record is live, the one it replaced is not.
+    fn account(&self, w: &Writer, new: Option<Loc>, old: Option<Loc>) {
+        if let Some(new) = new {
+            w.file.add_live(u64::from(new.len));
+        }
+        if let Some(old) = old {
+            self.file_dead(&old, w.file());
+        }
     }
 
     /// The record at `old` is no longer live.
