@@ -20,6 +20,7 @@ mod output;
 pub(crate) mod policy;
 mod rate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -285,11 +286,17 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
             files.insert(f.file.id(), Arc::clone(&f.file));
         }
     }
+    let outputs: BTreeMap<u32, &DataFile> =
+        finished.iter().map(|f| (f.file.id(), &*f.file)).collect();
     for (key, old, new) in moves.iter() {
-        if inner.keydir.compare_and_set(key, old, *new)
-            && let Some(out) = finished.iter().find(|f| f.file.id() == new.file)
-        {
-            out.file.add_live(u64::from(new.len));
+        let Some(out) = outputs.get(&new.file) else {
+            continue;
+        };
+        // Counted before the move, so that a write replacing the key right after it finds the
+        // bytes to take away.
+        out.add_live(u64::from(new.len));
+        if !inner.keydir.compare_and_set(key, old, *new) {
+            out.remove_live(u64::from(new.len));
         }
     }
     let mut files = inner.files.write();
