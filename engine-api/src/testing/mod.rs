@@ -15,8 +15,13 @@
 
 pub mod conformance;
 pub mod crash_points;
+pub mod damage;
+pub mod faults;
+pub mod kill;
+pub mod linearizability;
 pub mod model;
 mod reference;
+mod rng;
 
 use std::path::Path;
 use std::sync::Arc;

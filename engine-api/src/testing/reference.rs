@@ -6,10 +6,18 @@
 //! only live pairs, through a temporary file, a sync, a rename and a directory sync.
 //!
 //! Log record: `crc32 (u32 LE) | len (u32 LE) | payload`, the CRC covering `len` and `payload`.
-//! Payload: `count (u32 LE)` then per operation `tag (u8: 1 put, 2 delete) | key_len (u32 LE) |
-//! key | [value_len (u32 LE) | value]`. One record per write or batch, so a batch is atomic. A
-//! record that fails its checks ends the log: it and everything after it are a torn tail and are
-//! cut off at open (this engine has one log, always the active one).
+//! Payload: `synced (u64 LE) | count (u32 LE)` then per operation `tag (u8: 1 put, 2 delete) |
+//! key_len (u32 LE) | key | [value_len (u32 LE) | value]`. One record per write or batch, so a
+//! batch is atomic. `synced` is the length of the log file known durable (a sync of it had
+//! returned) when the record was written.
+//!
+//! At open, a record that fails its checks is either a torn tail or corruption. If a later
+//! intact record says the damaged bytes had been synced before it was written, they were on
+//! disk once and are now wrong: open fails with [`Error::Corruption`] naming the offset.
+//! Otherwise the damaged bytes were never known durable (a crash can leave any garbage there,
+//! even followed by intact records written after them but also not synced), so the record and
+//! everything after it are a torn tail and are cut off (this engine has one log, always the
+//! active one).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +61,8 @@ struct Inner {
 struct LogWriter {
     file: Box<dyn WritableFile>,
     appended: u64,
+    /// Bytes of this file known durable: what each new record carries as `synced`.
+    synced: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +100,7 @@ impl RefEngine {
             Some(LogWriter {
                 file: open_log(&storage, &dir, valid_len)?,
                 appended: 0,
+                synced: valid_len,
             })
         };
         let inner = Arc::new(Inner {
@@ -128,13 +139,26 @@ fn replay(storage: &dyn Storage, dir: &Path) -> Result<(BTreeMap<Vec<u8>, Value>
     }
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
     let mut at = 0usize;
-    while let Some((ops, next)) = decode_record(&bytes, at) {
-        for op in ops {
+    while let Some(record) = decode_record(&bytes, at) {
+        for op in record.ops {
             apply(&mut map, op);
         }
-        at = next;
+        at = record.end;
+    }
+    if synced_later(&bytes, at) {
+        return Err(Error::corruption(
+            path,
+            at as u64,
+            "a valid record (a later record says these bytes had been synced)",
+        ));
     }
     Ok((map, at as u64))
+}
+
+/// Whether an intact record after the damaged one at `at` was written after a sync covering
+/// `at`. Every offset is tried, since the damaged record's length cannot be trusted.
+fn synced_later(bytes: &[u8], at: usize) -> bool {
+    (at + 1..bytes.len()).any(|q| decode_record(bytes, q).is_some_and(|r| r.synced > at as u64))
 }
 
 fn open_log(storage: &dyn Storage, dir: &Path, valid_len: u64) -> Result<Box<dyn WritableFile>> {
@@ -148,8 +172,10 @@ fn open_log(storage: &dyn Storage, dir: &Path, valid_len: u64) -> Result<Box<dyn
     let file = storage.open_append(&path, IoClass::Log)?;
     if file.len() > valid_len {
         file.truncate(valid_len)?;
-        file.sync()?;
     }
+    // After a process crash the replayed bytes may still be only in the page cache; new records
+    // will claim them durable, so make them so.
+    file.sync()?;
     Ok(file)
 }
 
@@ -169,8 +195,9 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.try_into().ok()?))
 }
 
-fn encode_record(ops: &[BatchOp]) -> Vec<u8> {
+fn encode_record(ops: &[BatchOp], synced: u64) -> Vec<u8> {
     let mut payload = Vec::new();
+    payload.extend_from_slice(&synced.to_le_bytes());
     payload.extend_from_slice(&len32(ops.len()).to_le_bytes());
     for op in ops {
         let (tag, value) = match op {
@@ -201,8 +228,15 @@ fn len32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// A decoded log record.
+struct Record {
+    ops: Vec<BatchOp>,
+    synced: u64,
+    end: usize,
+}
+
 /// Decodes the record at `at`; `None` if it is missing, short or damaged.
-fn decode_record(bytes: &[u8], at: usize) -> Option<(Vec<BatchOp>, usize)> {
+fn decode_record(bytes: &[u8], at: usize) -> Option<Record> {
     let crc = u32_at(bytes, at)?;
     let len = usize::try_from(u32_at(bytes, at + 4)?).ok()?;
     let end = at.checked_add(8)?.checked_add(len)?;
@@ -211,6 +245,8 @@ fn decode_record(bytes: &[u8], at: usize) -> Option<(Vec<BatchOp>, usize)> {
         return None;
     }
     let payload = covered.get(4..)?;
+    let synced = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let payload = payload.get(8..)?;
     let count = u32_at(payload, 0)?;
     let mut pos = 4;
     let mut ops = Vec::new();
@@ -230,18 +266,19 @@ fn decode_record(bytes: &[u8], at: usize) -> Option<(Vec<BatchOp>, usize)> {
             _ => return None,
         }
     }
-    Some((ops, end))
+    Some(Record { ops, synced, end })
 }
 
 impl Inner {
     fn sync_log(&self) -> Result<()> {
-        let writer = self.writer.lock();
-        let Some(log) = writer.as_ref() else {
+        let mut writer = self.writer.lock();
+        let Some(log) = writer.as_mut() else {
             return Ok(());
         };
         self.commit.poison().check()?;
         self.commit.poison().guard(|| log.file.sync())?;
         self.commit.mark_durable(log.appended);
+        log.synced = log.file.len();
         Ok(())
     }
 
@@ -250,9 +287,9 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         self.commit.poison().check()?;
-        let record = encode_record(ops);
         let mut writer = self.writer.lock();
         let log = writer.as_mut().ok_or(Error::ReadOnly)?;
+        let record = encode_record(ops, log.synced);
         if let Err(e) = log.file.append(&record) {
             // A failed append may leave part of the record on disk; refuse further writes.
             self.commit.poison().set(&e);
@@ -263,6 +300,8 @@ impl Inner {
             let end = log.appended;
             self.commit
                 .wait_durable(end, || log.file.sync().map(|()| end))?;
+            // Every append happens under the writer lock, so the whole file is durable now.
+            log.synced = log.file.len();
         }
         let mut map = self.map.write();
         let mut counters = self.counters.lock();
@@ -290,7 +329,7 @@ impl Inner {
                 value: v.to_vec(),
             })
             .collect();
-        let record = encode_record(&snapshot);
+        let record = encode_record(&snapshot, 0);
         let tmp = self.dir.join(format!("{LOG}.tmp"));
         if self.storage.exists(&tmp)? {
             self.storage.remove(&tmp)?;
@@ -300,15 +339,17 @@ impl Inner {
         self.commit.poison().guard(|| file.sync())?;
         drop(file);
         self.storage.rename(&tmp, &self.dir.join(LOG))?;
-        self.commit
-            .poison()
-            .guard(|| self.storage.sync_dir(&self.dir))?;
+        // From here the log's name is the new file while the writer still holds the old one: a
+        // failure must stop every later write, or it would go to a file nobody will replay.
+        let new_log = self.commit.poison().guard(|| {
+            self.storage.sync_dir(&self.dir)?;
+            self.storage.open_append(&self.dir.join(LOG), IoClass::Log)
+        })?;
         let appended = writer.as_ref().map_or(0, |log| log.appended);
         *writer = Some(LogWriter {
-            file: self
-                .storage
-                .open_append(&self.dir.join(LOG), IoClass::Log)?,
+            file: new_log,
             appended,
+            synced: record.len() as u64,
         });
         let mut summary = CompactionSummary {
             jobs: 1,

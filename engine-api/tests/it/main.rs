@@ -5,5 +5,9 @@ mod reference {
     engine_api::conformance_tests!(engine_api::testing::reference_factory());
 }
 
+mod damage;
+mod faults;
+mod kill;
+mod linearizability;
 mod os_storage;
 mod sim_storage;
