@@ -10,7 +10,7 @@
 //! | `MANIFEST-NNNNNN` | a log of version edits |
 //! | `NNNNNN.log` | a write-ahead log |
 //! | `NNNNNN.sst` | a sorted table |
-//! | `NNNNNN.clog` | a compaction log (reserved for the compaction manager) |
+//! | `NNNNNN.clog` | a compaction log: a job's intent and finished outputs |
 //! | `*.tmp` | a temporary file, never live; removed at open |
 
 use std::path::{Path, PathBuf};
@@ -45,6 +45,10 @@ pub(crate) fn table_name(number: u64) -> String {
 
 pub(crate) fn manifest_name(number: u64) -> String {
     format!("{MANIFEST_PREFIX}{number:06}")
+}
+
+pub(crate) fn compaction_log(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:06}.clog"))
 }
 
 pub(crate) fn manifest(dir: &Path, number: u64) -> PathBuf {

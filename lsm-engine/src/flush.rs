@@ -35,6 +35,7 @@ pub(crate) fn run(inner: &Arc<Inner>) {
         inner.obsolete.drain();
         inner.bg.lock().flushing = false;
         inner.notify_bg();
+        inner.compactions.check_and_compact();
     }
 }
 

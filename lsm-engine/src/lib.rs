@@ -63,9 +63,11 @@ mod version;
 mod wal;
 
 pub use compaction::{
-    CompactionOutput, CompactionTask, KeySpan, OutputTable, TaskInput, run_compaction,
+    CompactionManager, CompactionOutput, CompactionTask, JobCounts, JobInfo, JobKind, KeySpan,
+    OutputTable, ReservedRange, TaskInput, run_compaction,
 };
 pub use db::LsmEngine;
 pub use options::LsmOptions;
 pub use snapshot::Snapshot;
 pub use sstable::{SstEntries, SstEntry, SstFileReader, SstFileWriter, SstInfo, SstOptions};
+pub use stats::compaction_table;

@@ -36,6 +36,31 @@ pub struct LsmOptions {
     pub num_levels: usize,
     /// The manifest is rolled over to a fresh snapshot once it grows past this. Default: 4 MiB.
     pub manifest_rollover_bytes: u64,
+    /// Run compactions in the background as levels fill up. Default: true. With false, only
+    /// `compact()` compacts (and writes never stall on L0 or debt).
+    pub auto_compaction: bool,
+    /// L0 is due for compaction at this many files. Default: 4.
+    pub l0_compaction_trigger: usize,
+    /// Writes are slowed down (a short sleep growing with the file count) from this many L0
+    /// files. Default: 20.
+    pub l0_slowdown_trigger: usize,
+    /// Writes wait for compaction at this many L0 files. Default: 36.
+    pub l0_stop_trigger: usize,
+    /// Target size of the base level (the level L0 compacts into); deeper levels grow by
+    /// `level_size_multiplier` each, sized from the last level (dynamic level bytes).
+    /// Default: 64 MiB.
+    pub max_bytes_for_level_base: u64,
+    /// Size ratio between adjacent levels. Default: 10.
+    pub level_size_multiplier: u64,
+    /// Compaction jobs that may run at once (on disjoint reservations). Default: 2.
+    pub max_background_compactions: usize,
+    /// Threads one L0 (or full) compaction's key range is split across. Default: 2.
+    pub max_subcompactions: usize,
+    /// Writes are slowed down once compaction debt (bytes over level targets) passes this.
+    /// Default: 64 GiB.
+    pub soft_pending_compaction_bytes: u64,
+    /// Writes wait for compaction once compaction debt passes this. Default: 256 GiB.
+    pub hard_pending_compaction_bytes: u64,
 }
 
 impl Default for LsmOptions {
@@ -51,6 +76,16 @@ impl Default for LsmOptions {
             target_file_bytes: 8 << 20,
             num_levels: 7,
             manifest_rollover_bytes: 4 << 20,
+            auto_compaction: true,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 36,
+            max_bytes_for_level_base: 64 << 20,
+            level_size_multiplier: 10,
+            max_background_compactions: 2,
+            max_subcompactions: 2,
+            soft_pending_compaction_bytes: 64 << 30,
+            hard_pending_compaction_bytes: 256 << 30,
         }
     }
 }
@@ -85,6 +120,21 @@ impl LsmOptions {
         }
         if self.manifest_rollover_bytes == 0 {
             return bad("manifest_rollover_bytes must be positive");
+        }
+        if self.l0_compaction_trigger == 0
+            || self.l0_slowdown_trigger < self.l0_compaction_trigger
+            || self.l0_stop_trigger <= self.l0_slowdown_trigger
+        {
+            return bad("need 0 < l0_compaction_trigger <= l0_slowdown_trigger < l0_stop_trigger");
+        }
+        if self.max_bytes_for_level_base == 0 || self.level_size_multiplier < 2 {
+            return bad("max_bytes_for_level_base must be positive and level_size_multiplier >= 2");
+        }
+        if self.max_background_compactions == 0 || self.max_subcompactions == 0 {
+            return bad("max_background_compactions and max_subcompactions must be positive");
+        }
+        if self.hard_pending_compaction_bytes < self.soft_pending_compaction_bytes {
+            return bad("hard_pending_compaction_bytes must be at least the soft limit");
         }
         Ok(())
     }

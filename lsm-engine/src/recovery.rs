@@ -6,11 +6,13 @@
 //! 4. replay every WAL at or above the log number into one memtable (a torn tail of the newest
 //!    is cut off; damage in an older one is corruption);
 //! 5. (writable) start a new manifest holding a snapshot and point `CURRENT` at it;
-//! 6. (writable) remove every file no committed edit names: tables, WALs below the log number,
-//!    other manifests, temporary files;
+//! 6. (writable) read the compaction logs: a job whose inputs are all live was interrupted, its
+//!    recorded outputs are kept and it is queued to resume; then remove every file no committed
+//!    edit names: tables, WALs below the log number, other manifests, temporary files, logs of
+//!    committed or never-started jobs;
 //! 7. (writable) keep appending to the newest WAL after cutting its torn tail, or create one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -18,6 +20,7 @@ use std::sync::atomic::AtomicU64;
 use engine_api::{Error, GroupCommit, IoClass, IoCounters, LockMode, Result, Storage};
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::compaction::{CompactionManager, Job, read_log, resumed};
 use crate::db::{Background, Inner, SuperVersion, WalTail, Writer};
 use crate::filename::{self, FileKind};
 use crate::memtable::Memtable;
@@ -52,7 +55,7 @@ pub(crate) fn open(
     storage: Arc<dyn Storage>,
     io: Arc<IoCounters>,
     opts: LsmOptions,
-) -> Result<Inner> {
+) -> Result<(Inner, Vec<Job>)> {
     let read_only = opts.common.read_only;
     if !storage.exists(dir)? {
         if !opts.common.create_if_missing || read_only {
@@ -91,11 +94,14 @@ pub(crate) fn open(
         opts.manifest_rollover_bytes,
         Arc::clone(&obsolete),
     );
+    let mut resumes = Vec::new();
     let (mem, wal) = if read_only {
         (Memtable::new(), None)
     } else {
+        let keep;
+        (resumes, keep) = interrupted_jobs(&*storage, dir, &names, &versions)?;
         versions.roll_manifest()?;
-        remove_orphans(&*storage, dir, &versions)?;
+        remove_orphans(&*storage, dir, &versions, &keep)?;
         obsolete.drain();
         let wal = match wals.newest {
             Some((n, valid)) => WalWriter::reopen(&*storage, dir, n, valid)?,
@@ -115,7 +121,7 @@ pub(crate) fn open(
         file: wal.as_ref().map(|w| Arc::clone(w.file())),
         appended: 0,
     };
-    Ok(Inner {
+    let inner = Inner {
         dir: dir.to_path_buf(),
         storage,
         io,
@@ -138,8 +144,70 @@ pub(crate) fn open(
         bg_cv: Condvar::new(),
         compaction_lock: Mutex::new(()),
         counters: Counters::default(),
+        compactions: CompactionManager::new(),
         _lock: lock,
-    })
+    };
+    Ok((inner, resumes))
+}
+
+/// Step 5a: the compaction logs. A log without a durable intent belongs to a job that never
+/// started; a log whose inputs are all gone belongs to a committed job: both are removed with
+/// the orphans. A log whose inputs are all live belongs to an interrupted job: its recorded
+/// outputs are kept and it is resumed. Returns the jobs to resume and the file names to keep.
+fn interrupted_jobs(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    versions: &VersionSet,
+) -> Result<(Vec<Job>, HashSet<String>)> {
+    let version = versions.current();
+    let mut jobs = Vec::new();
+    let mut keep = HashSet::new();
+    for name in names {
+        let Some(FileKind::CompactionLog(n)) = filename::parse(name) else {
+            continue;
+        };
+        let Some(logged) = read_log(storage, dir, n)? else {
+            continue;
+        };
+        let path = filename::compaction_log(dir, n);
+        let live = logged
+            .plan
+            .inputs
+            .iter()
+            .filter(|i| version.find(i.number).is_some())
+            .count();
+        if live == 0 {
+            continue;
+        }
+        if live != logged.plan.inputs.len() {
+            return Err(Error::corruption(
+                &path,
+                0,
+                "a job whose inputs are all live or all gone",
+            ));
+        }
+        for d in &logged.done {
+            let output = filename::table(dir, d.number);
+            if storage.file_len(&output).ok() != Some(d.size) {
+                return Err(Error::corruption(
+                    output,
+                    0,
+                    "the output its compaction log records",
+                ));
+            }
+            keep.insert(filename::table_name(d.number));
+        }
+        keep.insert(name.clone());
+        let id = versions.new_file_number();
+        jobs.push(resumed(
+            logged,
+            id,
+            &mut || versions.new_file_number(),
+            path,
+        ));
+    }
+    Ok((jobs, keep))
 }
 
 fn max_number(names: &[String]) -> u64 {
@@ -303,11 +371,19 @@ fn replay_wals(
 }
 
 /// Step 6: removes every file that no committed edit names.
-fn remove_orphans(storage: &dyn Storage, dir: &Path, versions: &VersionSet) -> Result<()> {
+fn remove_orphans(
+    storage: &dyn Storage,
+    dir: &Path,
+    versions: &VersionSet,
+    keep: &HashSet<String>,
+) -> Result<()> {
     let state = versions.state();
     let manifest = versions.manifest_number();
     let mut removed = false;
     for name in storage.list(dir)? {
+        if keep.contains(&name) {
+            continue;
+        }
         let orphan = match filename::parse(&name) {
             Some(FileKind::Table(n)) => state.current.find(n).is_none(),
             Some(FileKind::Wal(n)) => n < state.log_number,

@@ -9,8 +9,12 @@ use engine_api::{
 };
 use parking_lot::Mutex;
 
+use std::collections::HashSet;
+
+use crate::compaction::picker::{self, LevelConfig};
 use crate::db::Inner;
 use crate::filename;
+use crate::options::LsmOptions;
 use crate::version::{largest_user, smallest_user};
 
 /// Per-level compaction counters (RocksDB's compaction-stats columns).
@@ -72,6 +76,10 @@ impl Counters {
     pub(crate) fn record_flush(&self, bytes: u64, _took: Duration) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         self.with_level(0, |l| l.bytes_written += bytes);
+    }
+
+    pub(crate) fn record_move(&self, level: usize, bytes: u64) {
+        self.with_level(level, |l| l.bytes_moved += bytes);
     }
 
     fn with_level(&self, level: usize, f: impl FnOnce(&mut LevelCounters)) {
@@ -137,12 +145,19 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     let mut table_memory = 0u64;
     let mut files = Vec::new();
     let mut levels = Vec::new();
+    let shape = picker::shape(
+        &picker::summarize(&sv.version),
+        &HashSet::new(),
+        &level_config(&inner.opts),
+    );
     for (n, level) in sv.version.levels().iter().enumerate() {
         let counters = c.level(n);
         levels.push(LevelStats {
             level: u32::try_from(n).unwrap_or(u32::MAX),
             files: level.len() as u64,
             bytes: sv.version.level_bytes(n),
+            score: shape.scores.get(n).copied().unwrap_or(0.0),
+            target_bytes: shape.targets.get(n).copied().unwrap_or(0),
             bytes_read_from_level: counters.bytes_read_from_level,
             bytes_read_from_next: counters.bytes_read_from_next,
             bytes_written: counters.bytes_written,
@@ -151,7 +166,6 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
             compaction_time: counters.compaction_time,
             keys_in: counters.keys_in,
             keys_dropped: counters.keys_dropped,
-            ..LevelStats::default()
         });
         for t in level {
             table_memory += t.memory_bytes() as u64;
@@ -186,6 +200,91 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     stats.levels = levels;
     stats.files = files;
     stats
+}
+
+/// The picker's view of the options.
+pub(crate) fn level_config(o: &LsmOptions) -> LevelConfig {
+    LevelConfig {
+        l0_trigger: o.l0_compaction_trigger,
+        base_bytes: o.max_bytes_for_level_base,
+        multiplier: o.level_size_multiplier,
+    }
+}
+
+/// RocksDB's "Compaction Stats" table: one row per level and a sum.
+pub fn compaction_table(stats: &Stats) -> String {
+    use std::fmt::Write as _;
+    let mib = |b: u64| b as f64 / f64::from(1u32 << 20);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Level Files  Size(MiB) Score  Target(MiB) Read(MiB) Rn(MiB) Rnp1(MiB) Write(MiB) Moved(MiB) W-Amp  Comp(cnt) Comp(sec) KeyIn    KeyDrop"
+    );
+    let mut sum = LevelStats::default();
+    for l in &stats.levels {
+        let _ = writeln!(
+            out,
+            "L{:<4} {:>5} {:>10.2} {:>5.2} {:>12.2} {:>9.2} {:>7.2} {:>9.2} {:>10.2} {:>10.2} {:>6.2} {:>9} {:>9.3} {:>8} {:>8}",
+            l.level,
+            l.files,
+            mib(l.bytes),
+            l.score,
+            mib(l.target_bytes),
+            mib(l.bytes_read_from_level + l.bytes_read_from_next),
+            mib(l.bytes_read_from_level),
+            mib(l.bytes_read_from_next),
+            mib(l.bytes_written),
+            mib(l.bytes_moved),
+            l.write_amplification(),
+            l.compactions,
+            l.compaction_time.as_secs_f64(),
+            l.keys_in,
+            l.keys_dropped,
+        );
+        sum.files += l.files;
+        sum.bytes += l.bytes;
+        sum.bytes_read_from_level += l.bytes_read_from_level;
+        sum.bytes_read_from_next += l.bytes_read_from_next;
+        sum.bytes_written += l.bytes_written;
+        sum.bytes_moved += l.bytes_moved;
+        sum.compactions += l.compactions;
+        sum.compaction_time += l.compaction_time;
+        sum.keys_in += l.keys_in;
+        sum.keys_dropped += l.keys_dropped;
+    }
+    let user = stats.user_bytes_written.max(1);
+    let _ = writeln!(
+        out,
+        "Sum   {:>5} {:>10.2} {:>5} {:>12} {:>9.2} {:>7.2} {:>9.2} {:>10.2} {:>10.2} {:>6.2} {:>9} {:>9.3} {:>8} {:>8}",
+        sum.files,
+        mib(sum.bytes),
+        "",
+        "",
+        mib(sum.bytes_read_from_level + sum.bytes_read_from_next),
+        mib(sum.bytes_read_from_level),
+        mib(sum.bytes_read_from_next),
+        mib(sum.bytes_written),
+        mib(sum.bytes_moved),
+        engine_api::ratio(sum.bytes_written, user),
+        sum.compactions,
+        sum.compaction_time.as_secs_f64(),
+        sum.keys_in,
+        sum.keys_dropped,
+    );
+    let _ = writeln!(
+        out,
+        "Stalls: {} writes, {:.3} s ({})",
+        stats.stalls.count,
+        stats.stalls.time.as_secs_f64(),
+        stats
+            .stalls
+            .by_cause
+            .iter()
+            .map(|c| format!("{} {}x {:.3}s", c.cause, c.count, c.time.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
 }
 
 fn disk_usage(inner: &Inner) -> (u64, u64) {

@@ -1,5 +1,22 @@
-//! Compaction policy: pure functions of a summary of the levels, so they can be unit-tested and
-//! simulated without any files.
+//! Compaction policy: pure functions of a summary of the levels and of the running jobs'
+//! reservations, so they can be unit-tested and simulated without any files.
+//!
+//! - Level targets follow RocksDB's dynamic level bytes: the largest level's size sets the last
+//!   level's target, each level above gets a `multiplier`-th of the one below, and the base level
+//!   (where L0 compacts into) is the highest whose target still exceeds `base_bytes /
+//!   multiplier`. No target is below `base_bytes`; levels above the base stay empty.
+//! - Scores: L0 = files not being compacted / `l0_trigger`; deeper levels = bytes not being
+//!   compacted / target; a non-empty level above the base is drained first; the last level is
+//!   never scored. A level is due at 1.0.
+//! - Picks: the highest-scoring due level that can run beside the running jobs. L0 goes whole
+//!   to the base level (one such job at a time: L0 files overlap). A deeper level gives the file
+//!   with the smallest overlap with the next level (RocksDB's `kMinOverlappingRatio`). A pick
+//!   whose inputs overlap nothing below is a trivial move (a manifest edit, no rewrite).
+//! - Reservations: a job reserves (level, user-key range) for its input level and its output
+//!   level; a pick is refused if it intersects a reservation on either level or uses a file
+//!   another job holds.
+
+use std::collections::HashSet;
 
 use super::TaskInput;
 use crate::version::{Version, largest_user, smallest_user};
@@ -37,6 +54,319 @@ pub(crate) fn summarize(version: &Version) -> Vec<Vec<FileSummary>> {
         .collect()
 }
 
+/// The leveled-compaction settings the picker needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LevelConfig {
+    pub(crate) l0_trigger: usize,
+    pub(crate) base_bytes: u64,
+    pub(crate) multiplier: u64,
+}
+
+/// An inclusive user-key range; `None` bounds are unbounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Range {
+    pub(crate) lo: Option<Vec<u8>>,
+    pub(crate) hi: Option<Vec<u8>>,
+}
+
+impl Range {
+    pub(crate) fn all() -> Range {
+        Range { lo: None, hi: None }
+    }
+
+    /// The range spanning `files` (which must not be empty: an empty list gives every key).
+    pub(crate) fn of(files: &[&FileSummary]) -> Range {
+        Range {
+            lo: files.iter().map(|f| f.smallest.clone()).min(),
+            hi: files.iter().map(|f| f.largest.clone()).max(),
+        }
+    }
+
+    /// The range of `self` and `files` together.
+    fn widen(&self, files: &[&FileSummary]) -> Range {
+        if files.is_empty() {
+            self.clone()
+        } else {
+            self.union(&Range::of(files))
+        }
+    }
+
+    fn union(&self, other: &Range) -> Range {
+        let lo = match (&self.lo, &other.lo) {
+            (Some(a), Some(b)) => Some(a.min(b).clone()),
+            _ => None,
+        };
+        let hi = match (&self.hi, &other.hi) {
+            (Some(a), Some(b)) => Some(a.max(b).clone()),
+            _ => None,
+        };
+        Range { lo, hi }
+    }
+
+    pub(crate) fn intersects(&self, other: &Range) -> bool {
+        let below = |hi: &Option<Vec<u8>>, lo: &Option<Vec<u8>>| match (hi, lo) {
+            (Some(h), Some(l)) => h < l,
+            _ => false,
+        };
+        !below(&self.hi, &other.lo) && !below(&other.hi, &self.lo)
+    }
+
+    fn holds(&self, f: &FileSummary) -> bool {
+        self.intersects(&Range {
+            lo: Some(f.smallest.clone()),
+            hi: Some(f.largest.clone()),
+        })
+    }
+}
+
+/// A running job's claim on part of a level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Reservation {
+    pub(crate) job: u64,
+    pub(crate) level: usize,
+    pub(crate) range: Range,
+}
+
+/// Level targets and scores of a version.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Shape {
+    pub(crate) base_level: usize,
+    pub(crate) targets: Vec<u64>,
+    pub(crate) scores: Vec<f64>,
+    /// Bytes over target, summed over levels (RocksDB's pending compaction bytes, roughly).
+    pub(crate) debt_bytes: u64,
+}
+
+/// Level targets under dynamic level bytes: `(base level, target per level)`.
+pub(crate) fn targets(level_bytes: &[u64], cfg: &LevelConfig) -> (usize, Vec<u64>) {
+    let n = level_bytes.len();
+    let mut t = vec![0u64; n];
+    let Some(last) = n.checked_sub(1).filter(|&l| l >= 1) else {
+        return (0, t);
+    };
+    let mult = cfg.multiplier.max(2);
+    let largest = level_bytes.iter().skip(1).copied().max().unwrap_or(0);
+    let mut base = last;
+    if let Some(slot) = t.get_mut(last) {
+        *slot = largest.max(cfg.base_bytes);
+    }
+    while base > 1 {
+        let up = t.get(base).copied().unwrap_or(0) / mult;
+        if up <= cfg.base_bytes / mult {
+            break;
+        }
+        base -= 1;
+        if let Some(slot) = t.get_mut(base) {
+            *slot = up;
+        }
+    }
+    for slot in t.iter_mut().skip(base) {
+        *slot = (*slot).max(cfg.base_bytes);
+    }
+    (base, t)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    engine_api::ratio(a, b)
+}
+
+/// Targets, scores and debt of `levels`, not counting files in `busy` toward the scores.
+pub(crate) fn shape(levels: &[Vec<FileSummary>], busy: &HashSet<u64>, cfg: &LevelConfig) -> Shape {
+    let bytes: Vec<u64> = levels
+        .iter()
+        .map(|l| l.iter().map(|f| f.size).sum())
+        .collect();
+    let (base_level, targets) = targets(&bytes, cfg);
+    let last = levels.len().saturating_sub(1);
+    let mut scores = vec![0.0; levels.len()];
+    let mut debt_bytes = 0;
+    for (n, level) in levels.iter().enumerate() {
+        let idle: Vec<&FileSummary> = level.iter().filter(|f| !busy.contains(&f.number)).collect();
+        let idle_bytes: u64 = idle.iter().map(|f| f.size).sum();
+        let target = targets.get(n).copied().unwrap_or(0);
+        let score = if n == 0 {
+            ratio(idle.len() as u64, cfg.l0_trigger.max(1) as u64)
+        } else if n == last {
+            0.0
+        } else if n < base_level {
+            if idle.is_empty() {
+                0.0
+            } else {
+                10.0 + ratio(idle_bytes, cfg.base_bytes.max(1))
+            }
+        } else {
+            ratio(idle_bytes, target.max(1))
+        };
+        if n == 0 {
+            if level.len() >= cfg.l0_trigger {
+                debt_bytes += bytes.first().copied().unwrap_or(0);
+            }
+        } else if n < last {
+            debt_bytes += bytes.get(n).copied().unwrap_or(0).saturating_sub(target);
+        }
+        if let Some(slot) = scores.get_mut(n) {
+            *slot = score;
+        }
+    }
+    Shape {
+        base_level,
+        targets,
+        scores,
+        debt_bytes,
+    }
+}
+
+/// A compaction chosen by the picker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pick {
+    /// The level the inputs come from.
+    pub(crate) level: usize,
+    pub(crate) output_level: usize,
+    /// Inputs from `level`, newest first for L0.
+    pub(crate) inputs: Vec<FileSummary>,
+    /// Inputs from `output_level`, in key order.
+    pub(crate) next_inputs: Vec<FileSummary>,
+    /// True when the one input overlaps nothing in the output level: move it, do not rewrite.
+    pub(crate) trivial_move: bool,
+    /// What the job reserves: (level, range) for the input and the output level.
+    pub(crate) reserve: Vec<(usize, Range)>,
+}
+
+impl Pick {
+    /// The task inputs: sources newest first (input level, then output level).
+    pub(crate) fn task_inputs(&self) -> Vec<TaskInput> {
+        let level = |l: usize| u32::try_from(l).unwrap_or(u32::MAX);
+        self.inputs
+            .iter()
+            .map(|f| TaskInput {
+                number: f.number,
+                level: level(self.level),
+            })
+            .chain(self.next_inputs.iter().map(|f| TaskInput {
+                number: f.number,
+                level: level(self.output_level),
+            }))
+            .collect()
+    }
+}
+
+fn free(res: &[Reservation], level: usize, range: &Range) -> bool {
+    !res.iter()
+        .any(|r| r.level == level && r.range.intersects(range))
+}
+
+/// The next compaction to start beside the running jobs, if any level is due and one fits.
+pub(crate) fn pick(
+    levels: &[Vec<FileSummary>],
+    shape: &Shape,
+    busy: &HashSet<u64>,
+    res: &[Reservation],
+) -> Option<Pick> {
+    let mut due: Vec<(usize, f64)> = shape
+        .scores
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|&(_, s)| s >= 1.0)
+        .collect();
+    due.sort_by(|a, b| b.1.total_cmp(&a.1));
+    due.into_iter().find_map(|(level, _)| {
+        if level == 0 {
+            pick_l0(levels, shape.base_level, busy, res)
+        } else {
+            pick_deeper(levels, level, busy, res)
+        }
+    })
+}
+
+fn overlapping<'a>(
+    levels: &'a [Vec<FileSummary>],
+    level: usize,
+    range: &Range,
+) -> Vec<&'a FileSummary> {
+    levels
+        .get(level)
+        .map(|l| l.iter().filter(|f| range.holds(f)).collect())
+        .unwrap_or_default()
+}
+
+fn pick_l0(
+    levels: &[Vec<FileSummary>],
+    base: usize,
+    busy: &HashSet<u64>,
+    res: &[Reservation],
+) -> Option<Pick> {
+    let l0 = levels.first()?;
+    if l0.is_empty() || l0.iter().any(|f| busy.contains(&f.number)) || !free(res, 0, &Range::all())
+    {
+        return None;
+    }
+    let inputs: Vec<&FileSummary> = l0.iter().collect();
+    let range = Range::of(&inputs);
+    let next = overlapping(levels, base, &range);
+    if next.iter().any(|f| busy.contains(&f.number)) {
+        return None;
+    }
+    let out_range = range.widen(&next);
+    if !free(res, base, &out_range) {
+        return None;
+    }
+    Some(Pick {
+        level: 0,
+        output_level: base,
+        trivial_move: inputs.len() == 1 && next.is_empty(),
+        inputs: inputs.into_iter().cloned().collect(),
+        next_inputs: next.into_iter().cloned().collect(),
+        reserve: vec![(0, Range::all()), (base, out_range)],
+    })
+}
+
+fn pick_deeper(
+    levels: &[Vec<FileSummary>],
+    level: usize,
+    busy: &HashSet<u64>,
+    res: &[Reservation],
+) -> Option<Pick> {
+    let out = level + 1;
+    if out >= levels.len() {
+        return None;
+    }
+    let mut candidates: Vec<(u128, &FileSummary, Vec<&FileSummary>)> = levels
+        .get(level)?
+        .iter()
+        .filter(|f| !busy.contains(&f.number))
+        .map(|f| {
+            let range = Range::of(&[f]);
+            let next = overlapping(levels, out, &range);
+            let overlap: u64 = next.iter().map(|n| n.size).sum();
+            (
+                u128::from(overlap) * 1024 / u128::from(f.size.max(1)),
+                f,
+                next,
+            )
+        })
+        .collect();
+    candidates.sort_by_key(|(ratio, f, _)| (*ratio, f.number));
+    candidates.into_iter().find_map(|(_, f, next)| {
+        let range = Range::of(&[f]);
+        if !free(res, level, &range) || next.iter().any(|n| busy.contains(&n.number)) {
+            return None;
+        }
+        let out_range = range.widen(&next);
+        if !free(res, out, &out_range) {
+            return None;
+        }
+        Some(Pick {
+            level,
+            output_level: out,
+            trivial_move: next.is_empty(),
+            inputs: vec![f.clone()],
+            next_inputs: next.into_iter().cloned().collect(),
+            reserve: vec![(level, range), (out, out_range)],
+        })
+    })
+}
+
 /// The inputs of a full compaction (every table, newest sources first), or `None` when there
 /// is nothing to gain: no tables, or a single table already on the last level holding no
 /// tombstones.
@@ -62,35 +392,21 @@ pub(crate) fn full_compaction(levels: &[Vec<FileSummary>]) -> Option<Vec<TaskInp
     Some(inputs)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(number: u64, tombstones: u64) -> FileSummary {
-        FileSummary {
-            number,
-            size: 100,
-            entries: 10,
-            tombstones,
-            smallest: b"a".to_vec(),
-            largest: b"z".to_vec(),
-        }
-    }
-
-    #[test]
-    fn full_compaction_takes_everything_newest_first_unless_settled() {
-        let empty: Vec<Vec<FileSummary>> = vec![Vec::new(); 7];
-        assert_eq!(full_compaction(&empty), None);
-        let mut levels = empty.clone();
-        levels[0] = vec![file(9, 0), file(7, 0)];
-        levels[6] = vec![file(3, 0)];
-        let picked = full_compaction(&levels).unwrap();
-        let numbers: Vec<(u64, u32)> = picked.iter().map(|i| (i.number, i.level)).collect();
-        assert_eq!(numbers, vec![(9, 0), (7, 0), (3, 6)]);
-        let mut settled = empty.clone();
-        settled[6] = vec![file(3, 0)];
-        assert_eq!(full_compaction(&settled), None);
-        settled[6] = vec![file(3, 2)];
-        assert!(full_compaction(&settled).is_some(), "tombstones to collect");
-    }
+/// User-key spans of the files below `level` that intersect `range`: where a tombstone must be
+/// kept because older data for its key may lie deeper.
+pub(crate) fn deeper_spans(
+    levels: &[Vec<FileSummary>],
+    level: usize,
+    range: &Range,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    levels
+        .iter()
+        .skip(level + 1)
+        .flatten()
+        .filter(|f| range.holds(f))
+        .map(|f| (f.smallest.clone(), f.largest.clone()))
+        .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,13 @@
-//! [`CompactionTask`], a plain-data description of one compaction job, and [`run_compaction`],
-//! which carries it out: merge the inputs, drop what no snapshot can see, write synced output
-//! tables. It opens its own readers and touches no engine state, so a task could be shipped to
-//! another thread, process or machine; committing the outputs is the caller's job.
+//! [`CompactionTask`], a plain-data description of one compaction job (or of one key range of
+//! it: a subcompaction, or the rest of an interrupted job), and [`run_compaction`], which carries
+//! it out: merge the inputs, drop what no snapshot can see, write synced output tables with
+//! durable names. It opens its own readers and touches no engine state, so a task could be
+//! shipped to another thread, process or machine; committing the outputs is the caller's job.
 
+use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use engine_api::{IoClass, Result, Storage};
@@ -12,7 +15,7 @@ use engine_api::{IoClass, Result, Storage};
 use crate::filename;
 use crate::iter::{InternalIterator, MergingIter};
 use crate::key::{self, Kind, SeqNo};
-use crate::sstable::{BuildOptions, BuiltTable, Props, Table, TableBuilder};
+use crate::sstable::{BuildOptions, Props, Table, TableBuilder};
 
 /// One input table of a task.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +70,12 @@ pub struct CompactionTask {
     pub restart_interval: usize,
     /// Bloom filter bits per key of the outputs (10 gives about a 1 % false-positive rate).
     pub bloom_bits_per_key: u32,
+    /// Where in the user-key space the task starts: a subcompaction starts at its range's lower
+    /// end (included), the rest of an interrupted task just after the last key it finished
+    /// (excluded).
+    pub start: Bound<Vec<u8>>,
+    /// Where it stops (excluded); `None` runs to the end of the inputs.
+    pub end: Option<Vec<u8>>,
 }
 
 /// One table written by a task.
@@ -77,6 +86,13 @@ pub struct OutputTable {
     /// Its size in bytes.
     pub size: u64,
     pub(crate) props: Props,
+}
+
+impl OutputTable {
+    /// The largest user key in the table: where a resumed task starts after it.
+    pub fn largest_key(&self) -> &[u8] {
+        key::user_key(&self.props.largest)
+    }
 }
 
 /// What a task produced.
@@ -98,6 +114,9 @@ pub struct CompactionOutput {
     pub bytes_written: u64,
     /// Wall time.
     pub duration: Duration,
+    /// False if the task was cancelled before the end of its range: `tables` then holds the
+    /// outputs finished so far, each complete, and the task can be resumed after the last.
+    pub complete: bool,
 }
 
 /// The garbage-collection rule, applied entry by entry in internal-key order.
@@ -143,68 +162,120 @@ impl Gc<'_> {
 /// # Errors
 /// I/O errors, or corruption met in an input.
 pub fn run_compaction(task: &CompactionTask, storage: &dyn Storage) -> Result<CompactionOutput> {
-    let mut written = Vec::new();
-    let result = run(task, storage, &mut written);
+    let mut finished = Vec::new();
+    let result = run_task(
+        task,
+        storage,
+        &mut |o| {
+            finished.push(o.number);
+            Ok(())
+        },
+        None,
+    );
     if result.is_err() {
-        for path in written {
-            let _ = storage.remove(&path);
+        for number in finished {
+            let _ = storage.remove(&filename::table(&task.dir, number));
         }
     }
     result
 }
 
-fn run(
+/// Runs `task`, calling `on_output` with each output once it is synced and its name durable
+/// (the compaction log records it there), and stopping early when `cancel` is set. On error or
+/// cancellation only the unfinished output is removed: finished ones are the caller's.
+pub(crate) fn run_task(
     task: &CompactionTask,
     storage: &dyn Storage,
-    written: &mut Vec<PathBuf>,
+    on_output: &mut dyn FnMut(&OutputTable) -> Result<()>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<CompactionOutput> {
-    let started = Instant::now();
-    let mut out = CompactionOutput::default();
+    let mut sink = OutputSink::new(task, storage, on_output);
+    let result = merge(task, storage, &mut sink, cancel);
+    if result.is_err() {
+        sink.abandon();
+    }
+    result
+}
+
+fn open_inputs(
+    task: &CompactionTask,
+    storage: &dyn Storage,
+    out: &mut CompactionOutput,
+) -> Result<MergingIter> {
     let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
     for input in &task.inputs {
         let path = filename::table(&task.dir, input.number);
-        let table = Arc::new(Table::open(
-            storage,
-            &path,
-            input.number,
-            IoClass::Compaction,
-            None,
-        )?);
+        let table = Table::open(storage, &path, input.number, IoClass::Compaction, None)?;
         out.bytes_read += table.size();
-        children.push(Box::new(table.iter()));
+        children.push(Box::new(Arc::new(table).iter()));
     }
-    let mut merged = MergingIter::new(children);
-    merged.seek_to_first()?;
-    let mut sink = OutputSink::new(task, storage);
+    Ok(MergingIter::new(children))
+}
+
+/// Positions `merged` at the first entry of the task's range.
+fn seek_start(merged: &mut MergingIter, start: &Bound<Vec<u8>>) -> Result<()> {
+    match start {
+        Bound::Unbounded => merged.seek_to_first(),
+        Bound::Included(k) => merged.seek(&key::seek_key(k, key::MAX_SEQ)),
+        Bound::Excluded(k) => {
+            // The smallest internal key of `k` is its oldest version; skip every version.
+            merged.seek(&key::encode(k, 0, Kind::Delete))?;
+            while merged.valid() && key::user_key(merged.key()) == k.as_slice() {
+                merged.next()?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn merge(
+    task: &CompactionTask,
+    storage: &dyn Storage,
+    sink: &mut OutputSink<'_>,
+    cancel: Option<&AtomicBool>,
+) -> Result<CompactionOutput> {
+    let started = Instant::now();
+    let mut out = CompactionOutput::default();
+    let mut merged = open_inputs(task, storage, &mut out)?;
+    seek_start(&mut merged, &task.start)?;
     let mut gc = Gc {
         cutoff: task.seq_cutoff,
         deeper: &task.deeper_spans,
         user: None,
         newer_seq: SeqNo::MAX,
     };
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    out.complete = true;
     while merged.valid() {
         let ikey = merged.key();
         let parsed = key::parse(ikey)
             .ok_or_else(|| engine_api::Error::invalid("compaction met a key without a trailer"))?;
+        if task.end.as_deref().is_some_and(|end| parsed.user >= end) {
+            break;
+        }
+        let new_user = sink.last_user.as_deref() != Some(parsed.user);
+        if new_user && out.entries_in % 256 == 0 && cancelled() {
+            out.complete = false;
+            break;
+        }
         out.entries_in += 1;
         match gc.judge(parsed.user, parsed.seq, parsed.kind) {
             Verdict::Shadowed => out.shadowed_dropped += 1,
             Verdict::Tombstone => out.tombstones_dropped += 1,
             Verdict::Keep => {
-                let new_user = sink.last_user.as_deref() != Some(parsed.user);
-                sink.add(ikey, &merged.value(), new_user, written)?;
+                sink.add(ikey, &merged.value(), new_user)?;
                 out.entries_out += 1;
             }
         }
         merged.next()?;
     }
-    for built in sink.finish()? {
-        out.bytes_written += built.size;
-        out.tables.push(built);
+    if out.complete {
+        sink.close()?;
+    } else {
+        sink.abandon();
     }
-    if !out.tables.is_empty() {
-        storage.sync_dir(&task.dir)?;
-    }
+    out.tables = std::mem::take(&mut sink.done);
+    out.bytes_written = out.tables.iter().map(|t| t.size).sum();
     out.duration = started.elapsed();
     Ok(out)
 }
@@ -213,6 +284,7 @@ fn run(
 struct OutputSink<'a> {
     task: &'a CompactionTask,
     storage: &'a dyn Storage,
+    on_output: &'a mut dyn FnMut(&OutputTable) -> Result<()>,
     builder: Option<(u64, TableBuilder)>,
     next_number: usize,
     done: Vec<OutputTable>,
@@ -220,10 +292,15 @@ struct OutputSink<'a> {
 }
 
 impl<'a> OutputSink<'a> {
-    fn new(task: &'a CompactionTask, storage: &'a dyn Storage) -> Self {
+    fn new(
+        task: &'a CompactionTask,
+        storage: &'a dyn Storage,
+        on_output: &'a mut dyn FnMut(&OutputTable) -> Result<()>,
+    ) -> Self {
         OutputSink {
             task,
             storage,
+            on_output,
             builder: None,
             next_number: 0,
             done: Vec::new(),
@@ -231,13 +308,7 @@ impl<'a> OutputSink<'a> {
         }
     }
 
-    fn add(
-        &mut self,
-        ikey: &[u8],
-        value: &[u8],
-        new_user: bool,
-        written: &mut Vec<PathBuf>,
-    ) -> Result<()> {
+    fn add(&mut self, ikey: &[u8], value: &[u8], new_user: bool) -> Result<()> {
         let full = self
             .builder
             .as_ref()
@@ -247,7 +318,7 @@ impl<'a> OutputSink<'a> {
             self.close()?;
         }
         if self.builder.is_none() {
-            self.open(written)?;
+            self.open()?;
         }
         if let Some((_, b)) = &mut self.builder {
             b.add(ikey, value)?;
@@ -256,7 +327,7 @@ impl<'a> OutputSink<'a> {
         Ok(())
     }
 
-    fn open(&mut self, written: &mut Vec<PathBuf>) -> Result<()> {
+    fn open(&mut self) -> Result<()> {
         let number = *self
             .task
             .output_numbers
@@ -265,7 +336,6 @@ impl<'a> OutputSink<'a> {
         self.next_number += 1;
         let path = filename::table(&self.task.dir, number);
         let file = self.storage.create(&path, IoClass::Compaction)?;
-        written.push(path);
         let opts = BuildOptions {
             block_bytes: self.task.block_bytes,
             restart_interval: self.task.restart_interval,
@@ -275,21 +345,31 @@ impl<'a> OutputSink<'a> {
         Ok(())
     }
 
+    /// Finishes the current output: sync it, make its name durable, report it.
     fn close(&mut self) -> Result<()> {
-        if let Some((number, b)) = self.builder.take() {
-            let built: BuiltTable = b.finish()?;
-            self.done.push(OutputTable {
-                number,
-                size: built.size,
-                props: built.props,
-            });
-        }
+        let Some((number, b)) = self.builder.take() else {
+            return Ok(());
+        };
+        let built = b.finish()?;
+        self.storage.sync_dir(&self.task.dir)?;
+        let table = OutputTable {
+            number,
+            size: built.size,
+            props: built.props,
+        };
+        (self.on_output)(&table)?;
+        self.done.push(table);
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Vec<OutputTable>> {
-        self.close()?;
-        Ok(self.done)
+    /// Drops the unfinished output, if any (best effort: a leftover is an orphan).
+    fn abandon(&mut self) {
+        if let Some((number, b)) = self.builder.take() {
+            drop(b);
+            let _ = self
+                .storage
+                .remove(&filename::table(&self.task.dir, number));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use engine_api::{
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::compaction::{CompactionManager, JobInfo};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
 use crate::options::LsmOptions;
@@ -92,6 +93,7 @@ pub(crate) struct Inner {
     pub(crate) bg_cv: Condvar,
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) counters: Counters,
+    pub(crate) compactions: CompactionManager,
     pub(crate) _lock: Box<dyn FileLock>,
 }
 
@@ -175,7 +177,10 @@ impl LsmEngine {
         let counting = CountingStorage::new(Arc::clone(&options.common.storage));
         let io = Arc::clone(counting.counters());
         let storage: Arc<dyn engine_api::Storage> = Arc::new(counting);
-        let inner = Arc::new(recovery::open(dir.as_ref(), storage, io, options)?);
+        let (inner, resumes) = recovery::open(dir.as_ref(), storage, io, options)?;
+        let inner = Arc::new(inner);
+        inner.compactions.attach(&inner, resumes);
+        inner.compactions.check_and_compact();
         let flusher = if inner.read_only() {
             None
         } else {
@@ -237,6 +242,16 @@ impl LsmEngine {
         } else {
             Err(Error::invalid("snapshot taken from another engine"))
         }
+    }
+
+    /// The compaction manager (see [`CompactionManager`]).
+    pub fn compaction_manager(&self) -> &CompactionManager {
+        &self.inner.compactions
+    }
+
+    /// The compaction jobs running now.
+    pub fn active_compactions(&self) -> Vec<JobInfo> {
+        self.inner.compactions.active_jobs()
     }
 
     /// Seals the active memtable (if it holds anything) and waits until every sealed memtable
@@ -315,6 +330,8 @@ impl Engine for LsmEngine {
 impl Drop for LsmEngine {
     fn drop(&mut self) {
         self.periodic = None;
+        // Running jobs stop at their next checkpoint; their logs resume them at the next open.
+        self.inner.compactions.shutdown();
         self.inner.bg.lock().shutdown = true;
         self.inner.bg_cv.notify_all();
         if let Some(flusher) = self.flusher.take() {

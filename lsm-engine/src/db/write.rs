@@ -14,6 +14,21 @@ use crate::wal::WalWriter;
 /// How long a stalled writer sleeps between checks (it is also woken by every flush).
 const STALL_POLL: Duration = Duration::from_millis(50);
 
+/// The longest slowdown sleep, just before the stop threshold.
+const MAX_SLOWDOWN: Duration = Duration::from_millis(2);
+
+/// How far `v` is from `from` (0, exclusive of the slowdown) to `to` (1): 0 below `from`.
+fn fraction(v: usize, from: usize, to: usize) -> f64 {
+    fraction_u64(v as u64, from as u64, to as u64)
+}
+
+fn fraction_u64(v: u64, from: u64, to: u64) -> f64 {
+    if v < from || to <= from {
+        return 0.0;
+    }
+    engine_api::ratio(v - from + 1, to - from + 1).min(1.0)
+}
+
 impl Inner {
     /// Writes a validated, non-empty batch.
     pub(crate) fn write(&self, batch: &WriteBatch) -> Result<()> {
@@ -21,6 +36,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         self.poison().check()?;
+        self.throttle()?;
         let ops = batch.ops();
         let mut w = self.writer.lock();
         self.make_room(&mut w)?;
@@ -47,6 +63,57 @@ impl Inner {
             self.visible_seq.fetch_max(last, Ordering::SeqCst);
         }
         self.counters.record_write(batch);
+        Ok(())
+    }
+
+    /// Write stalls: past the slowdown thresholds (L0 files, compaction debt) each write sleeps
+    /// a little, longer the closer the tree is to the stop threshold, so writers slow down
+    /// smoothly instead of hitting a wall; at the stop thresholds writes wait for compaction.
+    /// Done before taking the writer lock, so the sleeping writer delays only itself.
+    fn throttle(&self) -> Result<()> {
+        let o = &self.opts;
+        if !o.auto_compaction {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut cause: Option<&'static str> = None;
+        loop {
+            let l0 = self.current().version.levels().first().map_or(0, Vec::len);
+            let debt = self.compactions.debt_bytes();
+            if l0 >= o.l0_stop_trigger || debt >= o.hard_pending_compaction_bytes {
+                cause = Some(if l0 >= o.l0_stop_trigger {
+                    "l0-stop"
+                } else {
+                    "pending-bytes-stop"
+                });
+                self.poison().check()?;
+                let mut bg = self.bg.lock();
+                if bg.shutdown {
+                    return Err(Error::invalid("engine is shutting down"));
+                }
+                self.bg_cv.wait_for(&mut bg, STALL_POLL);
+                continue;
+            }
+            let l0_fill = fraction(l0, o.l0_slowdown_trigger, o.l0_stop_trigger);
+            let debt_fill = fraction_u64(
+                debt,
+                o.soft_pending_compaction_bytes,
+                o.hard_pending_compaction_bytes,
+            );
+            let fill = l0_fill.max(debt_fill);
+            if fill > 0.0 {
+                cause.get_or_insert(if l0_fill >= debt_fill {
+                    "l0-slowdown"
+                } else {
+                    "pending-bytes-slowdown"
+                });
+                std::thread::sleep(MAX_SLOWDOWN.mul_f64(fill));
+            }
+            break;
+        }
+        if let Some(cause) = cause {
+            self.counters.record_stall(cause, started.elapsed());
+        }
         Ok(())
     }
 

@@ -10,7 +10,7 @@ mod external;
 pub(crate) mod footer;
 mod reader;
 
-pub(crate) use builder::{BuildOptions, BuiltTable, TableBuilder};
+pub(crate) use builder::{BuildOptions, TableBuilder};
 pub(crate) use cache::BlockCache;
 pub use external::{SstEntries, SstEntry, SstFileReader, SstFileWriter, SstInfo, SstOptions};
 pub(crate) use footer::Props;

@@ -119,7 +119,8 @@ impl Version {
             return Err("added tables do not match the edit".to_string());
         }
         for ((level, meta), table) in edit.added.iter().zip(added) {
-            if meta.number != table.number() || self.find(meta.number).is_some() {
+            let present = levels.iter().flatten().any(|t| t.number() == meta.number);
+            if meta.number != table.number() || present {
                 return Err(format!("table {} added twice or mismatched", meta.number));
             }
             levels

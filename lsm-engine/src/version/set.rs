@@ -183,7 +183,11 @@ impl VersionSet {
             inner.writer = None;
             return Err(e);
         }
+        let moved: Vec<u64> = edit.added.iter().map(|(_, m)| m.number).collect();
         for &(_, number) in &edit.deleted {
+            if moved.contains(&number) {
+                continue;
+            }
             if let Some((_, t)) = inner.state.current.find(number) {
                 t.mark_obsolete(&self.obsolete, inner.epoch);
             }

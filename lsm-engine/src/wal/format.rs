@@ -21,6 +21,8 @@ pub(crate) enum RecordKind {
     Batch = 1,
     /// A manifest version edit.
     Edit = 2,
+    /// A compaction-log record.
+    CompactionLog = 3,
 }
 
 /// Frames `payload` as one record.

@@ -30,6 +30,11 @@ pub fn tiny_options(storage: Arc<dyn Storage>, sync: SyncPolicy) -> LsmOptions {
         block_cache_bytes: 16 * 1024,
         target_file_bytes: 1024,
         manifest_rollover_bytes: 2048,
+        l0_compaction_trigger: 2,
+        l0_slowdown_trigger: 6,
+        l0_stop_trigger: 10,
+        max_bytes_for_level_base: 4096,
+        level_size_multiplier: 4,
         ..default_options(storage, sync)
     }
 }
@@ -56,6 +61,15 @@ pub fn open_tiny(sim: &SimStorage) -> LsmEngine {
         tiny_options(Arc::new(sim.clone()), SyncPolicy::Always),
     )
     .unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+/// As [`open_tiny`], without background compactions: only `compact()` compacts.
+pub fn open_tiny_manual(sim: &SimStorage) -> LsmEngine {
+    let options = LsmOptions {
+        auto_compaction: false,
+        ..tiny_options(Arc::new(sim.clone()), SyncPolicy::Always)
+    };
+    LsmEngine::open("/db", options).unwrap_or_else(|e| panic!("open: {e}"))
 }
 
 /// Files of `sim` under `/db` whose names end with `suffix`, sorted.

@@ -266,7 +266,11 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 #[test]
 fn damage_to_the_last_manifest_record_loses_nothing() {
     let sim = SimStorage::new();
-    let e = open_tiny(&sim);
+    let options = LsmOptions {
+        manifest_rollover_bytes: 1 << 20,
+        ..tiny_options(Arc::new(sim.clone()), SyncPolicy::Always)
+    };
+    let e = LsmEngine::open("/db", options).unwrap();
     let mut model = BTreeMap::new();
     for round in 0..3 {
         for i in 0..40 {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use engine_api::{CommonOptions, Engine, Error, KeyRange, SimStorage, SyncPolicy};
 use lsm_engine::{LsmEngine, LsmOptions};
 
-use crate::common::{default_options, files_with, key, open_tiny, tiny_options, value};
+use crate::common::{
+    default_options, files_with, key, open_tiny, open_tiny_manual, tiny_options, value,
+};
 
 fn scan_all(e: &LsmEngine, snap: Option<&lsm_engine::Snapshot>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let scan = match snap {
@@ -70,7 +72,7 @@ fn a_snapshot_of_another_engine_is_refused() {
 #[test]
 fn compaction_merges_everything_into_the_last_level_and_returns_space() {
     let sim = SimStorage::new();
-    let e = open_tiny(&sim);
+    let e = open_tiny_manual(&sim);
     for round in 0..3 {
         for i in 0..300 {
             e.put(&key(i), &value(i, round)).unwrap();
@@ -105,7 +107,7 @@ fn compaction_merges_everything_into_the_last_level_and_returns_space() {
 #[test]
 fn stats_report_levels_files_and_index_memory() {
     let sim = SimStorage::new();
-    let e = open_tiny(&sim);
+    let e = open_tiny_manual(&sim);
     for i in 0..500 {
         e.put(&key(i), &value(i, 0)).unwrap();
     }
@@ -320,7 +322,7 @@ fn bad_options_are_invalid_arguments() {
 #[test]
 fn replaced_tables_stay_readable_until_their_last_reader_lets_go() {
     let sim = SimStorage::new();
-    let e = open_tiny(&sim);
+    let e = open_tiny_manual(&sim);
     for i in 0..300 {
         e.put(&key(i), &value(i, 0)).unwrap();
     }

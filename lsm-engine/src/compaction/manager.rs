@@ -1,0 +1,324 @@
+//! [`CompactionManager`]: decides when compactions start and keeps them from colliding.
+//!
+//! [`CompactionManager::check_and_compact`] runs after every flush commit and after every
+//! finished job. It asks the picker for work given the current version and the running jobs'
+//! reservations, reserves the pick's (level, key range) pairs and files, and starts the job on
+//! its own thread, until the picker finds nothing or `max_background_compactions` jobs run.
+//! Reservations are released when a job ends, whatever the outcome. Thresholds come from the
+//! live options. `compact()` pauses the manager, waits for running jobs, and runs a full
+//! compaction holding every level.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::JoinHandle;
+
+use engine_api::{CompactionSummary, Result};
+use parking_lot::{Condvar, Mutex};
+
+use super::job::{self, Job, JobKind};
+use super::picker::{self, LevelConfig, Range, Reservation};
+use crate::db::Inner;
+
+/// A reserved (level, user-key range); `None` ends are unbounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReservedRange {
+    /// The level.
+    pub level: u32,
+    /// Smallest user key reserved.
+    pub smallest: Option<Vec<u8>>,
+    /// Largest user key reserved.
+    pub largest: Option<Vec<u8>>,
+}
+
+/// A running job, as [`CompactionManager::active_jobs`] shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job id (also its compaction log's file number).
+    pub id: u64,
+    /// What kind of job.
+    pub kind: JobKind,
+    /// The level its inputs come from (0 for a full compaction).
+    pub level: u32,
+    /// The level its outputs go to.
+    pub output_level: u32,
+    /// Its input tables.
+    pub inputs: Vec<u64>,
+    /// Subtasks running in parallel.
+    pub subcompactions: usize,
+    /// What it reserves.
+    pub reserved: Vec<ReservedRange>,
+}
+
+/// Jobs started since open, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Trivial moves.
+    pub moves: u64,
+    /// Merges, full compactions included.
+    pub merges: u64,
+    /// Jobs resumed after a crash interrupted them.
+    pub resumed: u64,
+}
+
+#[derive(Default)]
+struct State {
+    running: Vec<JobInfo>,
+    busy: HashSet<u64>,
+    reservations: Vec<Reservation>,
+    /// Full compactions waiting or running: no new job starts meanwhile.
+    paused: usize,
+    threads: Vec<JoinHandle<()>>,
+    resumes: Vec<Job>,
+    /// Compaction debt at the last check (bytes over target), for write stalls.
+    debt_bytes: u64,
+    /// Jobs started since open, by kind: moves, merges, resumed.
+    started: [u64; 3],
+}
+
+/// See the module documentation.
+pub struct CompactionManager {
+    engine: OnceLock<Weak<Inner>>,
+    state: Mutex<State>,
+    changed: Condvar,
+    cancel: AtomicBool,
+}
+
+impl std::fmt::Debug for CompactionManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompactionManager")
+            .field("active_jobs", &self.active_jobs())
+            .finish_non_exhaustive()
+    }
+}
+
+fn info(job: &Job) -> JobInfo {
+    JobInfo {
+        id: job.id(),
+        kind: job.kind,
+        level: job.plan.level,
+        output_level: job.plan.output_level,
+        inputs: job.plan.inputs.iter().map(|i| i.number).collect(),
+        subcompactions: job.plan.subtasks.len(),
+        reserved: job
+            .reserve
+            .iter()
+            .map(|(level, r)| ReservedRange {
+                level: u32::try_from(*level).unwrap_or(u32::MAX),
+                smallest: r.lo.clone(),
+                largest: r.hi.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl CompactionManager {
+    pub(crate) fn new() -> Self {
+        CompactionManager {
+            engine: OnceLock::new(),
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            cancel: AtomicBool::new(false),
+        }
+    }
+
+    /// Binds the manager to its engine and queues the jobs recovery found interrupted.
+    pub(crate) fn attach(&self, inner: &Arc<Inner>, resumes: Vec<Job>) {
+        let _ = self.engine.set(Arc::downgrade(inner));
+        self.state.lock().resumes = resumes;
+    }
+
+    fn engine(&self) -> Option<Arc<Inner>> {
+        self.engine.get().and_then(Weak::upgrade)
+    }
+
+    /// The jobs running now.
+    pub fn active_jobs(&self) -> Vec<JobInfo> {
+        self.state.lock().running.clone()
+    }
+
+    /// Compaction debt (bytes over level targets) at the last check.
+    pub(crate) fn debt_bytes(&self) -> u64 {
+        self.state.lock().debt_bytes
+    }
+
+    /// Jobs started since open, by kind.
+    pub fn jobs_started(&self) -> JobCounts {
+        let [moves, merges, resumed] = self.state.lock().started;
+        JobCounts {
+            moves,
+            merges,
+            resumed,
+        }
+    }
+
+    /// Starts every job the picker finds room for. Runs after every flush commit and every
+    /// finished job; cheap when there is nothing to do.
+    pub fn check_and_compact(&self) {
+        let Some(inner) = self.engine() else {
+            return;
+        };
+        if inner.read_only() || inner.poison().is_set() || self.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        let o = &inner.opts;
+        let cfg = LevelConfig {
+            l0_trigger: o.l0_compaction_trigger,
+            base_bytes: o.max_bytes_for_level_base,
+            multiplier: o.level_size_multiplier,
+        };
+        let mut st = self.state.lock();
+        while let Some(job) = st.resumes.pop() {
+            self.start(&mut st, &inner, job);
+        }
+        loop {
+            let version = inner.versions.current();
+            let levels = picker::summarize(&version);
+            let shape = picker::shape(&levels, &st.busy, &cfg);
+            st.debt_bytes = shape.debt_bytes;
+            if !o.auto_compaction
+                || st.paused > 0
+                || st.running.len() >= o.max_background_compactions
+            {
+                return;
+            }
+            let Some(pick) = picker::pick(&levels, &shape, &st.busy, &st.reservations) else {
+                return;
+            };
+            let job = job::from_pick(&inner, &pick, &levels);
+            self.start(&mut st, &inner, job);
+        }
+    }
+
+    fn reserve(st: &mut State, job: &Job) {
+        st.busy.extend(job.plan.inputs.iter().map(|i| i.number));
+        st.reservations
+            .extend(job.reserve.iter().map(|(level, range)| Reservation {
+                job: job.id(),
+                level: *level,
+                range: range.clone(),
+            }));
+        st.running.push(info(job));
+        let kind = match job.kind {
+            JobKind::Move => 0,
+            JobKind::Resumed => 2,
+            _ => 1,
+        };
+        if let Some(n) = st.started.get_mut(kind) {
+            *n += 1;
+        }
+    }
+
+    fn release(&self, job: &Job) {
+        let mut st = self.state.lock();
+        for i in &job.plan.inputs {
+            st.busy.remove(&i.number);
+        }
+        st.reservations.retain(|r| r.job != job.id());
+        st.running.retain(|r| r.id != job.id());
+        self.changed.notify_all();
+    }
+
+    fn start(&self, st: &mut State, inner: &Arc<Inner>, job: Job) {
+        Self::reserve(st, &job);
+        let id = job.id();
+        let inputs: Vec<u64> = job.plan.inputs.iter().map(|i| i.number).collect();
+        st.threads.retain(|t| !t.is_finished());
+        let bg = Arc::clone(inner);
+        let spawned = std::thread::Builder::new()
+            .name("lsm-compaction".into())
+            .spawn(move || {
+                let manager = &bg.compactions;
+                let result = job::run(&bg, &job, &manager.cancel);
+                if let Err(e) = &result {
+                    bg.poison_on_io(e);
+                }
+                manager.release(&job);
+                bg.obsolete.drain();
+                bg.notify_bg();
+                manager.check_and_compact();
+            });
+        match spawned {
+            Ok(t) => st.threads.push(t),
+            Err(_) => {
+                // No thread: give the reservation back; the next check tries again.
+                for n in inputs {
+                    st.busy.remove(&n);
+                }
+                st.reservations.retain(|r| r.job != id);
+                st.running.retain(|r| r.id != id);
+            }
+        }
+    }
+
+    /// Runs a full compaction on the calling thread: pause the picker, wait for running jobs,
+    /// flush, merge every table into the last level holding every level, then resume.
+    pub(crate) fn run_full(&self, inner: &Arc<Inner>) -> Result<CompactionSummary> {
+        let _one_at_a_time = inner.compaction_lock.lock();
+        self.state.lock().paused += 1;
+        let result = self.full_paused(inner);
+        self.state.lock().paused -= 1;
+        self.check_and_compact();
+        result
+    }
+
+    fn full_paused(&self, inner: &Arc<Inner>) -> Result<CompactionSummary> {
+        {
+            let mut st = self.state.lock();
+            while !st.running.is_empty() {
+                inner.poison().check()?;
+                self.changed
+                    .wait_for(&mut st, std::time::Duration::from_millis(50));
+            }
+        }
+        inner.flush_all()?;
+        let version = inner.versions.current();
+        let levels = picker::summarize(&version);
+        drop(version);
+        let Some(inputs) = picker::full_compaction(&levels) else {
+            return Ok(CompactionSummary::default());
+        };
+        let job = job::full(inner, &levels, inputs);
+        Self::reserve(&mut self.state.lock(), &job);
+        let result = job::run(inner, &job, &AtomicBool::new(false));
+        self.release(&job);
+        let summary = result
+            .inspect_err(|e| inner.poison_on_io(e))?
+            .unwrap_or_default();
+        // One more (empty) record, so the commit is not the manifest's last record and its
+        // inputs may go now rather than at the next commit (`crate::obsolete`).
+        inner
+            .versions
+            .log_and_apply(crate::version::VersionEdit::default(), &[], |_| {})
+            .inspect_err(|e| inner.poison_on_io(e))?;
+        inner.obsolete.drain();
+        Ok(summary)
+    }
+
+    /// Stops every job (each at its next checkpoint: finished outputs stay, recorded in its log,
+    /// to resume at the next open) and waits for their threads.
+    pub(crate) fn shutdown(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        loop {
+            let threads = std::mem::take(&mut self.state.lock().threads);
+            if threads.is_empty() {
+                return;
+            }
+            for t in threads {
+                // A panicked job has nothing left to clean up; its log resumes it.
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Default for CompactionManager {
+    fn default() -> Self {
+        CompactionManager::new()
+    }
+}
+
+/// The range a resumed job reserves: whole levels (its inputs' exact ranges are not kept).
+pub(crate) fn whole_levels(levels: &[usize]) -> Vec<(usize, Range)> {
+    levels.iter().map(|&l| (l, Range::all())).collect()
+}

@@ -1,0 +1,199 @@
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+fn cfg() -> LevelConfig {
+    LevelConfig {
+        l0_trigger: 4,
+        base_bytes: 64 * MIB,
+        multiplier: 10,
+    }
+}
+
+fn file(number: u64, size: u64, lo: &str, hi: &str) -> FileSummary {
+    FileSummary {
+        number,
+        size,
+        entries: 10,
+        tombstones: 0,
+        smallest: lo.as_bytes().to_vec(),
+        largest: hi.as_bytes().to_vec(),
+    }
+}
+
+fn empty() -> Vec<Vec<FileSummary>> {
+    vec![Vec::new(); 7]
+}
+
+#[test]
+fn dynamic_level_targets_follow_the_largest_level() {
+    let (base, t) = targets(&[0; 7], &cfg());
+    assert_eq!(
+        base, 6,
+        "an empty tree compacts L0 straight into the last level"
+    );
+    assert_eq!(t[6], 64 * MIB);
+    let mut bytes = [0u64; 7];
+    bytes[6] = 10_000 * MIB;
+    let (base, t) = targets(&bytes, &cfg());
+    // 10 MiB for L3 still exceeds 64 / 10 MiB: L3 is the base, raised to 64 MiB.
+    assert_eq!(base, 3);
+    assert_eq!(t[6], 10_000 * MIB);
+    assert_eq!(t[5], 1_000 * MIB);
+    assert_eq!(t[4], 100 * MIB);
+    assert_eq!(t[3], 64 * MIB);
+    assert_eq!(&t[..3], &[0, 0, 0]);
+    bytes[6] = 200 * MIB;
+    let (base, t) = targets(&bytes, &cfg());
+    assert_eq!(
+        (base, t[5], t[6]),
+        (5, 64 * MIB, 200 * MIB),
+        "no target below base_bytes"
+    );
+}
+
+#[test]
+fn l0_goes_whole_to_the_base_level_once_due() {
+    let mut levels = empty();
+    levels[0] = (1..=3).map(|n| file(n, MIB, "a", "m")).collect();
+    let busy = HashSet::new();
+    let s = shape(&levels, &busy, &cfg());
+    assert!(s.scores[0] < 1.0);
+    assert_eq!(pick(&levels, &s, &busy, &[]), None);
+    levels[0].push(file(4, MIB, "k", "z"));
+    levels[6] = vec![
+        file(10, MIB, "a", "c"),
+        file(11, MIB, "x", "y"),
+        file(12, MIB, "zz", "zzz"),
+    ];
+    let s = shape(&levels, &busy, &cfg());
+    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    assert_eq!((p.level, p.output_level, p.trivial_move), (0, 6, false));
+    assert_eq!(p.inputs.len(), 4);
+    let next: Vec<u64> = p.next_inputs.iter().map(|f| f.number).collect();
+    assert_eq!(next, vec![10, 11], "only overlapping base files join");
+    // A running L0 job blocks a second one.
+    let res = vec![Reservation {
+        job: 1,
+        level: 0,
+        range: Range::all(),
+    }];
+    assert_eq!(pick(&levels, &s, &busy, &res), None);
+}
+
+#[test]
+fn a_file_overlapping_nothing_below_is_moved() {
+    let mut levels = empty();
+    levels[0] = vec![file(1, MIB, "a", "b")];
+    let busy = HashSet::new();
+    let cfg = LevelConfig {
+        l0_trigger: 1,
+        ..cfg()
+    };
+    let s = shape(&levels, &busy, &cfg);
+    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    assert!(p.trivial_move && p.next_inputs.is_empty());
+}
+
+#[test]
+fn deeper_levels_pick_the_smallest_overlap_and_respect_reservations() {
+    let mut levels = empty();
+    // L5 is the base (target 64 MiB) and holds 100 MiB: due.
+    levels[5] = vec![file(1, 50 * MIB, "a", "f"), file(2, 50 * MIB, "g", "m")];
+    levels[6] = vec![
+        file(10, 300 * MIB, "a", "c"),
+        file(11, 10 * MIB, "h", "j"),
+        file(12, 300 * MIB, "k", "z"),
+    ];
+    let busy = HashSet::new();
+    let s = shape(&levels, &busy, &cfg());
+    assert_eq!(s.base_level, 5);
+    assert!(s.scores[5] > 1.0, "{s:?}");
+    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    assert_eq!(
+        p.inputs[0].number, 1,
+        "file 1 overlaps 300 MiB, file 2 overlaps 310 MiB"
+    );
+    // With file 1's range reserved in L6 by another job, file 2 is chosen.
+    let res = vec![Reservation {
+        job: 9,
+        level: 6,
+        range: Range {
+            lo: Some(b"a".to_vec()),
+            hi: Some(b"c".to_vec()),
+        },
+    }];
+    let p = pick(&levels, &s, &busy, &res).unwrap();
+    assert_eq!(p.inputs[0].number, 2);
+    assert_eq!(
+        p.next_inputs.iter().map(|f| f.number).collect::<Vec<_>>(),
+        vec![11, 12]
+    );
+    // Busy files are never picked.
+    let busy: HashSet<u64> = [1, 12].into_iter().collect();
+    assert_eq!(
+        pick(&levels, &shape(&levels, &busy, &cfg()), &busy, &[]),
+        None
+    );
+}
+
+#[test]
+fn disjoint_ranges_of_one_level_can_be_picked_together() {
+    let mut levels = empty();
+    levels[5] = (0..4u64)
+        .map(|i| {
+            let lo = format!("{}", (b'a' + 2 * i as u8) as char);
+            let hi = format!("{}", (b'b' + 2 * i as u8) as char);
+            file(i + 1, 100 * MIB, &lo, &hi)
+        })
+        .collect();
+    levels[6] = vec![file(20, 700 * MIB, "a", "b"), file(21, 700 * MIB, "e", "f")];
+    let mut busy = HashSet::new();
+    let mut res = Vec::new();
+    let mut picked = Vec::new();
+    for job in 0..4 {
+        let s = shape(&levels, &busy, &cfg());
+        let Some(p) = pick(&levels, &s, &busy, &res) else {
+            break;
+        };
+        for f in p.inputs.iter().chain(&p.next_inputs) {
+            assert!(busy.insert(f.number), "file {} in two jobs", f.number);
+        }
+        for (level, range) in &p.reserve {
+            res.push(Reservation {
+                job,
+                level: *level,
+                range: range.clone(),
+            });
+        }
+        picked.push(p.inputs[0].number);
+    }
+    assert!(picked.len() >= 2, "only {picked:?} could run at once");
+}
+
+#[test]
+fn ranges_intersect_inclusively_and_unbounded() {
+    let r = |lo: &str, hi: &str| Range {
+        lo: Some(lo.into()),
+        hi: Some(hi.into()),
+    };
+    assert!(r("a", "c").intersects(&r("c", "d")));
+    assert!(!r("a", "b").intersects(&r("c", "d")));
+    assert!(Range::all().intersects(&r("x", "y")));
+}
+
+#[test]
+fn full_compaction_takes_everything_newest_first_unless_settled() {
+    let mut levels = empty();
+    assert_eq!(full_compaction(&levels), None);
+    levels[0] = vec![file(9, 1, "a", "z"), file(7, 1, "a", "z")];
+    levels[6] = vec![file(3, 1, "a", "z")];
+    let picked = full_compaction(&levels).unwrap();
+    let numbers: Vec<(u64, u32)> = picked.iter().map(|i| (i.number, i.level)).collect();
+    assert_eq!(numbers, vec![(9, 0), (7, 0), (3, 6)]);
+    let mut settled = empty();
+    settled[6] = vec![file(3, 1, "a", "z")];
+    assert_eq!(full_compaction(&settled), None);
+    settled[6][0].tombstones = 2;
+    assert!(full_compaction(&settled).is_some(), "tombstones to collect");
+}
