@@ -8,8 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::testing::RefEngine;
 use engine_api::{CommonOptions, Engine, SyncPolicy};
+use lsm_engine::{LsmEngine, LsmOptions};
 
 use crate::error::{HarnessError, Result};
 
@@ -27,13 +29,14 @@ pub struct LsmTuning {
 }
 
 impl Default for LsmTuning {
-    /// Until `lsm-engine` exports its options, the values it is being written with.
+    /// Our LSM's defaults, which the peers then copy.
     fn default() -> Self {
+        let ours = LsmOptions::default();
         LsmTuning {
-            memtable_bytes: 4 << 20,
-            block_bytes: 4 << 10,
-            bloom_bits_per_key: 10,
-            block_cache_bytes: 8 << 20,
+            memtable_bytes: ours.memtable_bytes,
+            block_bytes: ours.block_bytes,
+            bloom_bits_per_key: ours.bloom_bits_per_key,
+            block_cache_bytes: ours.block_cache_bytes,
         }
     }
 }
@@ -45,15 +48,25 @@ pub struct EngineConfig {
     pub sync: SyncPolicy,
     /// The LSM knobs shared by every LSM.
     pub lsm: LsmTuning,
+    /// Bitcask's data file size (files are sealed and become mergeable at this size).
+    pub bitcask_max_file_size: u64,
 }
 
 impl EngineConfig {
-    /// The configuration for `sync`, with our LSM's default knobs.
+    /// The configuration for `sync`, with every engine's default knobs.
     pub fn new(sync: SyncPolicy) -> Self {
         EngineConfig {
             sync,
             lsm: LsmTuning::default(),
+            bitcask_max_file_size: BitcaskOptions::default().max_file_size,
         }
+    }
+
+    /// Bitcask files sized for a data set of `bytes`: an eighth of it, between 1 and 128 MiB.
+    /// With the default 128 MiB a small data set would sit in one or two files and never
+    /// merge, which would measure nothing of what merging costs.
+    pub fn bitcask_file_size_for(bytes: u64) -> u64 {
+        (bytes / 8).clamp(1 << 20, 128 << 20)
     }
 
     /// The options every engine of this workspace shares.
@@ -92,6 +105,68 @@ fn setting(name: &str, value: impl ToString) -> (String, String) {
     (name.to_string(), value.to_string())
 }
 
+fn open_bitcask(dir: &Path, config: &EngineConfig) -> engine_api::Result<Arc<dyn Engine>> {
+    let options = BitcaskOptions {
+        common: config.common(),
+        max_file_size: config.bitcask_max_file_size,
+        ..BitcaskOptions::default()
+    };
+    Ok(Arc::new(BitcaskEngine::open(dir, options)?))
+}
+
+fn bitcask_settings(config: &EngineConfig) -> Vec<(String, String)> {
+    let merge = BitcaskOptions::default().merge;
+    vec![
+        setting("sync", config.sync.label()),
+        setting("max_file_size", config.bitcask_max_file_size),
+        setting("merge.auto", merge.auto),
+        setting("merge.frag_trigger", merge.frag_trigger),
+        setting("merge.frag_threshold", merge.frag_threshold),
+        setting("merge.dead_bytes_trigger", merge.dead_bytes_trigger),
+        setting("merge.dead_bytes_threshold", merge.dead_bytes_threshold),
+        setting("merge.small_file_threshold", merge.small_file_threshold),
+    ]
+}
+
+fn lsm_options(config: &EngineConfig) -> LsmOptions {
+    LsmOptions {
+        common: config.common(),
+        memtable_bytes: config.lsm.memtable_bytes,
+        block_bytes: config.lsm.block_bytes,
+        bloom_bits_per_key: config.lsm.bloom_bits_per_key,
+        block_cache_bytes: config.lsm.block_cache_bytes,
+        ..LsmOptions::default()
+    }
+}
+
+fn open_lsm(dir: &Path, config: &EngineConfig) -> engine_api::Result<Arc<dyn Engine>> {
+    Ok(Arc::new(LsmEngine::open(dir, lsm_options(config))?))
+}
+
+fn lsm_settings(config: &EngineConfig) -> Vec<(String, String)> {
+    let o = lsm_options(config);
+    vec![
+        setting("sync", config.sync.label()),
+        setting("memtable_bytes", o.memtable_bytes),
+        setting("block_bytes", o.block_bytes),
+        setting("bloom_bits_per_key", o.bloom_bits_per_key),
+        setting("block_cache_bytes", o.block_cache_bytes),
+        setting("target_file_bytes", o.target_file_bytes),
+        setting("max_bytes_for_level_base", o.max_bytes_for_level_base),
+        setting("level_size_multiplier", o.level_size_multiplier),
+        setting(
+            "l0 triggers (compact/slowdown/stop)",
+            format!(
+                "{}/{}/{}",
+                o.l0_compaction_trigger, o.l0_slowdown_trigger, o.l0_stop_trigger
+            ),
+        ),
+        setting("max_background_compactions", o.max_background_compactions),
+        setting("max_subcompactions", o.max_subcompactions),
+        setting("compression", "none"),
+    ]
+}
+
 fn open_reference(dir: &Path, config: &EngineConfig) -> engine_api::Result<Arc<dyn Engine>> {
     Ok(Arc::new(RefEngine::open(dir, config.common())?))
 }
@@ -105,14 +180,32 @@ fn reference_settings(config: &EngineConfig) -> Vec<(String, String)> {
 
 /// Every engine built into this binary, default-suite engines first.
 pub fn all() -> Vec<EngineEntry> {
-    let mut entries = vec![EngineEntry {
-        name: "reference",
-        description: "engine-api's reference engine: a BTreeMap and one log (a test double)",
-        in_default_suite: true,
-        seam_accounting: true,
-        open: open_reference,
-        settings: reference_settings,
-    }];
+    let mut entries = vec![
+        EngineEntry {
+            name: "bitcask",
+            description: "bitcask-engine: hash keydir in memory, append-only data files, merge",
+            in_default_suite: true,
+            seam_accounting: true,
+            open: open_bitcask,
+            settings: bitcask_settings,
+        },
+        EngineEntry {
+            name: "lsm",
+            description: "lsm-engine: leveled LSM tree, WAL, memtable, SSTables, bloom filters",
+            in_default_suite: true,
+            seam_accounting: true,
+            open: open_lsm,
+            settings: lsm_settings,
+        },
+        EngineEntry {
+            name: "reference",
+            description: "engine-api's reference engine: a BTreeMap and one log (a test double)",
+            in_default_suite: false,
+            seam_accounting: true,
+            open: open_reference,
+            settings: reference_settings,
+        },
+    ];
     entries.extend(crate::peers::entries());
     entries
 }

@@ -70,6 +70,9 @@ struct CompareArgs {
     /// temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Bitcask data file size in bytes (default: an eighth of the data set, 1 to 128 MiB).
+    #[arg(long)]
+    bitcask_file_size: Option<u64>,
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
@@ -149,6 +152,7 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         seed: args.seed,
         data_dir: args.data_dir.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        bitcask_file_size: args.bitcask_file_size,
     })
 }
 

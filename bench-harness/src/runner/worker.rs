@@ -230,10 +230,21 @@ fn scan(
     key: &mut Vec<u8>,
     c: &mut OpCounts,
 ) -> Result<()> {
+    // Ids are dense, so `len` entries from `start` lie below the key of `start + len`. Bounding
+    // the range says so to the engine: a hash-indexed engine must otherwise collect and sort
+    // every key after `start` before it can return the first.
+    let end_id = start.saturating_add(u64::from(len));
+    let mut end = Vec::with_capacity(key.len());
+    shared.codec.encode(end_id, &mut end);
     shared.codec.encode(start, key);
+    let range = if shared.codec.fits(end_id) {
+        KeyRange::new(key.as_slice()..end.as_slice())
+    } else {
+        KeyRange::new(key.as_slice()..)
+    };
     let iter = shared
         .engine
-        .scan(KeyRange::new(key.as_slice()..))
+        .scan(range)
         .map_err(|e| shared.engine_error(e))?;
     c.scans += 1;
     for item in iter.take(len as usize) {
