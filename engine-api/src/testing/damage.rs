@@ -245,20 +245,18 @@ impl History {
     }
 
     /// The first write of the run of writes at the end of the workload that all appended to
-    /// `path`, if the last write did and nothing touched the file afterwards.
-    fn tail_run(&self, path: &Path, final_len: u64) -> Option<usize> {
+    /// `path`, if the last write did.
+    fn tail_run(&self, path: &Path) -> Option<usize> {
         let n = self.before.len();
-        let grew = |i: usize| {
-            let after = Self::len_of(&self.after[i], path).unwrap_or(0);
-            after > Self::len_of(&self.before[i], path).unwrap_or(0)
-        };
-        if n == 0 || Self::len_of(&self.after[n - 1], path) != Some(final_len) || !grew(n - 1) {
+        let len = |lens: &Lens| Self::len_of(lens, path);
+        let grew = |i: usize| len(&self.after[i]).unwrap_or(0) > len(&self.before[i]).unwrap_or(0);
+        if n == 0 || !grew(n - 1) {
             return None;
         }
         let mut first = n - 1;
         while first > 0
             && grew(first - 1)
-            && Self::len_of(&self.after[first - 1], path) == Self::len_of(&self.before[first], path)
+            && len(&self.after[first - 1]) == len(&self.before[first])
         {
             first -= 1;
         }
@@ -269,13 +267,23 @@ impl History {
     /// the final state is legal).
     fn lowest_prefix(&self, case: &Case<'_>, final_len: u64) -> usize {
         let n = self.before.len();
-        let Some(first) = self.tail_run(case.path, final_len) else {
+        let Some(first) = self.tail_run(case.path) else {
             return n;
         };
         let start_of = |i: usize| Self::len_of(&self.before[i], case.path).unwrap_or(0);
+        let end_of_writes = Self::len_of(&self.after[n - 1], case.path).unwrap_or(0);
         let offset = case.offset as u64;
-        let reaches_last = case.damage == Damage::Truncate || case.end as u64 > start_of(n - 1);
-        if !reaches_last {
+        let torn = match case.damage {
+            // A cut leaves nothing after it, whatever the shutdown appended (a seal, say):
+            // the file ends as if the power had gone while the writes were landing.
+            Damage::Truncate => offset < end_of_writes,
+            // Bytes the shutdown appended after the damage are intact evidence that it is not
+            // a torn tail; without them, damage to the last write's bytes may be one.
+            Damage::Flip | Damage::Zero => {
+                final_len == end_of_writes && case.end as u64 > start_of(n - 1)
+            }
+        };
+        if !torn {
             return n;
         }
         if offset < start_of(first) {
