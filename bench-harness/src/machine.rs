@@ -21,6 +21,9 @@ pub struct Machine {
     pub filesystem: String,
     /// When the description was taken, UTC, ISO 8601.
     pub date: String,
+    /// The workspace's git commit the binary was built from, with "+ local changes" when the
+    /// engines' or harness's sources differ from it; "unknown" without git.
+    pub revision: String,
 }
 
 impl Machine {
@@ -45,7 +48,38 @@ impl Machine {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             filesystem: filesystem_of(data_dir, &read("/proc/self/mounts")),
             date: utc_now(),
+            revision: revision(),
         }
+    }
+}
+
+/// The commit of the workspace this binary was built in (see [`Machine::revision`]).
+fn revision() -> String {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(&workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return "unknown".to_string();
+    };
+    let sources = [
+        "engine-api",
+        "bitcask-engine",
+        "lsm-engine",
+        "bench-harness",
+    ];
+    let mut status = vec!["status", "--porcelain", "--"];
+    status.extend(sources);
+    match git(&status) {
+        Some(changes) if !changes.is_empty() => format!("{head} + local changes"),
+        _ => head,
     }
 }
 

@@ -32,7 +32,7 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct CompareArgs {
-    /// The quick suite: 20,000 keys unless --keys says otherwise; under a minute.
+    /// The quick suite: 50,000 keys unless --keys says otherwise; well under a minute.
     #[arg(long)]
     quick: bool,
     /// Engines to compare, comma-separated (default: the default suite's; see `list`).
@@ -42,7 +42,7 @@ struct CompareArgs {
     /// load is added first unless the list starts with a fill (see `list`).
     #[arg(long, value_delimiter = ',')]
     workloads: Option<Vec<String>>,
-    /// Keys to load (default 500,000; 20,000 with --quick).
+    /// Keys to load (default 1,000,000; 50,000 with --quick).
     #[arg(long)]
     keys: Option<u64>,
     /// Key size in bytes.

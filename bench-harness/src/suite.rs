@@ -16,9 +16,9 @@ use crate::runner::{Phase, Runner};
 use crate::workload::{Dataset, KeyCodec, StreamPlan, Workload};
 
 /// Keys loaded by the default suite.
-pub const DEFAULT_KEYS: u64 = 500_000;
+pub const DEFAULT_KEYS: u64 = 1_000_000;
 /// Keys loaded by `--quick`.
-pub const QUICK_KEYS: u64 = 20_000;
+pub const QUICK_KEYS: u64 = 50_000;
 /// Largest key count accepted.
 pub const MAX_KEYS: u64 = 1_000_000_000;
 /// Largest key accepted, in bytes.
@@ -112,15 +112,15 @@ const DEFAULT_PHASES: [(&str, &str, f64); 16] = [
     ("overwrite", "", 3.0),
     ("readrandom", "", 0.5),
     ("readmissing", "", 0.5),
-    ("seekrandom", "", 0.002),
+    ("seekrandom", "", 0.001),
     ("readseq", "", 1.0),
     ("compact", "", 0.0),
     ("readrandom", " (compacted)", 0.5),
     ("readmissing", " (compacted)", 0.5),
-    ("seekrandom", " (compacted)", 0.002),
+    ("seekrandom", " (compacted)", 0.001),
     ("ycsb-a", "", 0.5),
     ("ycsb-b", "", 0.5),
-    ("ycsb-e", "", 0.001),
+    ("ycsb-e", "", 0.0005),
     ("readwhilewriting", "", 0.25),
     ("deleterandom", "", 0.5),
     ("compact", " (after deletes)", 0.0),
@@ -130,7 +130,7 @@ const DEFAULT_PHASES: [(&str, &str, f64); 16] = [
 fn default_ops_per_key(workload: &Workload) -> f64 {
     match workload.name.as_str() {
         "overwrite" => 3.0,
-        "seekrandom" | "ycsb-e" => 0.002,
+        "seekrandom" | "ycsb-e" => 0.001,
         _ => 0.5,
     }
 }

@@ -43,7 +43,8 @@ fn header(md: &mut String, result: &SuiteResult) {
     let _ = write!(
         md,
         "# Engine comparison: {}\n\n\
-         Measured {} on {} cores ({}), {:.1} GiB of memory, Linux {}, data on {}.\n\n\
+         Measured {} on {} cores ({}), {:.1} GiB of memory, Linux {}, data on {}; \
+         workspace revision {}.\n\n\
          The {suite}: {} keys of {} bytes with {}-byte values ({} MB loaded), sync policy \
          `{}`, seed {}; {} s in all. Every engine got the same seeded operations, one engine \
          at a time, each in a fresh directory.\n\n",
@@ -54,6 +55,7 @@ fn header(md: &mut String, result: &SuiteResult) {
         m.memory_bytes as f64 / f64::from(1u32 << 30),
         m.kernel,
         m.filesystem,
+        m.revision,
         d.key_count,
         d.key_size,
         d.value_size,

@@ -3,7 +3,7 @@
 //! A phase is a [`Phase`]: a workload, an operation count and a thread count. The runner derives
 //! the phase's seed from the data set's seed and the phase's position, so the same list of
 //! phases gives every engine the same traffic. Worker threads issue the operations; the
-//! runner's own thread samples once a second (see [`sampler`]).
+//! runner's own thread samples once a second.
 
 mod live;
 mod sampler;
@@ -158,9 +158,13 @@ impl Runner {
     /// Runs one phase to completion and returns its summary (also kept for [`Runner::finish`]).
     ///
     /// # Errors
-    /// [`HarnessError::InvalidInput`] if the phase's keys do not fit the key size; an engine
+    /// [`HarnessError::InvalidInput`] if the phase's keys do not fit the key size or its mix is
+    /// invalid; an engine
     /// error or a wrong answer stops the phase and is returned.
     pub fn run_phase(&mut self, phase: &Phase) -> Result<PhaseSummary> {
+        if let Pattern::Mix(mix) = &phase.workload.pattern {
+            mix.validate()?;
+        }
         let plan = self.plan(phase);
         let capacity = plan.insert_base + plan.insert_capacity();
         if !self.codec.fits(capacity.saturating_sub(1)) {

@@ -98,3 +98,63 @@ fn keys_that_do_not_fit_are_refused() -> Result<(), Box<dyn std::error::Error>> 
     assert!(err.is_input_error(), "{err}");
     Ok(())
 }
+
+/// Runs the same phases on a named engine of the registry.
+fn run_named(
+    name: &str,
+    phases: &[(&str, u64, usize)],
+) -> Result<EngineRun, Box<dyn std::error::Error>> {
+    use bench_harness::engines::{self, EngineConfig};
+    let dir = tempfile::tempdir()?;
+    let entry = engines::find(name)?;
+    let engine = (entry.open)(dir.path(), &EngineConfig::new(SyncPolicy::Never))?;
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    for (workload, ops, threads) in phases {
+        runner.run_phase(&Phase::new(Workload::named(workload)?, *ops, *threads))?;
+    }
+    Ok(runner.finish(Vec::new()))
+}
+
+/// An engine (or a peer's adapter) must answer exactly as the reference engine does on identical
+/// traffic: the same hits, the same scan results.
+fn matches_reference(name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let phases = [
+        ("fillrandom", 0, 1),
+        ("readrandom", 2_000, 1),
+        ("readmissing", 1_000, 1),
+        ("ycsb-e", 300, 1),
+        ("readseq", 0, 1),
+        ("deleterandom", 1_000, 1),
+        ("compact", 0, 1),
+        ("readrandom", 2_000, 1),
+        ("seekrandom", 300, 1),
+    ];
+    let (peer, reference) = (run_named(name, &phases)?, run(&phases)?);
+    for (p, r) in peer.phases.iter().zip(&reference.phases) {
+        assert_eq!(p.counts, r.counts, "{name}, phase {}", p.phase);
+    }
+    assert_eq!(peer.totals.live_keys, reference.totals.live_keys);
+    Ok(())
+}
+
+#[test]
+fn bitcask_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> {
+    matches_reference("bitcask")
+}
+
+#[test]
+fn lsm_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> {
+    matches_reference("lsm")
+}
+
+#[cfg(feature = "fjall")]
+#[test]
+fn fjall_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> {
+    matches_reference("fjall")
+}
+
+#[cfg(feature = "rocksdb")]
+#[test]
+fn rocksdb_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> {
+    matches_reference("rocksdb")
+}
