@@ -1,7 +1,7 @@
 //! Data files: their names, their 8-byte header, the seal that makes them immutable, and the
 //! positional read that serves a `get`.
 //!
-//! Layout (spec: `docs/formats/bitcask-record.md`): `MAGIC`, then records, and for a sealed
+//! Layout (spec: `docs/formats/bitcask-record.md`): a 24-byte header, then records, and for a sealed
 //! file a final seal record. A file is *sealed* exactly when it ends in a valid seal record whose
 //! offset field names its own position; only the active file (or a file left active by a crash)
 //! is unsealed.
@@ -18,10 +18,11 @@ use crate::keydir::Loc;
 use crate::record::{self, SEAL_LEN, Seal};
 
 /// First bytes of every data file (format version 1).
-pub(crate) const MAGIC: &[u8; 8] = b"BCDATA\x00\x01";
+const MAGIC: &[u8; 8] = b"BCDATA\x00\x01";
 
-/// Length of [`MAGIC`]: the offset of the first record.
-pub(crate) const MAGIC_LEN: u64 = 8;
+/// Length of the file header (magic, base sequence number, CRC, reserved): the offset of the
+/// first record.
+pub(crate) const DATA_START: u64 = 24;
 
 /// The kinds of file a Bitcask directory holds, told apart by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +97,7 @@ fn parse_id(s: &str) -> Option<u32> {
 /// the file readable through their `Arc` even after a merge retires it) and live counters.
 pub(crate) struct DataFile {
     id: u32,
+    base_seq: u64,
     path: RwLock<PathBuf>,
     reader: Box<dyn ReadableFile>,
     len: AtomicU64,
@@ -110,6 +112,9 @@ pub(crate) struct DataFile {
 /// What is known of a file's contents when it is added to the engine.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileShape {
+    /// The header's base sequence number: every record written into the file by the writer
+    /// has a sequence number at least this (0 for merge outputs, which hold old records).
+    pub(crate) base_seq: u64,
     pub(crate) len: u64,
     pub(crate) records: u64,
     pub(crate) min_seq: u64,
@@ -118,10 +123,11 @@ pub(crate) struct FileShape {
 }
 
 impl FileShape {
-    /// A fresh file: only the magic.
-    pub(crate) fn empty() -> Self {
+    /// A fresh file: only the header.
+    pub(crate) fn empty(base_seq: u64) -> Self {
         FileShape {
-            len: MAGIC_LEN,
+            base_seq,
+            len: DATA_START,
             records: 0,
             min_seq: u64::MAX,
             max_seq: 0,
@@ -130,8 +136,9 @@ impl FileShape {
     }
 
     /// The shape a seal record states.
-    pub(crate) fn sealed(seal: &Seal) -> Self {
+    pub(crate) fn sealed(base_seq: u64, seal: &Seal) -> Self {
         FileShape {
+            base_seq,
             len: seal.offset + SEAL_LEN as u64,
             records: seal.records,
             min_seq: seal.min_seq,
@@ -146,6 +153,7 @@ impl DataFile {
     pub(crate) fn new(id: u32, reader: Box<dyn ReadableFile>, shape: FileShape) -> Arc<Self> {
         Arc::new(DataFile {
             id,
+            base_seq: shape.base_seq,
             path: RwLock::new(reader.path().to_path_buf()),
             reader,
             len: AtomicU64::new(shape.len),
@@ -160,6 +168,11 @@ impl DataFile {
 
     pub(crate) fn id(&self) -> u32 {
         self.id
+    }
+
+    /// The header's base sequence number.
+    pub(crate) fn base_seq(&self) -> u64 {
+        self.base_seq
     }
 
     pub(crate) fn path(&self) -> PathBuf {
@@ -287,20 +300,35 @@ impl DataFile {
     }
 }
 
-/// Checks the magic at the start of a file of `len` bytes.
-pub(crate) fn has_magic(file: &dyn ReadableFile, len: u64) -> Result<bool> {
-    if len < MAGIC_LEN {
-        return Ok(false);
+/// The header of a data file whose records start at or after `base_seq`.
+pub(crate) fn encode_header(base_seq: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(24);
+    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(&base_seq.to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h.extend_from_slice(&0u32.to_le_bytes());
+    h
+}
+
+/// The base sequence number of a file of `len` bytes, if its header is valid.
+pub(crate) fn read_header(file: &dyn ReadableFile, len: u64) -> Result<Option<u64>> {
+    if len < DATA_START {
+        return Ok(None);
     }
-    let mut magic = [0u8; 8];
-    file.read_exact_at(&mut magic, 0)?;
-    Ok(&magic == MAGIC)
+    let mut h = [0u8; 24];
+    file.read_exact_at(&mut h, 0)?;
+    let crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+    if &h[..8] != MAGIC || crc32fast::hash(&h[..16]) != crc {
+        return Ok(None);
+    }
+    Ok(record::array(&h, 8).ok().map(u64::from_le_bytes))
 }
 
 /// The seal at the end of a file of `len` bytes, if it ends in a valid one.
 pub(crate) fn read_seal(file: &dyn ReadableFile, len: u64) -> Result<Option<Seal>> {
     let seal_len = SEAL_LEN as u64;
-    if len < MAGIC_LEN + seal_len {
+    if len < DATA_START + seal_len {
         return Ok(None);
     }
     let at = len - seal_len;

@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use engine_api::{IoClass, ReadableFile, Result, Storage};
+use engine_api::{IoClass, Poison, ReadableFile, Result, Storage};
 
-use crate::datafile::{FileName, FileShape, MAGIC_LEN};
+use crate::datafile::{DATA_START, FileName, FileShape};
 use crate::reader::Op;
 use crate::record::{HEADER_LEN, array};
 
@@ -65,16 +65,23 @@ impl HintBuilder {
     }
 }
 
-/// Writes the hint of data file `id` and syncs it. The name's durability is not needed: a
-/// hint that a crash loses is rebuilt from a scan.
-pub(crate) fn write(storage: &dyn Storage, dir: &Path, id: u32, bytes: &[u8]) -> Result<()> {
+/// Writes the hint of data file `id` and syncs it (a failed sync poisons, as every failed
+/// sync does). The name's durability is not needed: a hint that a crash loses is rebuilt from
+/// a scan.
+pub(crate) fn write(
+    storage: &dyn Storage,
+    poison: &Poison,
+    dir: &Path,
+    id: u32,
+    bytes: &[u8],
+) -> Result<()> {
     let path = FileName::Hint(id).path(dir);
     if storage.exists(&path)? {
         storage.remove(&path)?;
     }
     let file = storage.create(&path, IoClass::Hint)?;
     file.append(bytes)?;
-    file.sync()
+    poison.guard(|| file.sync())
 }
 
 /// One entry of a valid hint.
@@ -123,6 +130,7 @@ impl Hint {
         }
         let named = array::<4>(&bytes, 8).map(u32::from_le_bytes).map_err(bad)?;
         let shape = FileShape {
+            base_seq: 0,
             len: field(16).map_err(bad)?,
             records: field(24).map_err(bad)?,
             min_seq: field(32).map_err(bad)?,
@@ -175,7 +183,7 @@ impl Hint {
         let record_end = u64::from(offset).checked_add(u64::from(len))?;
         let valid = (kind == 1 || kind == 2)
             && key_len > 0
-            && u64::from(offset) >= MAGIC_LEN
+            && u64::from(offset) >= DATA_START
             && record_end <= self.shape.len
             && len as usize >= HEADER_LEN + key_len
             && key_start + key_len <= self.bytes.len().saturating_sub(TRAILER)
@@ -197,6 +205,7 @@ mod tests {
     fn sample() -> (Vec<u8>, FileShape) {
         let mut b = HintBuilder::new();
         let shape = FileShape {
+            base_seq: 0,
             len: 1000,
             records: 2,
             min_seq: 3,

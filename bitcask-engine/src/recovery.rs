@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use engine_api::{Error, IoClass, ReadableFile, Result, Storage};
 
-use crate::datafile::{DataFile, FileName, FileShape, MAGIC_LEN, has_magic, read_seal};
+use crate::datafile::{DATA_START, DataFile, FileName, FileShape, read_header, read_seal};
 use crate::hint::Hint;
 use crate::keydir::{KeyDir, Loc, TOMBSTONE_FLAG};
 use crate::manifest::Manifest;
@@ -130,16 +130,23 @@ pub(crate) fn recover(
             Loaded::Nothing => {}
         }
     }
-    let newest_sealed = files.values().map(|f| f.max_seq()).max().unwrap_or(0);
+    // The newest sequence number each file holds or was created for.
+    let newest = |max_seq: u64, base_seq: u64| max_seq.max(base_seq);
+    let newest_sealed = files
+        .values()
+        .map(|f| newest(f.max_seq(), f.base_seq()))
+        .max()
+        .unwrap_or(0);
     for (i, u) in unsealed.iter().enumerate() {
         let newest_other = unsealed
             .iter()
             .enumerate()
             .filter(|(j, _)| *j != i)
-            .map(|(_, o)| o.outcome.max_seq)
+            .map(|(_, o)| newest(o.outcome.max_seq, o.base_seq))
             .fold(newest_sealed, u64::max);
-        let file = ctx.finish_unsealed(u, newest_other)?;
-        files.insert(file.id(), file);
+        if let Some(file) = ctx.finish_unsealed(u, newest_other)? {
+            files.insert(file.id(), file);
+        }
     }
     ctx.keydir.purge_tombstones();
     // Live bytes per file. Keys of one file sit together in each shard: sum runs first.
@@ -161,7 +168,12 @@ pub(crate) fn recover(
             f.add_live_many(bytes, keys);
         }
     }
-    let next_seq = files.values().map(|f| f.max_seq()).max().unwrap_or(0) + 1;
+    // Past every record, and past every file's base (a file may be newer than its records).
+    let next_seq = files
+        .values()
+        .map(|f| (f.max_seq() + 1).max(f.base_seq()))
+        .max()
+        .unwrap_or(1);
     ctx.report.keys = ctx.keydir.len() as u64;
     ctx.report.duration = started.elapsed();
     Ok(Recovered {
@@ -311,38 +323,50 @@ impl Ctx<'_> {
         let path = self.path(name);
         let reader = self.storage.open(&path, IoClass::Recovery)?;
         let len = reader.len()?;
-        let magic = has_magic(&*reader, len)?;
+        // A `.data` file is created whole-headed (temporary name, sync, rename): a bad header
+        // is damage, never a torn creation.
+        let base_seq = match read_header(&*reader, len)? {
+            Some(base) => base,
+            None => {
+                self.damaged(&path, 0, len.min(DATA_START), "a valid data file header")?;
+                0
+            }
+        };
         if let Some(seal) = read_seal(&*reader, len)? {
-            let shape = self.load_sealed(id, &path, &*reader, magic, &seal)?;
+            let shape = self.load_sealed(id, &path, &*reader, base_seq, &seal)?;
             let reader = self.storage.open(&path, IoClass::UserRead)?;
             return Ok(Loaded::Sealed(DataFile::new(id, reader, shape)));
         }
         let keydir = &self.keydir;
-        let outcome = if magic {
-            scan_ops(
-                &*reader,
-                &path,
-                (MAGIC_LEN, len),
-                Policy::TornTail,
-                &mut |op| offer(keydir, id, &op),
-            )?
-        } else {
-            Outcome::default()
-        };
-        if outcome.records == 0 {
-            if !self.read_only {
-                self.storage.remove(&path)?;
-                self.storage.sync_dir(self.dir)?;
-                self.report.leftovers_removed.push(path);
-            }
-            return Ok(Loaded::Nothing);
-        }
+        let outcome = scan_ops(
+            &*reader,
+            &path,
+            (DATA_START, len.max(DATA_START)),
+            Policy::TornTail,
+            &mut |op| offer(keydir, id, &op),
+        )?;
         Ok(Loaded::Unsealed(Unsealed {
             id,
             path,
             len,
+            base_seq,
             outcome,
         }))
+    }
+
+    /// Damage in a file that must be whole: a corruption error, or in salvage mode a skipped
+    /// and reported range.
+    fn damaged(&mut self, path: &Path, offset: u64, len: u64, expected: &str) -> Result<()> {
+        if !self.opts.salvage {
+            return Err(Error::corruption(path, offset, expected));
+        }
+        self.report.skipped.push(Damage {
+            path: path.to_path_buf(),
+            offset,
+            len,
+            reason: expected.to_string(),
+        });
+        Ok(())
     }
 
     fn load_sealed(
@@ -350,22 +374,10 @@ impl Ctx<'_> {
         id: u32,
         path: &Path,
         reader: &dyn ReadableFile,
-        magic: bool,
+        base_seq: u64,
         seal: &Seal,
     ) -> Result<FileShape> {
-        if !magic {
-            let damage = Damage {
-                path: path.to_path_buf(),
-                offset: 0,
-                len: MAGIC_LEN,
-                reason: "the data file magic".to_string(),
-            };
-            if !self.opts.salvage {
-                return Err(Error::corruption(path, 0, damage.reason));
-            }
-            self.report.skipped.push(damage);
-        }
-        let shape = FileShape::sealed(seal);
+        let shape = FileShape::sealed(base_seq, seal);
         if self.hints.contains(&id) && self.load_hint(id, shape.len)? {
             self.report.files_from_hints += 1;
             return Ok(shape);
@@ -376,7 +388,7 @@ impl Ctx<'_> {
             Policy::Strict
         };
         let keydir = &self.keydir;
-        let outcome = scan_ops(reader, path, (MAGIC_LEN, seal.offset), policy, &mut |op| {
+        let outcome = scan_ops(reader, path, (DATA_START, seal.offset), policy, &mut |op| {
             offer(keydir, id, &op)
         })?;
         if policy == Policy::Strict && outcome.records != seal.records {
@@ -430,22 +442,21 @@ impl Ctx<'_> {
     }
 
     /// Accepts an unsealed file as the previous run's active file, whose damaged end is a
-    /// torn tail: cut it (read-write) and seal the file. Only the active file may be unsealed,
-    /// and it holds the newest writes of all; an unsealed file that does not is a sealed file
-    /// that lost its end, which is corruption (unless salvaging).
-    fn finish_unsealed(&mut self, u: &Unsealed, newest_other: u64) -> Result<Arc<DataFile>> {
-        let valid_end = u.outcome.valid_end;
-        if u.outcome.min_seq <= newest_other {
-            let expected = "a seal record: an older file than the newest lost its end";
-            if !self.opts.salvage {
-                return Err(Error::corruption(&u.path, valid_end, expected));
-            }
-            self.report.skipped.push(Damage {
-                path: u.path.clone(),
-                offset: valid_end,
-                len: u.len - valid_end,
-                reason: expected.to_string(),
-            });
+    /// torn tail: cut it (read-write) and seal the file, or remove it if it holds no record.
+    /// Only the active file may be unsealed: it has no hint (hints are written for sealed files
+    /// only) and it was created after every record of every other file (its header's base
+    /// sequence number is above all of theirs). An unsealed file that fails either test is a
+    /// sealed file that lost its end: corruption (unless salvaging).
+    fn finish_unsealed(
+        &mut self,
+        u: &Unsealed,
+        newest_other: u64,
+    ) -> Result<Option<Arc<DataFile>>> {
+        let valid_end = u.outcome.valid_end.max(DATA_START).min(u.len);
+        let active = !self.hints.contains(&u.id) && u.base_seq > newest_other;
+        if !active {
+            let expected = "a seal record: a file that is not the newest lost its end";
+            self.damaged(&u.path, valid_end, u.len - valid_end, expected)?;
         } else if valid_end < u.len {
             self.report.torn_tails.push(Damage {
                 path: u.path.clone(),
@@ -453,6 +464,14 @@ impl Ctx<'_> {
                 len: u.len - valid_end,
                 reason: "the torn tail of the previously active file".to_string(),
             });
+        }
+        if u.outcome.records == 0 && active {
+            if !self.read_only {
+                self.storage.remove(&u.path)?;
+                self.storage.sync_dir(self.dir)?;
+                self.report.leftovers_removed.push(u.path.clone());
+            }
+            return Ok(None);
         }
         let seal = Seal {
             records: u.outcome.records,
@@ -464,7 +483,7 @@ impl Ctx<'_> {
             FileShape {
                 len: valid_end,
                 sealed: false,
-                ..FileShape::sealed(&seal)
+                ..FileShape::sealed(u.base_seq, &seal)
             }
         } else {
             // Cut the torn tail and seal: from now on the file is immutable like any other.
@@ -477,10 +496,10 @@ impl Ctx<'_> {
             out.append(&buf)?;
             out.sync()?;
             self.need_hints.push(u.id);
-            FileShape::sealed(&seal)
+            FileShape::sealed(u.base_seq, &seal)
         };
         let reader = self.storage.open(&u.path, IoClass::UserRead)?;
-        Ok(DataFile::new(u.id, reader, shape))
+        Ok(Some(DataFile::new(u.id, reader, shape)))
     }
 }
 
@@ -496,6 +515,7 @@ struct Unsealed {
     id: u32,
     path: PathBuf,
     len: u64,
+    base_seq: u64,
     outcome: Outcome,
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use engine_api::{Error, IoClass, Result, Storage};
 
-use crate::datafile::{FileShape, MAGIC_LEN, read_seal};
+use crate::datafile::{DATA_START, FileShape, read_seal};
 use crate::engine::Inner;
 use crate::hint::{self, HintBuilder};
 use crate::reader::{Policy, scan_ops};
@@ -108,7 +108,7 @@ impl Inner {
         let outcome = scan_ops(
             &*reader,
             &path,
-            (MAGIC_LEN, seal.offset),
+            (DATA_START, seal.offset),
             policy,
             &mut |op| {
                 builder.add(&op);
@@ -117,8 +117,14 @@ impl Inner {
         )?;
         let shape = FileShape {
             records: outcome.records,
-            ..FileShape::sealed(&seal)
+            ..FileShape::sealed(file.base_seq(), &seal)
         };
-        hint::write(&self.storage, &self.dir, id, &builder.finish(id, &shape))
+        hint::write(
+            &self.storage,
+            self.commit.poison(),
+            &self.dir,
+            id,
+            &builder.finish(id, &shape),
+        )
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use engine_api::{Error, IoClass, Result, Storage, SyncPolicy, WritableFile};
 
-use crate::datafile::{DataFile, FileName, FileShape, MAGIC, MAGIC_LEN};
+use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header};
 use crate::engine::Inner;
 use crate::keydir::Loc;
 use crate::record::{self, Kind, SEAL_LEN};
@@ -52,11 +52,11 @@ pub(crate) type Op<'a> = (&'a [u8], Option<&'a [u8]>);
 impl Inner {
     /// Creates a fresh active file and the writer around it.
     pub(crate) fn new_writer(&self, next_seq: u64) -> Result<Writer> {
-        let (file, out) = self.create_active()?;
+        let (file, out) = self.create_active(next_seq)?;
         Ok(Writer {
             file,
             out,
-            len: MAGIC_LEN,
+            len: DATA_START,
             appended: 0,
             next_seq,
             records: 0,
@@ -65,18 +65,22 @@ impl Inner {
         })
     }
 
-    fn create_active(&self) -> Result<(Arc<DataFile>, Arc<dyn WritableFile>)> {
+    /// Creates data file `<id>.data` whose records will start at `base_seq`: header written
+    /// under a temporary name, synced, renamed into place, directory synced. So a `.data` file
+    /// always has a whole header, and its name is durable before any acknowledged write lands
+    /// in it.
+    fn create_active(&self, base_seq: u64) -> Result<(Arc<DataFile>, Arc<dyn WritableFile>)> {
         let id = self.allocate_file_id();
         let path = FileName::Data(id).path(&self.dir);
-        let out: Arc<dyn WritableFile> = Arc::from(self.storage.create(&path, IoClass::Log)?);
-        out.append(MAGIC)?;
-        // The new file's name must be durable before any acknowledged write lands in it.
-        self.commit.poison().guard(|| out.sync())?;
-        self.commit
-            .poison()
-            .guard(|| self.storage.sync_dir(&self.dir))?;
+        let tmp = self.dir.join(format!("{}.tmp", FileName::Data(id).name()));
+        let out: Arc<dyn WritableFile> = Arc::from(self.storage.create(&tmp, IoClass::Log)?);
+        out.append(&encode_header(base_seq))?;
+        let poison = self.commit.poison();
+        poison.guard(|| out.sync())?;
+        self.storage.rename(&tmp, &path)?;
+        poison.guard(|| self.storage.sync_dir(&self.dir))?;
         let reader = self.storage.open(&path, IoClass::UserRead)?;
-        let file = DataFile::new(id, reader, FileShape::empty());
+        let file = DataFile::new(id, reader, FileShape::empty(base_seq));
         self.files.write().insert(id, Arc::clone(&file));
         Ok((file, out))
     }
@@ -94,9 +98,27 @@ impl Inner {
         };
         self.counters.wrote(ops);
         if self.sync_policy == SyncPolicy::Always {
-            self.commit.wait_durable(pos, || self.sync_active())?;
+            self.commit
+                .wait_durable(pos, || self.sync_active())
+                .map_err(|e| self.appended_but_not_durable(e))?;
         }
         Ok(())
+    }
+
+    /// This write was appended (and is visible) when a sync failed, its own or one another
+    /// thread or the background worker ran: it may or may not survive, which is what an I/O
+    /// error says. `Poisoned` is kept for writes refused before they were appended.
+    fn appended_but_not_durable(&self, e: Error) -> Error {
+        match e {
+            Error::Poisoned { cause } => Error::io(
+                "sync",
+                self.dir.clone(),
+                std::io::Error::other(format!(
+                    "the write was appended but could not be made durable: {cause}"
+                )),
+            ),
+            other => other,
+        }
     }
 
     /// Appends and indexes `ops` under the writer mutex; returns the group-commit position.
@@ -106,7 +128,7 @@ impl Inner {
             .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
             .sum::<usize>()
             + if batch { BATCH_END_BYTES } else { 0 };
-        if w.len + bytes as u64 > self.max_file_size && w.len > MAGIC_LEN {
+        if w.len + bytes as u64 > self.max_file_size && w.len > DATA_START {
             self.rotate(w)?;
         }
         w.buf.clear();
@@ -222,10 +244,10 @@ impl Inner {
         w.out.sync()?;
         w.file.seal(w.len);
         self.commit.mark_durable(w.appended);
-        let (file, out) = self.create_active()?;
+        let (file, out) = self.create_active(w.next_seq)?;
         let old = std::mem::replace(&mut w.file, file);
         w.out = out;
-        w.len = MAGIC_LEN;
+        w.len = DATA_START;
         w.records = 0;
         w.min_seq = u64::MAX;
         self.send(Job::Sealed(old.id()));
@@ -239,7 +261,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         };
         self.commit.poison().check()?;
-        if w.len > MAGIC_LEN {
+        if w.len > DATA_START {
             self.rotate(w)?;
         }
         Ok(())
@@ -282,11 +304,14 @@ impl Inner {
         };
         self.commit.poison().check()?;
         let id = w.file.id();
-        if w.len == MAGIC_LEN {
+        if w.len == DATA_START {
             self.files.write().remove(&id);
             self.storage.remove(&FileName::Data(id).path(&self.dir))?;
             *guard = None;
-            return self.storage.sync_dir(&self.dir);
+            return self
+                .commit
+                .poison()
+                .guard(|| self.storage.sync_dir(&self.dir));
         }
         w.buf.clear();
         let seal = w.file.seal_record();

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use engine_api::{CompactionSummary, Error, IoClass, Result, Storage, thread_cpu_time};
 
-use crate::datafile::{DataFile, FileName, MAGIC_LEN, read_seal};
+use crate::datafile::{DATA_START, DataFile, FileName, read_seal};
 use crate::engine::Inner;
 use crate::keydir::Loc;
 use crate::manifest::Manifest;
@@ -223,7 +223,7 @@ impl Job<'_> {
         scan_ops(
             &*reader,
             &path,
-            (MAGIC_LEN, seal.offset),
+            (DATA_START, seal.offset),
             policy,
             &mut |op| self.visit(id, &op),
         )?;
@@ -271,7 +271,11 @@ impl Job<'_> {
     /// Steps 2 to 4: outputs sealed, synced and hinted; their names durable; the log durable.
     fn prepare(&mut self) -> Result<Vec<Finished>> {
         let finished = self.outputs.finish()?;
-        self.inner.storage.sync_dir(&self.inner.dir)?;
+        let inner = self.inner;
+        inner
+            .commit
+            .poison()
+            .guard(|| inner.storage.sync_dir(&inner.dir))?;
         self.inner.sync_log()?;
         Ok(finished)
     }

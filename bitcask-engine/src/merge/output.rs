@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use engine_api::{IoClass, Result, Storage, WritableFile};
 
-use crate::datafile::{DataFile, FileName, FileShape, MAGIC, MAGIC_LEN};
+use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header};
 use crate::engine::Inner;
 use crate::hint::{self, HintBuilder};
 use crate::keydir::Loc;
@@ -106,8 +106,9 @@ impl<'a> Outputs<'a> {
         Ok(Output {
             id,
             out,
-            len: MAGIC_LEN,
-            pending: MAGIC.to_vec(),
+            len: DATA_START,
+            // Base sequence 0: a merge output holds old records, never the newest ones.
+            pending: encode_header(0),
             hint: HintBuilder::new(),
             records: 0,
             min_seq: u64::MAX,
@@ -130,10 +131,16 @@ impl<'a> Outputs<'a> {
         record::encode_seal(&mut cur.pending, &seal);
         cur.len += SEAL_LEN as u64;
         self.bytes_written += flush(&mut cur)?;
-        cur.out.sync()?;
-        let shape = FileShape::sealed(&seal);
+        self.inner.commit.poison().guard(|| cur.out.sync())?;
+        let shape = FileShape::sealed(0, &seal);
         let hint = cur.hint.finish(cur.id, &shape);
-        hint::write(&self.inner.storage, &self.inner.dir, cur.id, &hint)?;
+        hint::write(
+            &self.inner.storage,
+            self.inner.commit.poison(),
+            &self.inner.dir,
+            cur.id,
+            &hint,
+        )?;
         self.bytes_written += hint.len() as u64;
         let path = FileName::Merging(cur.id).path(&self.inner.dir);
         let reader = self.inner.storage.open(&path, IoClass::UserRead)?;

@@ -317,8 +317,8 @@ fn committed_merge_is_rolled_forward() {
     }
     e.delete(b"k07").unwrap();
     let model = contents(&e);
-    // The first rename of a merge is the commit record's.
-    sim.freeze_after(&[FaultOp::Rename], 1);
+    // `compact` renames twice: the new active file into place, then the commit record.
+    sim.freeze_after(&[FaultOp::Rename], 2);
     assert!(e.compact().is_err(), "the storage froze inside the commit");
     let image = sim.crash(CrashMode::KeepAll, 0);
     drop(e);

@@ -8,3 +8,4 @@ mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod reliability;
