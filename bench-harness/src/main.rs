@@ -204,6 +204,7 @@ fn print_event(event: Event<'_>) {
 
 fn print_tables(result: &SuiteResult) {
     println!();
+    println!("{}", table::headline_table(result).to_text());
     println!("{}", table::phase_table(result).to_text());
     println!("{}", table::totals_table(result).to_text());
     println!("{}", table::read_amp_table(result).to_text());

@@ -11,6 +11,13 @@ use crate::suite::SuiteResult;
 pub fn report(result: &SuiteResult) -> String {
     let mut md = String::new();
     header(&mut md, result);
+    md.push_str("## Headline\n\n");
+    md.push_str(&table::headline_table(result).to_markdown());
+    md.push_str(
+        "\nLoad is the first phase; write amplification is over the whole run (every byte \
+         written through the storage seam, or `/proc/self/io` `wchar` for peers, over user \
+         bytes); reads per get are storage reads in the first `readrandom`.\n\n",
+    );
     md.push_str("## Throughput and tail latency per phase\n\n");
     md.push_str(&table::phase_table(result).to_markdown());
     md.push_str("\n![Throughput per phase](comparison.svg)\n\n");

@@ -352,3 +352,69 @@ pub fn read_amp_table(result: &SuiteResult) -> Table {
         .collect();
     Table { header, rows }
 }
+
+/// The first phase of a run that ran `workload`.
+fn first_of<'a>(run: &'a EngineRun, workload: &str) -> Option<&'a PhaseSummary> {
+    run.phases.iter().find(|p| p.workload == workload)
+}
+
+/// One row per engine with the figures a reader looks at first.
+pub fn headline_table(result: &SuiteResult) -> Table {
+    let header = [
+        "engine",
+        "load kops/s",
+        "overwrite kops/s",
+        "readrandom kops/s",
+        "readrandom p99 µs",
+        "seekrandom kops/s",
+        "write amp",
+        "space amp end / peak",
+        "reads per get",
+        "peak RSS MB",
+    ];
+    let kops = |run: &EngineRun, w: &str| {
+        first_of(run, w).map_or("-".to_string(), |p| num(p.ops_per_sec / 1000.0))
+    };
+    let rows = result
+        .runs
+        .iter()
+        .map(|run| {
+            let load = run
+                .phases
+                .first()
+                .map_or("-".to_string(), |p| num(p.ops_per_sec / 1000.0));
+            let wa = &run.totals.write_amp;
+            let write_amp = if run.seam_accounting {
+                num(wa.seam_total)
+            } else {
+                format!("{} (wchar)", num(wa.proc_wchar))
+            };
+            let reads = first_of(run, "readrandom")
+                .and_then(|p| p.read_amp)
+                .filter(|_| run.seam_accounting)
+                .map_or("n/a".to_string(), |ra| num(ra.seam_reads_per_get));
+            vec![
+                run.engine.clone(),
+                load,
+                kops(run, "overwrite"),
+                kops(run, "readrandom"),
+                first_of(run, "readrandom")
+                    .and_then(|p| p.latency)
+                    .map_or("-".to_string(), |l| num(l.p99_us)),
+                kops(run, "seekrandom"),
+                write_amp,
+                format!(
+                    "{} / {}",
+                    num(run.totals.space_amp),
+                    num(run.totals.peak_space_amp)
+                ),
+                reads,
+                mb(run.totals.peak_rss_bytes),
+            ]
+        })
+        .collect();
+    Table {
+        header: header.iter().map(ToString::to_string).collect(),
+        rows,
+    }
+}

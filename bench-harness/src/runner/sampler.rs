@@ -124,12 +124,12 @@ pub(crate) fn progress_bar(visible: bool, engine: &str, phase: &str, total: u64)
     let (bar, template) = if total == 0 {
         (
             ProgressBar::new_spinner(),
-            "{prefix:>24} {spinner} {elapsed_precise} {msg}",
+            "{prefix:>28} {spinner} {elapsed}",
         )
     } else {
         (
             ProgressBar::new(total),
-            "{prefix:>24} [{bar:32}] {percent:>3}% {per_sec:>14} eta {eta} {msg}",
+            "{prefix:>28} [{bar:32}] {human_pos:>11}/{human_len} ops, {elapsed} (eta {eta})",
         )
     };
     if let Ok(style) = ProgressStyle::with_template(template) {

@@ -59,6 +59,10 @@ fn quick_run_writes_every_report_file() -> Result<(), Box<dyn std::error::Error>
     }
     let md = std::fs::read_to_string(out_dir.join("report.md"))?;
     assert!(md.contains("](throughput.svg)") && md.contains("identical operations"));
+    assert!(
+        md.contains("## Headline") && md.contains("| reference |"),
+        "{md}"
+    );
     // Only the report is left behind: the engine's temporary directory is gone.
     let leftovers: Vec<_> = std::fs::read_dir(tmp.path())?
         .flatten()
