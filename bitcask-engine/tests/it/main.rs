@@ -1,6 +1,7 @@
 //! Integration tests of the Bitcask engine: the engine-api conformance kit under default and
 //! tiny options, crashes at every durability point of merge-heavy workloads, readers and
-//! writers through repeated merges, damaged files, and engine-specific behaviour.
+//! writers through repeated merges, damaged files, engine-specific behaviour, and the
+//! engine-api reliability harnesses (SIGKILLs, fault sweeps, damage sweeps, linearizability).
 
 mod common;
 mod concurrency;

@@ -1,52 +1,43 @@
-//! The engine-api reliability harnesses against Bitcask: SIGKILLs of a child process during
-//! writes and merges, injected I/O faults and full disks, damaged files, and linearizability
-//! of concurrent calls while merges run. Each prints its counts (`-- --nocapture`).
+//! The engine-api reliability harnesses against the Bitcask: SIGKILLs of a child process
+//! during writes and merges, injected I/O faults and full disks, damaged files, and
+//! linearizability of concurrent calls while merges run. Each prints its counts
+//! (`-- --nocapture`).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bitcask_engine::{BitcaskEngine, BitcaskOptions, MergeOptions};
+use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::testing::damage::{self, DamageConfig};
 use engine_api::testing::faults::{self, FaultConfig};
 use engine_api::testing::kill::KillConfig;
 use engine_api::testing::linearizability::{self, LinConfig};
-use engine_api::{CommonOptions, Engine, Result, Storage, SyncPolicy};
+use engine_api::{Engine, Result, Storage, SyncPolicy};
 
-use crate::common::{tiny_factory, tiny_manual_factory};
+use crate::common::{default_factory, options, tiny_factory, tiny_manual_factory};
 
-/// Small files (the kill workload's values reach 16 KiB) and an eager background merge, so
-/// kills land in rotations and merges.
+/// Files small enough that the kill workload (values up to 16 KiB) rotates and merges all the
+/// time, with background merges on.
 fn kill_factory(
     storage: Arc<dyn Storage>,
     dir: &Path,
     sync: SyncPolicy,
 ) -> Result<Box<dyn Engine>> {
-    let options = BitcaskOptions {
-        common: CommonOptions {
-            sync,
-            storage,
-            ..CommonOptions::default()
-        },
-        max_file_size: 8 << 10,
-        merge: MergeOptions {
-            check_interval: Duration::from_millis(5),
-            max_sealed_files: 4,
-            frag_trigger: 0.3,
-            frag_threshold: 0.2,
-            small_file_threshold: 4 << 10,
-            ..MergeOptions::default()
-        },
-        ..BitcaskOptions::default()
-    };
-    Ok(Box::new(BitcaskEngine::open(dir, options)?))
+    let mut o: BitcaskOptions = options(storage, sync);
+    o.max_file_size = 64 << 10;
+    o.merge.check_interval = Duration::from_millis(5);
+    o.merge.max_sealed_files = 6;
+    o.merge.frag_trigger = 0.4;
+    o.merge.small_file_threshold = 32 << 10;
+    Ok(Box::new(BitcaskEngine::open(dir, o)?))
 }
 
 engine_api::kill_test!(
     kill_always,
     kill_factory,
     KillConfig {
-        kills: 130,
+        kills: 60,
+        seed: 0xb17c_a5c0,
         ..KillConfig::default()
     }
 );
@@ -56,11 +47,18 @@ engine_api::kill_test!(
     kill_factory,
     KillConfig {
         policy: SyncPolicy::Never,
-        kills: 90,
-        seed: 0xb17c_0002,
+        kills: 40,
+        seed: 0xb17c_a5c1,
         ..KillConfig::default()
     }
 );
+
+#[test]
+fn faults_with_default_files() {
+    let report =
+        faults::sweep(&default_factory, &FaultConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("bitcask {report}");
+}
 
 #[test]
 fn faults_with_tiny_files() {
@@ -70,7 +68,14 @@ fn faults_with_tiny_files() {
 }
 
 #[test]
-fn damaged_files() {
+fn damaged_files_default() {
+    let report =
+        damage::check(&default_factory, &DamageConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("bitcask {report}");
+}
+
+#[test]
+fn damaged_files_tiny() {
     let report = damage::check(&tiny_manual_factory, &DamageConfig::default())
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("bitcask {report}");
