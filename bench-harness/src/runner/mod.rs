@@ -11,7 +11,7 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ use serde::Serialize;
 
 pub use live::LiveSet;
 
-use self::sampler::{INTERVAL, IntervalContext, PhaseTally, TICK, cut_interval, progress_bar};
+use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
 use self::worker::{Shared, Slot, lock, run_compact, run_stream};
 use crate::error::{HarnessError, Result};
 use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
@@ -221,12 +221,10 @@ impl Runner {
             user_bytes_before: self.user_bytes,
         };
         let mut tally = PhaseTally::default();
-        let mut intervals = Vec::new();
         let workers = if compact { 1 } else { streams.len() };
         let (done_tx, done_rx) = mpsc::channel::<Instant>();
         let started = Instant::now();
-        let mut ended = started;
-        let outcome = std::thread::scope(|scope| {
+        let (outcome, intervals, ended) = std::thread::scope(|scope| {
             let handles: Vec<_> = if compact {
                 let (shared, slot) = (&shared, &slots[..1]);
                 vec![spawn_job(scope, &done_tx, move || {
@@ -242,33 +240,19 @@ impl Runner {
                     })
                     .collect()
             };
-            let mut finished = 0;
-            let mut last = started;
-            loop {
-                let wait = TICK.min(INTERVAL.saturating_sub(last.elapsed()));
-                match done_rx.recv_timeout(wait) {
-                    Ok(at) => {
-                        finished += 1;
-                        ended = ended.max(at);
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => finished = workers,
-                }
-                let all_done = finished >= workers;
-                bar.set_position(slots.iter().map(|s| s.done.load(Ordering::Relaxed)).sum());
-                if all_done || last.elapsed() >= INTERVAL {
-                    let (record, at) = cut_interval(&ctx, &slots, &mut tally, last);
-                    last = at;
-                    intervals.push(record);
-                }
-                if all_done {
-                    break;
-                }
-            }
-            handles
+            let sampling = Sampling {
+                ctx: &ctx,
+                slots: &slots,
+                bar: &bar,
+                done: &done_rx,
+                workers,
+            };
+            let (intervals, ended) = sampling.until_done(started, &mut tally);
+            let outcome = handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(panicked(&shared))))
-                .collect::<Result<Vec<()>>>()
+                .collect::<Result<Vec<()>>>();
+            (outcome, intervals, ended)
         });
         bar.finish_and_clear();
         outcome?;

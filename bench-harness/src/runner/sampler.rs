@@ -3,6 +3,8 @@
 //! and the process into an [`IntervalRecord`].
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use engine_api::{Engine, ratio};
@@ -47,7 +49,7 @@ pub(crate) struct IntervalContext<'a> {
 
 /// Drains the workers, reads the engine and the process, and returns the interval that ended
 /// now; `last` is when the previous one ended.
-pub(crate) fn cut_interval(
+fn cut_interval(
     ctx: &IntervalContext<'_>,
     slots: &[Slot],
     tally: &mut PhaseTally,
@@ -113,6 +115,55 @@ pub(crate) fn cut_interval(
             .as_secs_f64(),
     };
     (record, now.at)
+}
+
+/// The runner's side of a running phase.
+pub(crate) struct Sampling<'a> {
+    pub ctx: &'a IntervalContext<'a>,
+    pub slots: &'a [Slot],
+    pub bar: &'a ProgressBar,
+    /// Each worker sends the moment it ended, whatever its result.
+    pub done: &'a Receiver<Instant>,
+    pub workers: usize,
+}
+
+impl Sampling<'_> {
+    /// Moves the progress bar and cuts intervals until every worker has ended; returns the
+    /// intervals and when the last worker ended.
+    pub fn until_done(
+        &self,
+        started: Instant,
+        tally: &mut PhaseTally,
+    ) -> (Vec<IntervalRecord>, Instant) {
+        let mut intervals = Vec::new();
+        let (mut finished, mut ended, mut last) = (0, started, started);
+        loop {
+            let wait = TICK.min(INTERVAL.saturating_sub(last.elapsed()));
+            match self.done.recv_timeout(wait) {
+                Ok(at) => {
+                    finished += 1;
+                    ended = ended.max(at);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => finished = self.workers,
+            }
+            let all_done = finished >= self.workers;
+            let position = self
+                .slots
+                .iter()
+                .map(|s| s.done.load(Ordering::Relaxed))
+                .sum();
+            self.bar.set_position(position);
+            if all_done || last.elapsed() >= INTERVAL {
+                let (record, at) = cut_interval(self.ctx, self.slots, tally, last);
+                last = at;
+                intervals.push(record);
+            }
+            if all_done {
+                return (intervals, ended);
+            }
+        }
+    }
 }
 
 /// A progress bar on stderr for a phase of `total` operations (a spinner when `total` is 0),
