@@ -373,3 +373,25 @@ fn rate_limited_merge_completes_with_the_same_result() {
     assert!(s.bytes_read > 0 && s.bytes_written > 0);
     assert_eq!(contents(&e), before);
 }
+
+#[test]
+fn smallest_file_size_gives_one_record_per_file() {
+    let sim = SimStorage::new();
+    let mut o = tiny(Arc::new(sim.clone()), SyncPolicy::Never);
+    o.max_file_size = bitcask_engine::MIN_FILE_SIZE;
+    let e = BitcaskEngine::open("/db", o.clone()).unwrap();
+    for i in 0..20u32 {
+        e.put(format!("k{}", i % 7).as_bytes(), &i.to_le_bytes())
+            .unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    batch.put(b"b1", &[1; 100]).put(b"b2", &[2; 100]);
+    e.write(&batch).unwrap();
+    let before = contents(&e);
+    assert!(data_files(&sim).len() > 15);
+    e.compact().unwrap();
+    assert_eq!(contents(&e), before);
+    drop(e);
+    let e = BitcaskEngine::open("/db", o).unwrap();
+    assert_eq!(contents(&e), before);
+}
