@@ -155,8 +155,9 @@ pub fn check(factory: &dyn EngineFactory, config: &DamageConfig) -> Result<Damag
                     &mut report,
                 ) {
                     failures.push(format!(
-                        "{} {damage:?} at offset {offset}: {e}",
-                        path.display()
+                        "{} ({}) {damage:?} at offset {offset}: {e}",
+                        path.display(),
+                        history.describe(&path, original.len() as u64)
                     ));
                 }
             }
@@ -261,6 +262,28 @@ impl History {
             first -= 1;
         }
         Some(first)
+    }
+
+    /// The file's part in the workload, for failure messages.
+    fn describe(&self, path: &Path, final_len: u64) -> String {
+        let n = self.before.len();
+        let written = (0..n)
+            .filter(|&i| {
+                Self::len_of(&self.after[i], path).unwrap_or(0)
+                    > Self::len_of(&self.before[i], path).unwrap_or(0)
+            })
+            .count();
+        let end = n
+            .checked_sub(1)
+            .and_then(|last| Self::len_of(&self.after[last], path));
+        let tail = self
+            .tail_run(path)
+            .map_or("none".to_string(), |f| format!("writes {}..={n}", f + 1));
+        format!(
+            "{final_len} B; {written} of {n} writes appended to it; {} B after the last write; \
+             tail run {tail}",
+            end.map_or("absent".to_string(), |e| e.to_string())
+        )
     }
 
     /// The lowest prefix of writes the damaged engine may hold (`states.len() - 1` when only

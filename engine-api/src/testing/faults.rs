@@ -6,8 +6,8 @@
 //! [`SimStorage::inject_fault`] to fail the Nth call, once or sticky, and checks:
 //! - **a clear error**: the first error a caller sees is [`Error::Io`] carrying the injected
 //!   cause, or [`Error::Poisoned`] naming it; never a corruption or an invalid argument;
-//! - **poisoning**: after a failed sync or directory sync, the next write is refused with
-//!   [`Error::Poisoned`];
+//! - **poisoning**: after a failed sync, the next write is refused with [`Error::Poisoned`],
+//!   and `sync()` fails even when the failed sync was a background job's;
 //! - **reads go on**: after the error, every key reads as some legal state says (skipped while
 //!   a sticky read or open fault makes reads fail on purpose);
 //! - **nothing acknowledged is lost**: after the engine is dropped, a crash in each of
@@ -17,7 +17,8 @@
 //! A call that failed may or may not have taken effect, so the oracle is a set of candidate
 //! states: an acknowledged write applies to every candidate, a failed one doubles the set
 //! (with and without it), a read must agree with some candidate. A write refused with
-//! `Poisoned` is taken as not applied. After a once-only fault the workload goes on (an engine
+//! `Poisoned` once an earlier call has failed is taken as not applied (a refusal); the first
+//! failed call is always uncertain. After a once-only fault the workload goes on (an engine
 //! must keep working, or refuse cleanly, after a transient error); after a sticky one it stops.
 //!
 //! The disk-full sweep does the same with [`SimStorage::set_capacity`] at budgets spread over
@@ -211,11 +212,14 @@ impl Fault {
         }
     }
 
+    /// Whether the contract demands poisoning: a failed file sync. (A failed directory sync
+    /// need not poison: an engine may rely on one only for state it has not acknowledged yet,
+    /// or for removals it can redo; the crash checks catch any that loses data.)
     fn poisons(self) -> bool {
         matches!(
             self,
             Fault::Call {
-                op: FaultOp::Sync | FaultOp::SyncDir,
+                op: FaultOp::Sync,
                 ..
             }
         )
@@ -321,6 +325,8 @@ fn is_write(step: &Step) -> bool {
 /// The states the engine may legally be in.
 struct Tracker {
     candidates: Vec<Contents>,
+    /// The errors callers saw, for failure messages.
+    errors: Vec<String>,
 }
 
 /// Past this many candidate states a run stops: the oracle would say too little.
@@ -330,6 +336,7 @@ impl Tracker {
     fn new() -> Self {
         Tracker {
             candidates: vec![Contents::new()],
+            errors: Vec::new(),
         }
     }
 
@@ -469,7 +476,12 @@ fn drive(
                     ));
                 }
                 saw_error = true;
-                if is_write(step) && !matches!(e, Error::Poisoned { .. }) {
+                tracker
+                    .errors
+                    .push(format!("step {i} {}: {e}", step_name(step)));
+                // Even a first `Poisoned` is uncertain: the poison may have struck (in a
+                // background job) while this write was already in the log.
+                if is_write(step) {
                     tracker.uncertain(step);
                 }
                 if fault.poisons() && sim.fault_fired() {
@@ -540,18 +552,22 @@ fn check_reopens(
     };
     for (seed, mode) in modes.into_iter().enumerate() {
         let image = sim.crash(mode, seed as u64 + 1);
-        let engine =
-            open(f, &image, c.policy).map_err(|e| format!("reopen after {mode:?}: {e}"))?;
+        let engine = open(f, &image, c.policy).map_err(|e| {
+            format!(
+                "reopen after {mode:?}: {e}; errors callers saw: {:?}",
+                tracker.errors
+            )
+        })?;
         let got = read_all(&*engine).map_err(|e| format!("after {mode:?} and reopen: {e}"))?;
         if !tracker.legal(&got) {
             return Err(format!(
-                "after {mode:?} and reopen the engine holds {} keys matching no legal state \
-                 ({} candidates)\n got: {:?}",
+                "after {mode:?} and reopen the engine holds {} keys matching none of {} legal \
+                 states; errors callers saw: {:?}; differences from the fully acknowledged \
+                 state: {}",
                 got.len(),
                 tracker.candidates.len(),
-                got.keys()
-                    .map(|k| String::from_utf8_lossy(k).into_owned())
-                    .collect::<Vec<_>>()
+                tracker.errors,
+                differences(&got, &tracker.candidates[0])
             ));
         }
         engine
@@ -560,6 +576,32 @@ fn check_reopens(
         report.reopens_checked += 1;
     }
     Ok(())
+}
+
+fn step_name(step: &Step) -> String {
+    match step {
+        Step::Put(k, v) => format!("put {} ({} B)", String::from_utf8_lossy(&key(*k)), v.len()),
+        Step::Batch(ops) => format!("batch of {}", ops.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Keys whose values differ, as `key: got -> expected` with value lengths.
+fn differences(got: &Contents, want: &Contents) -> String {
+    let keys: std::collections::BTreeSet<&Vec<u8>> = got.keys().chain(want.keys()).collect();
+    let shown = |v: Option<&Vec<u8>>| v.map_or("absent".to_string(), |v| format!("{} B", v.len()));
+    keys.into_iter()
+        .filter(|k| got.get(*k) != want.get(*k))
+        .map(|k| {
+            format!(
+                "{}: {} instead of {}",
+                String::from_utf8_lossy(k),
+                shown(got.get(k)),
+                shown(want.get(k))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A full scan, with errors returned rather than panicking.
