@@ -119,55 +119,9 @@ pub(crate) fn recover(
         })
         .collect();
     ctx.reserve_keydir(&live)?;
-    let mut files = BTreeMap::new();
-    let mut unsealed = Vec::new();
-    for name in live {
-        match ctx.load(name)? {
-            Loaded::Sealed(file) => {
-                files.insert(file.id(), file);
-            }
-            Loaded::Unsealed(u) => unsealed.push(u),
-            Loaded::Nothing => {}
-        }
-    }
-    // The newest sequence number each file holds or was created for.
-    let newest = |max_seq: u64, base_seq: u64| max_seq.max(base_seq);
-    let newest_sealed = files
-        .values()
-        .map(|f| newest(f.max_seq(), f.base_seq()))
-        .max()
-        .unwrap_or(0);
-    for (i, u) in unsealed.iter().enumerate() {
-        let newest_other = unsealed
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, o)| newest(o.outcome.max_seq, o.base_seq))
-            .fold(newest_sealed, u64::max);
-        if let Some(file) = ctx.finish_unsealed(u, newest_other)? {
-            files.insert(file.id(), file);
-        }
-    }
+    let files = ctx.load_all(live)?;
     ctx.keydir.purge_tombstones();
-    // Live bytes per file. Keys of one file sit together in each shard: sum runs first.
-    let mut live: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    let mut run = (u32::MAX, 0u64, 0u64);
-    ctx.keydir.for_each(|_, loc| {
-        if loc.file != run.0 {
-            let e = live.entry(run.0).or_default();
-            (e.0, e.1) = (e.0 + run.1, e.1 + run.2);
-            run = (loc.file, 0, 0);
-        }
-        run.1 += u64::from(loc.len);
-        run.2 += 1;
-    });
-    let e = live.entry(run.0).or_default();
-    (e.0, e.1) = (e.0 + run.1, e.1 + run.2);
-    for (id, (bytes, keys)) in live {
-        if let Some(f) = files.get(&id) {
-            f.add_live_many(bytes, keys);
-        }
-    }
+    count_live(&ctx.keydir, &files);
     // Past every record, and past every file's base (a file may be newer than its records).
     let next_seq = files
         .values()
@@ -184,6 +138,31 @@ pub(crate) fn recover(
         report: ctx.report,
         need_hints: ctx.need_hints,
     })
+}
+
+/// Live bytes and keys per file, from the keydir. Keys of one file sit together in each
+/// shard, so runs are summed before the per-file map is touched.
+fn count_live(keydir: &KeyDir, files: &BTreeMap<u32, Arc<DataFile>>) {
+    let mut live: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    let mut run = (u32::MAX, 0u64, 0u64);
+    let mut flush = |run: &(u32, u64, u64)| {
+        let e = live.entry(run.0).or_default();
+        (e.0, e.1) = (e.0 + run.1, e.1 + run.2);
+    };
+    keydir.for_each(|_, loc| {
+        if loc.file != run.0 {
+            flush(&run);
+            run = (loc.file, 0, 0);
+        }
+        run.1 += u64::from(loc.len);
+        run.2 += 1;
+    });
+    flush(&run);
+    for (id, (bytes, keys)) in live {
+        if let Some(f) = files.get(&id) {
+            f.add_live_many(bytes, keys);
+        }
+    }
 }
 
 fn list_names(storage: &dyn Storage, dir: &Path) -> Result<Vec<FileName>> {
@@ -231,6 +210,41 @@ impl Ctx<'_> {
         self.storage.remove(&path)?;
         self.report.leftovers_removed.push(path);
         Ok(true)
+    }
+
+    /// Loads every live data file: sealed ones first, then the unsealed ones, which are judged
+    /// against all the others.
+    fn load_all(&mut self, live: Vec<FileName>) -> Result<BTreeMap<u32, Arc<DataFile>>> {
+        let mut files = BTreeMap::new();
+        let mut unsealed = Vec::new();
+        for name in live {
+            match self.load(name)? {
+                Loaded::Sealed(file) => {
+                    files.insert(file.id(), file);
+                }
+                Loaded::Unsealed(u) => unsealed.push(u),
+                Loaded::Nothing => {}
+            }
+        }
+        // The newest sequence number each file holds or was created for.
+        let newest = |max_seq: u64, base_seq: u64| max_seq.max(base_seq);
+        let newest_sealed = files
+            .values()
+            .map(|f| newest(f.max_seq(), f.base_seq()))
+            .max()
+            .unwrap_or(0);
+        for (i, u) in unsealed.iter().enumerate() {
+            let newest_other = unsealed
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, o)| newest(o.outcome.max_seq, o.base_seq))
+                .fold(newest_sealed, u64::max);
+            if let Some(file) = self.finish_unsealed(u, newest_other)? {
+                files.insert(file.id(), file);
+            }
+        }
+        Ok(files)
     }
 
     /// Sizes the keydir for the records the seals announce (key bytes from the hint sizes),
