@@ -143,15 +143,7 @@ impl BitcaskEngine {
         for id in recovered.need_hints {
             inner.send(Job::Sealed(id));
         }
-        let periodic = match inner.sync_policy {
-            SyncPolicy::Periodic(every) => {
-                let weak = Arc::downgrade(&inner);
-                Some(PeriodicTask::start("bitcask-sync", every, move || {
-                    weak.upgrade().is_some_and(|i| i.sync_log().is_ok())
-                })?)
-            }
-            _ => None,
-        };
+        let periodic = periodic_sync(&inner)?;
         Ok(BitcaskEngine {
             inner,
             worker: Some(worker),
@@ -331,6 +323,18 @@ impl Drop for BitcaskEngine {
         // frozen (crashed) storage there is nothing more to save: the error is the answer.
         let _ = self.inner.close_writer();
     }
+}
+
+/// The background sync of [`SyncPolicy::Periodic`]; it holds the engine weakly.
+fn periodic_sync(inner: &Arc<Inner>) -> Result<Option<PeriodicTask>> {
+    let SyncPolicy::Periodic(every) = inner.sync_policy else {
+        return Ok(None);
+    };
+    let weak = Arc::downgrade(inner);
+    let task = PeriodicTask::start("bitcask-sync", every, move || {
+        weak.upgrade().is_some_and(|i| i.sync_log().is_ok())
+    })?;
+    Ok(Some(task))
 }
 
 /// Lists the directory for [`Stats::disk_bytes`] and [`Stats::file_count`].
