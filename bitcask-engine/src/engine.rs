@@ -272,35 +272,26 @@ impl Engine for BitcaskEngine {
 
     fn explain_get(&self, key: &[u8]) -> Result<ReadTrace> {
         check_key(key)?;
-        let lookup = self.inner.keydir.get(key);
-        let Some(loc) = lookup else {
+        let Some((loc, file, value)) = self.inner.get(key)? else {
             return Ok(ReadTrace {
                 steps: vec![step("keydir: miss (key absent or deleted)", 0, 0)],
                 value: None,
             });
         };
-        let found = self.inner.get(key)?;
-        let mut steps = vec![step(
-            &format!(
-                "keydir: hit, file {} offset {} length {} seq {}",
-                loc.file, loc.offset, loc.len, loc.seq
-            ),
-            0,
-            0,
-        )];
-        let value = found.map(|(loc, file, value)| {
-            let name = FileName::Data(file.id()).name();
-            steps.push(step(
-                &format!(
-                    "data file {name}: one positional read of {} bytes at offset {}, crc ok",
-                    loc.len, loc.offset
-                ),
-                1,
-                u64::from(loc.len),
-            ));
-            value.to_vec()
-        });
-        Ok(ReadTrace { steps, value })
+        let hit = format!(
+            "keydir: hit, file {} offset {} length {} seq {}",
+            loc.file, loc.offset, loc.len, loc.seq
+        );
+        let read = format!(
+            "data file {}: one positional read of {} bytes at offset {}, crc ok",
+            FileName::Data(file.id()).name(),
+            loc.len,
+            loc.offset
+        );
+        Ok(ReadTrace {
+            steps: vec![step(&hit, 0, 0), step(&read, 1, u64::from(loc.len))],
+            value: Some(value.to_vec()),
+        })
     }
 }
 
