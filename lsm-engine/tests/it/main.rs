@@ -5,4 +5,5 @@ mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod reliability;
 mod sstable;
