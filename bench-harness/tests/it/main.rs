@@ -2,5 +2,6 @@
 
 mod cli;
 mod formulas;
+mod kv;
 mod runner;
 mod workload;

@@ -1,0 +1,94 @@
+//! The `kv` tool end to end, on real directories of both engines.
+
+use std::path::Path;
+use std::process::Command;
+
+fn kv(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_kv"))
+        .args(args)
+        .output()
+        .expect("kv runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (success, stdout, stderr) = kv(args);
+    assert!(success, "kv {args:?} failed: {stderr}");
+    stdout
+}
+
+fn fill(engine: &str, dir: &Path) -> String {
+    let dir = dir.to_str().expect("utf-8 temp path").to_string();
+    ok(&["--engine", engine, "put", &dir, "apple", "red"]);
+    ok(&["put", &dir, "pear", "green"]);
+    ok(&["put", &dir, "apple", "crimson"]);
+    ok(&["delete", &dir, "pear"]);
+    ok(&["put", &dir, "quince", "yellow"]);
+    dir
+}
+
+#[test]
+fn bitcask_get_scan_inspect_explain() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("bitcask", &tmp.path().join("db"));
+    assert_eq!(ok(&["get", &dir, "apple"]), "crimson\n");
+    assert!(!kv(&["get", &dir, "pear"]).0, "a deleted key was found");
+    assert_eq!(ok(&["scan", &dir]), "apple = crimson\nquince = yellow\n");
+    let explain = ok(&["explain", "get", &dir, "apple"]);
+    assert!(explain.contains("keydir: hit"), "{explain}");
+    assert!(explain.contains("total: 1 storage read(s)"), "{explain}");
+    let miss = ok(&["explain", "get", &dir, "fig"]);
+    assert!(miss.contains("total: 0 storage read(s)"), "{miss}");
+    let inspect = ok(&["inspect", &dir]);
+    assert!(inspect.contains("engine bitcask: 2 live keys"), "{inspect}");
+    assert!(inspect.contains(".data"), "{inspect}");
+    let compact = ok(&["compact", &dir]);
+    assert!(compact.contains("jobs: 1"), "{compact}");
+    assert_eq!(ok(&["get", &dir, "quince"]), "yellow\n");
+}
+
+#[test]
+fn lsm_get_scan_inspect_explain() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("lsm", &tmp.path().join("db"));
+    assert_eq!(ok(&["get", &dir, "apple"]), "crimson\n");
+    ok(&["compact", &dir]);
+    let explain = ok(&["explain", "get", &dir, "apple"]);
+    assert!(explain.contains("bloom filter"), "{explain}");
+    assert!(explain.contains("found 7 bytes: crimson"), "{explain}");
+    let inspect = ok(&["inspect", &dir]);
+    assert!(inspect.contains("engine lsm"), "{inspect}");
+    assert!(inspect.contains(".sst"), "{inspect}");
+    assert!(inspect.contains("apple .. quince"), "{inspect}");
+    assert_eq!(
+        ok(&["scan", &dir, "--from", "b", "--to", "z"]),
+        "quince = yellow\n"
+    );
+    assert_eq!(ok(&["--hex", "get", &dir, "6170706c65"]), "crimson\n");
+}
+
+#[test]
+fn bad_input_is_a_message_not_a_panic() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let empty = tmp.path().to_str().expect("utf-8 temp path");
+    for args in [
+        vec!["get", empty, "k"],
+        vec!["put", empty, "k", "v"],
+        vec!["--hex", "--engine", "lsm", "put", empty, "zz", "v"],
+    ] {
+        let (success, _, stderr) = kv(&args);
+        assert!(!success, "kv {args:?} succeeded");
+        assert!(stderr.starts_with("kv: "), "kv {args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked"),
+            "kv {args:?} panicked: {stderr}"
+        );
+    }
+    let dir = fill("bitcask", &tmp.path().join("b"));
+    let (success, _, stderr) = kv(&["--engine", "lsm", "get", &dir, "apple"]);
+    assert!(!success && stderr.contains("Bitcask"), "{stderr}");
+}
