@@ -50,6 +50,8 @@
 
 mod datafile;
 mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod keydir;
 mod manifest;

@@ -77,10 +77,13 @@ impl Inner {
         out.append(&encode_header(base_seq))?;
         let poison = self.commit.poison();
         poison.guard(|| out.sync())?;
+        // Opened before the rename (handles follow the file), so that nothing but the
+        // directory sync can fail once the name exists: a failure leaves no stray `.data`.
+        let reader = self.storage.open(&tmp, IoClass::UserRead)?;
         self.storage.rename(&tmp, &path)?;
         poison.guard(|| self.storage.sync_dir(&self.dir))?;
-        let reader = self.storage.open(&path, IoClass::UserRead)?;
         let file = DataFile::new(id, reader, FileShape::empty(base_seq));
+        file.set_path(path);
         self.files.write().insert(id, Arc::clone(&file));
         Ok((file, out))
     }
@@ -128,7 +131,8 @@ impl Inner {
             .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
             .sum::<usize>()
             + if batch { BATCH_END_BYTES } else { 0 };
-        if w.len + bytes as u64 > self.max_file_size && w.len > DATA_START {
+        let full = w.len + bytes as u64 > self.max_file_size && w.len > DATA_START;
+        if full || w.file.is_sealed() {
             self.rotate(w)?;
         }
         w.buf.clear();
@@ -230,27 +234,27 @@ impl Inner {
         }
     }
 
-    /// Seals the active file and starts the next one. Poisons on failure.
+    /// Seals the active file (unless a failed rotation already did) and starts the next one.
+    /// A failed seal append is cut back off; a failed sync poisons; a failed creation of the
+    /// next file leaves the writer on the sealed file, and the next write tries again (it never
+    /// appends after a seal).
     pub(crate) fn rotate(&self, w: &mut Writer) -> Result<()> {
-        self.try_rotate(w)
-            .inspect_err(|e| self.commit.poison().set(e))
-    }
-
-    fn try_rotate(&self, w: &mut Writer) -> Result<()> {
-        w.buf.clear();
-        let seal = w.file.seal_record();
-        record::encode_seal(&mut w.buf, &seal);
-        self.append_buf(w)?;
-        w.out.sync()?;
-        w.file.seal(w.len);
-        self.commit.mark_durable(w.appended);
+        if !w.file.is_sealed() {
+            w.buf.clear();
+            let seal = w.file.seal_record();
+            record::encode_seal(&mut w.buf, &seal);
+            self.append_buf(w)?;
+            self.commit.poison().guard(|| w.out.sync())?;
+            w.file.seal(w.len);
+            self.commit.mark_durable(w.appended);
+            self.send(Job::Sealed(w.file.id()));
+        }
         let (file, out) = self.create_active(w.next_seq)?;
-        let old = std::mem::replace(&mut w.file, file);
+        w.file = file;
         w.out = out;
         w.len = DATA_START;
         w.records = 0;
         w.min_seq = u64::MAX;
-        self.send(Job::Sealed(old.id()));
         Ok(())
     }
 
@@ -261,7 +265,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         };
         self.commit.poison().check()?;
-        if w.len > DATA_START {
+        if w.len > DATA_START || w.file.is_sealed() {
             self.rotate(w)?;
         }
         Ok(())
@@ -304,6 +308,11 @@ impl Inner {
         };
         self.commit.poison().check()?;
         let id = w.file.id();
+        if w.file.is_sealed() {
+            // A rotation sealed it and failed to start the next file; its hint job is queued.
+            *guard = None;
+            return Ok(());
+        }
         if w.len == DATA_START {
             self.files.write().remove(&id);
             self.storage.remove(&FileName::Data(id).path(&self.dir))?;
