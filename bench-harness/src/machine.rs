@@ -21,6 +21,9 @@ pub struct Machine {
     pub filesystem: String,
     /// When the description was taken, UTC, ISO 8601.
     pub date: String,
+    /// The 1-minute load average when the description was taken: above the core count, other
+    /// work competed with the benchmark.
+    pub load_average: f64,
     /// The workspace's git commit the binary was built from, with "+ local changes" when the
     /// engines' or harness's sources differ from it; "unknown" without git.
     pub revision: String,
@@ -48,9 +51,18 @@ impl Machine {
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             filesystem: filesystem_of(data_dir, &read("/proc/self/mounts")),
             date: utc_now(),
+            load_average: load_average(),
             revision: revision(),
         }
     }
+}
+
+/// The 1-minute load average from `/proc/loadavg` (0 where it cannot be read).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The commit of the workspace this binary was built in (see [`Machine::revision`]).

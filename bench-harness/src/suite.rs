@@ -374,6 +374,9 @@ pub struct SuiteResult {
     pub runs: Vec<EngineRun>,
     /// Wall-clock seconds of the whole suite.
     pub seconds: f64,
+    /// The 1-minute load average when the suite ended (the machine description has the one at
+    /// the start).
+    pub load_average_end: f64,
 }
 
 /// Runs every phase against every engine, each engine in a fresh temporary directory under the
@@ -396,6 +399,7 @@ pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> R
         phases: config.phases.clone(),
         runs,
         seconds: started.elapsed().as_secs_f64(),
+        load_average_end: crate::machine::load_average(),
     })
 }
 

@@ -38,6 +38,7 @@ struct Summary<'a> {
     sync: &'a str,
     quick: bool,
     seconds: f64,
+    load_average_end: f64,
     phases: &'a [crate::runner::Phase],
     engines: Vec<EngineSummary<'a>>,
 }
@@ -63,6 +64,7 @@ pub fn summary_json(result: &SuiteResult) -> Result<String> {
         sync: &result.sync,
         quick: result.quick,
         seconds: result.seconds,
+        load_average_end: result.load_average_end,
         phases: &result.phases,
         engines: result
             .runs

@@ -71,10 +71,20 @@ fn header(md: &mut String, result: &SuiteResult) {
         d.seed,
         num(result.seconds),
     );
-    md.push_str(
-        "Compare engines **within** this report: absolute figures depend on the machine and \
-         on whatever else it was running; ratios measured side by side in one run are what \
-         carry over.\n\n",
+    let _ = write!(
+        md,
+        "The 1-minute load average was {:.1} when the suite started and {:.1} when it ended, on \
+         {} cores{}. Compare engines **within** this report: absolute figures depend on the \
+         machine and on whatever else it was running; ratios measured side by side in one run \
+         are what carry over.\n\n",
+        m.load_average,
+        result.load_average_end,
+        m.cores,
+        if m.load_average.max(result.load_average_end) > m.cores as f64 {
+            " (other work competed with the benchmark, so absolute figures are pessimistic)"
+        } else {
+            ""
+        },
     );
     let _ = writeln!(md, "Traffic check: {}\n", traffic_check(result));
 }
