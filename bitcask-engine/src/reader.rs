@@ -149,8 +149,9 @@ pub(crate) struct Op<'a> {
     pub(crate) value: &'a [u8],
 }
 
-/// A range skipped by a salvage scan.
+/// A damaged range of a file: skipped by a salvage open, or cut as a torn tail.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Damage {
     /// The damaged file.
     pub path: std::path::PathBuf,
