@@ -150,3 +150,12 @@ fn list_names_engines_and_workloads() {
         text.contains("reference") && text.contains("ycsb-e") && text.contains("readwhilewriting")
     );
 }
+
+#[test]
+fn cargo_run_picks_the_harness() -> Result<(), Box<dyn std::error::Error>> {
+    // `cargo run -p bench-harness -- compare` (the README's main command) must not stop at
+    // "could not determine which binary to run".
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))?;
+    assert!(manifest.contains("default-run = \"bench-harness\""));
+    Ok(())
+}
