@@ -46,9 +46,8 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = BitcaskEngine::open(dir.path(), options)?;
     let value = [b'v'; 100];
     // Every key written five times: four fifths of the log becomes garbage.
-    for round in 0..5 {
+    for _round in 0..5 {
         for i in 0..1_000u32 {
-            let _ = round;
             db.put(format!("key{i:06}").as_bytes(), &value)?;
         }
     }
