@@ -170,7 +170,24 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
         config.engine_config.sync.label(),
         config.phases.first().map_or(1, |p| p.threads),
     );
-    let result = suite::run_suite(&config, &mut print_event)?;
+    let mut result = suite::run_suite(&config, &mut print_event)?;
+    let features: Vec<&str> = [
+        ("fjall", cfg!(feature = "fjall")),
+        ("rocksdb", cfg!(feature = "rocksdb")),
+    ]
+    .iter()
+    .filter_map(|(name, on)| on.then_some(*name))
+    .collect();
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    result.command = Some(format!(
+        "bench-harness {}{}",
+        argv.join(" "),
+        if features.is_empty() {
+            String::new()
+        } else {
+            format!(" (built with --features {})", features.join(","))
+        }
+    ));
     print_tables(&result);
     let written = report::write_report(&result, &args.out)?;
     let dir = absolute(&args.out);

@@ -377,6 +377,8 @@ pub struct SuiteResult {
     /// The 1-minute load average when the suite ended (the machine description has the one at
     /// the start).
     pub load_average_end: f64,
+    /// The command line that ran the suite, if the caller records one (the binary does).
+    pub command: Option<String>,
 }
 
 /// Runs every phase against every engine, each engine in a fresh temporary directory under the
@@ -400,6 +402,7 @@ pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> R
         runs,
         seconds: started.elapsed().as_secs_f64(),
         load_average_end: crate::machine::load_average(),
+        command: None,
     })
 }
 

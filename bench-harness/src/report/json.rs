@@ -39,6 +39,7 @@ struct Summary<'a> {
     quick: bool,
     seconds: f64,
     load_average_end: f64,
+    command: Option<&'a str>,
     phases: &'a [crate::runner::Phase],
     engines: Vec<EngineSummary<'a>>,
 }
@@ -65,6 +66,7 @@ pub fn summary_json(result: &SuiteResult) -> Result<String> {
         quick: result.quick,
         seconds: result.seconds,
         load_average_end: result.load_average_end,
+        command: result.command.as_deref(),
         phases: &result.phases,
         engines: result
             .runs

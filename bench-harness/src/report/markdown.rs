@@ -86,6 +86,9 @@ fn header(md: &mut String, result: &SuiteResult) {
             ""
         },
     );
+    if let Some(command) = &result.command {
+        let _ = writeln!(md, "Command: `{command}`.\n");
+    }
     let _ = writeln!(md, "Traffic check: {}\n", traffic_check(result));
 }
 
