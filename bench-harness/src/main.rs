@@ -213,7 +213,12 @@ fn print_event(event: Event<'_>) {
                 table::num(s.seconds),
                 table::num(s.ops_per_sec / 1000.0),
                 p99,
-                table::num(s.write_amp.seam_total),
+                // Peers have no seam: their writes show in `wchar` only.
+                table::num(if s.io.total().bytes_written > 0 {
+                    s.write_amp.seam_total
+                } else {
+                    s.write_amp.proc_wchar
+                }),
             );
         }
     }
