@@ -659,8 +659,9 @@ impl Parent {
         factory: &dyn EngineFactory,
         in_flight: &BTreeMap<u64, WriteOp>,
     ) -> Result<(), String> {
-        let engine = factory
-            .open(Arc::new(OsStorage::new()), &self.dir(), self.config.policy)
+        // Retrying like the child does: a sibling test forking meanwhile briefly holds a copy
+        // of the lock descriptor of this parent's previous reopen.
+        let engine = open_retrying(factory, &self.dir(), self.config.policy)
             .map_err(|e| format!("reopen after the kill failed: {e}"))?;
         let got = self.read_all(&*engine)?;
         let mut pending: BTreeMap<u32, (u64, &WriteOp)> = BTreeMap::new();
