@@ -22,7 +22,7 @@ use engine_api::{Error, IoClass, ReadableFile, Result, Storage};
 
 use crate::datafile::{DATA_START, DataFile, FileName, FileShape, read_header, read_seal};
 use crate::hint::Hint;
-use crate::keydir::{KeyDir, Loc, TOMBSTONE_FLAG};
+use crate::keydir::{Bulk, KeyDir, Loc, TOMBSTONE_FLAG};
 use crate::manifest::Manifest;
 use crate::options::BitcaskOptions;
 use crate::reader::{Damage, Op, Outcome, Policy, scan_ops};
@@ -351,14 +351,15 @@ impl Ctx<'_> {
             let reader = self.storage.open(&path, IoClass::UserRead)?;
             return Ok(Loaded::Sealed(DataFile::new(id, reader, shape)));
         }
-        let keydir = &self.keydir;
+        let mut bulk = self.keydir.bulk();
         let outcome = scan_ops(
             &*reader,
             &path,
             (DATA_START, len.max(DATA_START)),
             Policy::TornTail,
-            &mut |op| offer(keydir, id, &op),
+            &mut |op| offer(&mut bulk, id, &op),
         )?;
+        bulk.finish()?;
         Ok(Loaded::Unsealed(Unsealed {
             id,
             path,
@@ -401,10 +402,11 @@ impl Ctx<'_> {
         } else {
             Policy::Strict
         };
-        let keydir = &self.keydir;
+        let mut bulk = self.keydir.bulk();
         let outcome = scan_ops(reader, path, (DATA_START, seal.offset), policy, &mut |op| {
-            offer(keydir, id, &op)
+            offer(&mut bulk, id, &op)
         })?;
+        bulk.finish()?;
         if policy == Policy::Strict && outcome.records != seal.records {
             return Err(Error::corruption(
                 path,
@@ -533,7 +535,7 @@ struct Unsealed {
     outcome: Outcome,
 }
 
-fn offer(keydir: &KeyDir, file: u32, op: &Op<'_>) -> Result<()> {
+fn offer(bulk: &mut Bulk<'_>, file: u32, op: &Op<'_>) -> Result<()> {
     let flag = if op.tombstone { TOMBSTONE_FLAG } else { 0 };
     let bad = || Error::invalid("record offset or length beyond 32 bits");
     let loc = Loc {
@@ -542,5 +544,6 @@ fn offer(keydir: &KeyDir, file: u32, op: &Op<'_>) -> Result<()> {
         len: u32::try_from(op.len).map_err(|_| bad())? | flag,
         seq: op.seq,
     };
-    keydir.offer(op.key, loc)
+    bulk.add(op.key, loc);
+    Ok(())
 }

@@ -100,20 +100,16 @@ impl KeyDir {
         matches!(result, Ok((_, true)))
     }
 
-    /// Replay: keeps whichever of the current and the offered record has the higher sequence
-    /// number, so files can be replayed in any order. Tombstones are kept (flagged) until
-    /// [`KeyDir::purge_tombstones`].
+    /// Replay of one record (tests; open goes through [`KeyDir::bulk`], same rule).
+    #[cfg(test)]
     pub(crate) fn offer(&self, key: &[u8], loc: Loc) -> Result<()> {
         let h = hash(key);
         let mut shard = self.shard(h).write();
-        let result = shard.update(h, key, |cur| match cur {
-            Some(cur) if cur.seq >= loc.seq => Some(cur),
-            _ => Some(loc),
-        });
+        let result = shard.update(h, key, |cur| newer(cur, loc));
         result.map(drop).map_err(|_| full())
     }
 
-    /// A loader that applies [`KeyDir::offer`] to many keys at once (a whole hint file).
+    /// A loader that replays many records at once (a whole hint or data file).
     pub(crate) fn bulk(&self) -> Bulk<'_> {
         Bulk {
             keydir: self,
@@ -135,7 +131,7 @@ impl KeyDir {
         }
     }
 
-    /// Drops the tombstones [`KeyDir::offer`] kept, and gives back unused reserved memory.
+    /// Drops the tombstones replay kept, and gives back unused reserved memory.
     pub(crate) fn purge_tombstones(&self) {
         for shard in &*self.shards {
             let mut table = shard.write();
@@ -230,7 +226,7 @@ impl Bulk<'_> {
         }
     }
 
-    /// Offers everything added, highest sequence number winning as in [`KeyDir::offer`].
+    /// Replays everything added: the highest sequence number wins per key.
     pub(crate) fn finish(self) -> Result<()> {
         for (shard, part) in self.keydir.shards.iter().zip(&self.parts) {
             if part.is_empty() {
@@ -241,14 +237,21 @@ impl Bulk<'_> {
             while let Some((h, loc, key, next)) = decode_part(part, at) {
                 at = next;
                 table
-                    .update(h, key, |cur| match cur {
-                        Some(cur) if cur.seq >= loc.seq => Some(cur),
-                        _ => Some(loc),
-                    })
+                    .update(h, key, |cur| newer(cur, loc))
                     .map_err(|_| full())?;
             }
         }
         Ok(())
+    }
+}
+
+/// Replay's rule: of the current and the offered record, the one with the higher sequence
+/// number wins, so files can be replayed in any order. Tombstones are kept (flagged) until
+/// [`KeyDir::purge_tombstones`], so that an older put read later cannot win over them.
+fn newer(current: Option<Loc>, offered: Loc) -> Option<Loc> {
+    match current {
+        Some(cur) if cur.seq >= offered.seq => Some(cur),
+        _ => Some(offered),
     }
 }
 
