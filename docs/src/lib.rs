@@ -9,6 +9,10 @@
 #[doc = include_str!("../intro.md")]
 pub mod intro {}
 
+/// Chapter 2.
+#[doc = include_str!("../architecture.md")]
+pub mod architecture {}
+
 /// Chapter 3.
 #[doc = include_str!("../durability.md")]
 pub mod durability {}
