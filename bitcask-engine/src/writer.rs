@@ -183,29 +183,34 @@ impl Inner {
     /// after the append would leave disk and index disagreeing: it poisons.
     fn index(&self, w: &Writer, ops: &[Op<'_>], start: u64, first_seq: u64) -> Result<()> {
         let file = w.file.id();
-        let bad = |_| Error::invalid("record offset or length beyond 32 bits");
-        let mut offset = start;
-        let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
-        for (i, (key, value)) in ops.iter().enumerate() {
-            let len = record::record_len(key, value.unwrap_or_default());
-            let loc = Loc {
+        let loc_at = |offset: u64, (key, value): &Op<'_>, seq: u64| -> Result<Loc> {
+            let bad = |_| Error::invalid("record offset or length beyond 32 bits");
+            Ok(Loc {
                 file,
                 offset: u32::try_from(offset).map_err(bad)?,
-                len: u32::try_from(len).map_err(bad)?,
-                seq: first_seq + i as u64,
-            };
-            offset += len as u64;
-            changes.push((key, value.map(|_| loc)));
-        }
-        if let [(key, new)] = changes.as_slice() {
-            // One put or delete: no batch locking, no allocation for the old location.
+                len: u32::try_from(record::record_len(key, value.unwrap_or_default()))
+                    .map_err(bad)?,
+                seq,
+            })
+        };
+        if let [op] = ops {
+            // One put or delete: no batch locking, no allocation.
+            let loc = loc_at(start, op, first_seq)?;
+            let new = op.1.map(|_| loc);
             let old = match new {
-                Some(loc) => self.keydir.put(key, *loc),
-                None => Ok(self.keydir.remove(key)),
+                Some(loc) => self.keydir.put(op.0, loc),
+                None => Ok(self.keydir.remove(op.0)),
             };
             let old = old.inspect_err(|e| self.commit.poison().set(e))?;
-            self.account(w, *new, old);
+            self.account(w, new, old);
             return Ok(());
+        }
+        let mut offset = start;
+        let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let loc = loc_at(offset, op, first_seq + i as u64)?;
+            offset += u64::from(loc.len);
+            changes.push((op.0, op.1.map(|_| loc)));
         }
         let old = self.keydir.apply_batch(&changes);
         let old = old.inspect_err(|e| self.commit.poison().set(e))?;
