@@ -145,6 +145,13 @@ fn phases(md: &mut String, result: &SuiteResult) {
         let ops = match p.workload.pattern {
             crate::workload::Pattern::Compact => "full compaction / merge".to_string(),
             _ if p.workload.is_pass() => "one pass over the keys".to_string(),
+            crate::workload::Pattern::ReadWhileWriting => {
+                format!(
+                    "{} reads + {} overwrites beside them",
+                    p.ops,
+                    p.ops.div_ceil(p.threads.max(1) as u64)
+                )
+            }
             _ => p.ops.to_string(),
         };
         let _ = writeln!(
@@ -195,7 +202,11 @@ the device. Peers have no seam, so only the `/proc` rows apply to them.\n\
 logical bytes: the live keys the harness counts from acknowledged writes, times key + value \
 size. The peak is the largest value sampled once a second.\n\
 - **Read amplification** is storage reads through the seam (`UserRead` class) per get, in \
-phases that only get; these are `pread` calls, and the OS page cache may serve them.\n\
+phases whose reads are all gets; these are `pread` calls, and the OS page cache may serve \
+them.\n\
+- **Bitcask's data files** are sized to an eighth of the data set (between 1 and 128 MiB, \
+its default) unless `--bitcask-file-size` says otherwise: with 128 MiB files a data set of \
+this size would sit in one or two files and never merge.\n\
 - **Compaction cost** is the engine's count, wall and CPU time of compactions or merges and \
 the seam's `Compaction` bytes read and written; **stalls** are the engine's own count.\n\
 - **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened; **index \
