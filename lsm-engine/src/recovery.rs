@@ -47,6 +47,11 @@ struct WalReplay {
     batches: Vec<WalBatch>,
     /// The newest WAL and the length of its good prefix.
     newest: Option<(u64, u64)>,
+    /// Whether the newest WAL's header survived (a torn tail can take it, and with it every
+    /// record: such a WAL holds nothing).
+    newest_has_header: bool,
+    /// The live WAL before the newest, with its length.
+    before_newest: Option<(u64, u64)>,
 }
 
 /// Opens the engine in `dir` (steps 1 to 7).
@@ -104,8 +109,14 @@ pub(crate) fn open(
         remove_orphans(&*storage, dir, &versions, &keep)?;
         obsolete.drain();
         let wal = match wals.newest {
-            Some((n, valid)) => WalWriter::reopen(&*storage, dir, n, valid)?,
-            None => WalWriter::create(&*storage, dir, versions.new_file_number())?,
+            Some((n, valid)) => {
+                // A headerless WAL is empty (its header was torn, and every record with it):
+                // it gets its header back, so it never becomes an older WAL without one.
+                let header =
+                    (!wals.newest_has_header).then(|| wals.before_newest.unwrap_or((0, 0)));
+                WalWriter::reopen(&*storage, dir, n, valid, header)?
+            }
+            None => WalWriter::create(&*storage, dir, versions.new_file_number(), (0, 0))?,
         };
         (Memtable::new(), Some(wal))
     };
@@ -117,8 +128,9 @@ pub(crate) fn open(
         imms: Vec::new(),
         version: versions.current(),
     };
+    let wal = wal.map(Arc::new);
     let tail = WalTail {
-        file: wal.as_ref().map(|w| Arc::clone(w.file())),
+        wal: wal.clone(),
         appended: 0,
     };
     let inner = Inner {
@@ -135,6 +147,7 @@ pub(crate) fn open(
         }),
         wal_tail: Mutex::new(tail),
         commit: GroupCommit::new(0),
+        poison: engine_api::Poison::new(),
         visible_seq: AtomicU64::new(last_seq),
         allocated_seq: AtomicU64::new(last_seq),
         snapshots: Arc::new(SnapshotList::default()),
@@ -261,6 +274,16 @@ fn load_manifest(
         apply(&mut r, &edit)
             .map_err(|what| Error::corruption(&path, 0, format!("edits that apply: {what}")))?;
     }
+    // The WAL the log number names is deleted only once a later edit (and one more record) is
+    // durable, so it exists in every image a crash can leave. Missing, it says the manifest lost
+    // committed edits (a truncated file): its replay would silently drop data.
+    if r.log_number > 0 && !storage.exists(&filename::wal(dir, r.log_number))? {
+        return Err(Error::corruption(
+            &path,
+            0,
+            "a manifest whose log number names an existing WAL (committed edits are missing)",
+        ));
+    }
     Ok(r)
 }
 
@@ -351,12 +374,17 @@ fn replay_wals(
     let mut replay = WalReplay {
         batches: Vec::new(),
         newest: None,
+        newest_has_header: false,
+        before_newest: None,
     };
     let last = numbers.last().copied();
+    let mut prev: Option<(u64, u64)> = None;
     for n in numbers {
         let contents = read_wal(storage, dir, n)?;
+        check_chain(dir, log_number, prev, n, contents.header, Some(n) == last)?;
+        prev = Some((n, contents.valid_len));
         if let Some((offset, bad)) = contents.bad
-            && Some(n) != last
+            && (Some(n) != last || contents.synced_after_bad)
         {
             return Err(Error::corruption(
                 filename::wal(dir, n),
@@ -365,9 +393,44 @@ fn replay_wals(
             ));
         }
         replay.batches.extend(contents.batches);
+        replay.before_newest = replay.newest;
         replay.newest = Some((n, contents.valid_len));
+        replay.newest_has_header = contents.header.is_some();
     }
     Ok(replay)
+}
+
+/// Each WAL's header names the WAL before it and that WAL's final length: a live predecessor
+/// must be there, whole (rotation synced it before this WAL was created). A missing header is
+/// allowed only to the newest WAL (a torn tail can take it).
+fn check_chain(
+    dir: &Path,
+    log_number: u64,
+    prev: Option<(u64, u64)>,
+    n: u64,
+    header: Option<(u64, u64)>,
+    newest: bool,
+) -> Result<()> {
+    let corrupt =
+        |number: u64, what: &str| Err(Error::corruption(filename::wal(dir, number), 0, what));
+    let Some((named, len)) = header else {
+        return if newest {
+            Ok(())
+        } else {
+            corrupt(n, "a WAL header")
+        };
+    };
+    if named < log_number || named == 0 {
+        return match prev {
+            Some((p, _)) => corrupt(p, "no live WAL older than the one its successor follows"),
+            None => Ok(()),
+        };
+    }
+    match prev {
+        Some((p, valid)) if p == named && valid == len => Ok(()),
+        Some((p, _)) if p == named => corrupt(p, "a WAL as long as its successor's header says"),
+        _ => corrupt(named, "the WAL its successor's header names"),
+    }
 }
 
 /// Step 6: removes every file that no committed edit names.

@@ -252,7 +252,8 @@ pub(crate) fn run(
         // The new log holds everything the old one did.
         let _ = inner.storage.remove(old);
     }
-    let outputs = run_subtasks(inner, job, &log, cancel)?;
+    let outputs =
+        run_subtasks(inner, job, &log, cancel).inspect_err(|e| abandon(inner, &log, e))?;
     let Some(outputs) = outputs else {
         return Ok(None);
     };
@@ -269,7 +270,7 @@ pub(crate) fn run(
             .iter()
             .flat_map(|o| o.tables.iter().map(|t| (t.number, t.size))),
     );
-    commit(inner, job, &numbers)?;
+    commit(inner, job, &numbers).inspect_err(|e| abandon(inner, &log, e))?;
     inner.obsolete.push(log.path().to_path_buf(), 0);
     let inputs = input_bytes(inner, job);
     summary.jobs = 1;
@@ -287,6 +288,14 @@ pub(crate) fn run(
         .counters
         .record_compaction(&summary, &inputs, job.plan.output_level as usize, cpu);
     Ok(Some(summary))
+}
+
+/// After a failure: an I/O failure leaves the log for the next open to resume the job; any
+/// other (a damaged input, say) abandons it: the log goes and its outputs become orphans.
+fn abandon(inner: &Inner, log: &CompactionLog, e: &Error) {
+    if !matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
+        let _ = inner.storage.remove(log.path());
+    }
 }
 
 /// (level, bytes) of each input, for the per-level statistics.

@@ -52,7 +52,9 @@ pub(crate) struct LoggedJob {
 /// so only the last record can be torn.
 pub(crate) struct CompactionLog {
     path: PathBuf,
-    file: Mutex<Box<dyn WritableFile>>,
+    /// The file, or `None` once an append or sync failed: a failed sync is never retried (nor
+    /// followed by more records another sync might make durable after lost ones).
+    file: Mutex<std::result::Result<Box<dyn WritableFile>, String>>,
 }
 
 impl CompactionLog {
@@ -76,7 +78,7 @@ impl CompactionLog {
         storage.sync_dir(dir)?;
         Ok(CompactionLog {
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(Ok(file)),
         })
     }
 
@@ -92,12 +94,21 @@ impl CompactionLog {
             size: out.size,
             largest: out.largest_key().to_vec(),
         };
-        let file = self.file.lock();
-        file.append(&encode_record(
-            RecordKind::CompactionLog,
-            &encode_done(&done),
-        ))?;
-        file.sync()
+        let mut slot = self.file.lock();
+        let file = match slot.as_ref() {
+            Ok(file) => file,
+            Err(cause) => {
+                return Err(Error::Poisoned {
+                    cause: cause.clone(),
+                });
+            }
+        };
+        let record = encode_record(RecordKind::CompactionLog, &encode_done(&done));
+        let written = file.append(&record).and_then(|()| file.sync());
+        if let Err(e) = &written {
+            *slot = Err(e.to_string());
+        }
+        written
     }
 }
 

@@ -59,6 +59,8 @@ pub struct JobCounts {
     pub merges: u64,
     /// Jobs resumed after a crash interrupted them.
     pub resumed: u64,
+    /// Outputs those resumed jobs kept from their interrupted runs instead of rewriting.
+    pub reused_outputs: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +76,11 @@ struct State {
     debt_bytes: u64,
     /// Jobs started since open, by kind: moves, merges, resumed.
     started: [u64; 3],
+    /// Finished outputs of interrupted jobs that their resumed runs kept.
+    reused_outputs: u64,
+    /// A job failed on something retrying cannot fix (a damaged input): no more background
+    /// jobs, rather than the same failing job again and again. `compact()` still reports it.
+    halted: Option<String>,
 }
 
 /// See the module documentation.
@@ -144,11 +151,13 @@ impl CompactionManager {
 
     /// Jobs started since open, by kind.
     pub fn jobs_started(&self) -> JobCounts {
-        let [moves, merges, resumed] = self.state.lock().started;
+        let st = self.state.lock();
+        let [moves, merges, resumed] = st.started;
         JobCounts {
             moves,
             merges,
             resumed,
+            reused_outputs: st.reused_outputs,
         }
     }
 
@@ -168,6 +177,9 @@ impl CompactionManager {
             multiplier: o.level_size_multiplier,
         };
         let mut st = self.state.lock();
+        if st.halted.is_some() {
+            return;
+        }
         while let Some(job) = st.resumes.pop() {
             self.start(&mut st, &inner, job);
         }
@@ -207,6 +219,7 @@ impl CompactionManager {
         if let Some(n) = st.started.get_mut(kind) {
             *n += 1;
         }
+        st.reused_outputs += job.done.len() as u64;
     }
 
     fn release(&self, job: &Job) {
@@ -232,9 +245,10 @@ impl CompactionManager {
                 let result = job::run(&bg, &job, &manager.cancel);
                 if let Err(e) = &result {
                     bg.poison_on_io(e);
+                    manager.state.lock().halted = Some(e.to_string());
                 }
-                manager.release(&job);
                 bg.obsolete.drain();
+                manager.release(&job);
                 bg.notify_bg();
                 manager.check_and_compact();
             });
@@ -248,6 +262,26 @@ impl CompactionManager {
                 st.reservations.retain(|r| r.job != id);
                 st.running.retain(|r| r.id != id);
             }
+        }
+    }
+
+    /// Returns once no job runs and the picker finds nothing more to start (or cannot start
+    /// anything: poisoned, read-only, shutting down): the tree has settled.
+    pub fn wait_idle(&self) {
+        loop {
+            let flushing = self.engine().is_some_and(|i| {
+                !i.poison().is_set() && (i.bg.lock().flushing || !i.current().imms.is_empty())
+            });
+            // A check made while nothing runs, that starts nothing, means nothing is due. (A
+            // finishing job checks too, but only after it has left `running`.)
+            let idle_before = self.state.lock().running.is_empty();
+            self.check_and_compact();
+            let mut st = self.state.lock();
+            if idle_before && st.running.is_empty() && !flushing {
+                return;
+            }
+            self.changed
+                .wait_for(&mut st, std::time::Duration::from_millis(50));
         }
     }
 

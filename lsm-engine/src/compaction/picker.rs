@@ -270,13 +270,30 @@ pub(crate) fn pick(
         .filter(|&(_, s)| s >= 1.0)
         .collect();
     due.sort_by(|a, b| b.1.total_cmp(&a.1));
-    due.into_iter().find_map(|(level, _)| {
+    let by_size = due.into_iter().find_map(|(level, _)| {
         if level == 0 {
             pick_l0(levels, shape.base_level, busy, res)
         } else {
-            pick_deeper(levels, level, busy, res)
+            pick_deeper(levels, level, busy, res, |_| true)
         }
-    })
+    });
+    by_size.or_else(|| pick_tombstones(levels, busy, res))
+}
+
+/// Whether a file is mostly tombstones: worth pushing down even when its level is within its
+/// target, so the tombstones meet the data they delete and both go (deletes give space back).
+pub(crate) fn tombstone_dense(f: &FileSummary) -> bool {
+    f.tombstones > 0 && f.tombstones * 2 >= f.entries
+}
+
+/// A deletion-triggered pick: a tombstone-dense file of a level above the last.
+fn pick_tombstones(
+    levels: &[Vec<FileSummary>],
+    busy: &HashSet<u64>,
+    res: &[Reservation],
+) -> Option<Pick> {
+    let last = levels.len().checked_sub(1)?;
+    (1..last).find_map(|level| pick_deeper(levels, level, busy, res, tombstone_dense))
 }
 
 fn overlapping<'a>(
@@ -326,6 +343,7 @@ fn pick_deeper(
     level: usize,
     busy: &HashSet<u64>,
     res: &[Reservation],
+    eligible: impl Fn(&FileSummary) -> bool,
 ) -> Option<Pick> {
     let out = level + 1;
     if out >= levels.len() {
@@ -334,7 +352,7 @@ fn pick_deeper(
     let mut candidates: Vec<(u128, &FileSummary, Vec<&FileSummary>)> = levels
         .get(level)?
         .iter()
-        .filter(|f| !busy.contains(&f.number))
+        .filter(|f| !busy.contains(&f.number) && eligible(f))
         .map(|f| {
             let range = Range::of(&[f]);
             let next = overlapping(levels, out, &range);

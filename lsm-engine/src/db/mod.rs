@@ -14,8 +14,7 @@ use std::thread::JoinHandle;
 
 use engine_api::{
     CompactionSummary, CountingStorage, Engine, Error, FileLock, GroupCommit, IoCounters, KeyRange,
-    PeriodicTask, Poison, ReadTrace, Result, Scan, Stats, SyncPolicy, Value, WritableFile,
-    WriteBatch, check_key,
+    PeriodicTask, Poison, ReadTrace, Result, Scan, Stats, SyncPolicy, Value, WriteBatch, check_key,
 };
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -50,15 +49,15 @@ pub(crate) struct SuperVersion {
 
 /// The writer's state, behind the writer mutex.
 pub(crate) struct Writer {
-    pub(crate) wal: Option<WalWriter>,
+    pub(crate) wal: Option<Arc<WalWriter>>,
     /// Bytes appended to WALs since open, across files: the group-commit position.
     pub(crate) appended: u64,
     pub(crate) last_seq: u64,
 }
 
-/// The file a group-commit leader syncs and the position that sync covers.
+/// The WAL a group-commit leader syncs and the position that sync covers.
 pub(crate) struct WalTail {
-    pub(crate) file: Option<Arc<dyn WritableFile>>,
+    pub(crate) wal: Option<Arc<WalWriter>>,
     pub(crate) appended: u64,
 }
 
@@ -81,6 +80,7 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Writer>,
     pub(crate) wal_tail: Mutex<WalTail>,
     pub(crate) commit: GroupCommit,
+    pub(crate) poison: Poison,
     /// Reads see sequence numbers up to this.
     pub(crate) visible_seq: AtomicU64,
     /// The last sequence number handed out (read by the flush thread, which must not take the
@@ -98,8 +98,17 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The engine's poison: set by any failed sync or background failure; writes check it
+    /// before appending, so a refused write never reaches the WAL.
     pub(crate) fn poison(&self) -> &Poison {
-        self.commit.poison()
+        &self.poison
+    }
+
+    /// A WAL sync failed: poison the engine and the group commit (so no waiter ever syncs the
+    /// WAL again: a failed fsync is never retried).
+    pub(crate) fn wal_sync_failed(&self, e: &Error) {
+        self.poison.set(e);
+        self.commit.poison().set(e);
     }
 
     pub(crate) fn read_only(&self) -> bool {
@@ -132,26 +141,26 @@ impl Inner {
             return Ok(());
         }
         self.poison().check()?;
-        let covered = self.poison().guard(|| self.sync_tail())?;
+        let covered = self.sync_tail().inspect_err(|e| self.wal_sync_failed(e))?;
         self.commit.mark_durable(covered);
         Ok(())
     }
 
-    /// Syncs the WAL file writes currently go to; returns the position that covers.
+    /// Syncs the WAL writes currently go to; returns the position that covers.
     pub(crate) fn sync_tail(&self) -> Result<u64> {
-        let (file, appended) = {
+        let (wal, appended) = {
             let tail = self.wal_tail.lock();
-            (tail.file.clone(), tail.appended)
+            (tail.wal.clone(), tail.appended)
         };
-        if let Some(file) = file {
-            file.sync()?;
+        if let Some(wal) = wal {
+            wal.sync()?;
         }
         Ok(appended)
     }
 
     /// Poisons the engine if `e` is an I/O error: after one, what reached the disk is unknown.
     pub(crate) fn poison_on_io(&self, e: &Error) {
-        if matches!(e, Error::Io { .. }) {
+        if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
             self.poison().set(e);
         }
     }

@@ -40,6 +40,9 @@ impl Inner {
         let ops = batch.ops();
         let mut w = self.writer.lock();
         self.make_room(&mut w)?;
+        // Checked again under the lock, just before the append: a write refused as poisoned
+        // must never reach the WAL (a background failure may have come meanwhile).
+        self.poison().check()?;
         let first = w.last_seq + 1;
         let wal = w.wal.as_ref().ok_or(Error::ReadOnly)?;
         let appended = wal.append(first, ops).inspect_err(|e| {
@@ -58,7 +61,11 @@ impl Inner {
         }
         drop(w);
         if always {
-            self.commit.wait_durable(end, || self.sync_tail())?;
+            // Only a failed WAL sync fails this: a background failure meanwhile does not undo
+            // a write its WAL sync made durable.
+            self.commit
+                .wait_durable(end, || self.sync_tail())
+                .inspect_err(|e| self.poison().set(e))?;
             // Everything up to `end` is durable, which covers every sequence number up to ours.
             self.visible_seq.fetch_max(last, Ordering::SeqCst);
         }
@@ -160,12 +167,13 @@ impl Inner {
     /// Any failure poisons: the WAL sequence is no longer known to be intact.
     pub(crate) fn rotate(&self, w: &mut Writer) -> Result<()> {
         let old = w.wal.as_ref().ok_or(Error::ReadOnly)?;
-        self.poison().guard(|| old.file().sync())?;
+        old.sync().inspect_err(|e| self.wal_sync_failed(e))?;
         self.commit.mark_durable(w.appended);
         let number = self.versions.new_file_number();
+        let prev = (old.number(), old.len());
         let wal = self
             .poison()
-            .guard(|| WalWriter::create(&*self.storage, &self.dir, number))?;
+            .guard(|| WalWriter::create(&*self.storage, &self.dir, number, prev))?;
         {
             let mut sv = self.sv.write();
             let mut imms = sv.imms.clone();
@@ -179,9 +187,10 @@ impl Inner {
                 version: Arc::clone(&sv.version),
             });
         }
+        let wal = Arc::new(wal);
         {
             let mut tail = self.wal_tail.lock();
-            tail.file = Some(Arc::clone(wal.file()));
+            tail.wal = Some(Arc::clone(&wal));
             tail.appended = w.appended;
         }
         w.wal = Some(wal);

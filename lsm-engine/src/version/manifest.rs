@@ -75,11 +75,11 @@ pub(crate) fn read_current(storage: &dyn Storage, dir: &Path) -> Result<Option<u
         .and_then(|t| t.strip_suffix('\n'))
         .and_then(filename::parse);
     match name {
-        Some(FileKind::Manifest(n)) => Ok(Some(n)),
+        Some(FileKind::Manifest(n)) if storage.exists(&filename::manifest(dir, n))? => Ok(Some(n)),
         _ => Err(Error::corruption(
             path,
             0,
-            "CURRENT holding a manifest name and a newline",
+            "CURRENT holding the name of an existing manifest and a newline",
         )),
     }
 }

@@ -23,6 +23,8 @@ pub(crate) enum RecordKind {
     Edit = 2,
     /// A compaction-log record.
     CompactionLog = 3,
+    /// The first record of a WAL: which WAL came before it and how long that one is.
+    WalHeader = 4,
 }
 
 /// Frames `payload` as one record.
@@ -64,6 +66,7 @@ impl BadRecord {
 #[derive(Debug)]
 pub(crate) struct Record<'a> {
     pub(crate) offset: u64,
+    pub(crate) kind: u8,
     pub(crate) payload: &'a [u8],
 }
 
@@ -84,13 +87,16 @@ pub(crate) fn decode_at(
     if crc32fast::hash(covered) != crc {
         return Err(BadRecord::Checksum);
     }
-    if covered.get(4).copied() != Some(kind as u8) {
+    let found = covered.get(4).copied().unwrap_or(0);
+    let header_in_wal = kind == RecordKind::Batch && found == RecordKind::WalHeader as u8;
+    if found != kind as u8 && !header_in_wal {
         return Err(BadRecord::WrongKind);
     }
     let payload = covered.get(5..).unwrap_or_default();
     Ok((
         Record {
             offset: at as u64,
+            kind: found,
             payload,
         },
         end,
@@ -145,22 +151,40 @@ fn good_follows(buf: &[u8], at: usize, kind: RecordKind) -> bool {
     (at + 1..buf.len()).any(|next| decode_at(buf, next, kind).is_ok())
 }
 
-/// A decoded WAL batch: the sequence number of its first operation and the operations.
+/// The payload of a WAL's header record: the WAL before it (0 if none) and that WAL's length.
+pub(crate) fn encode_header(prev_number: u64, prev_len: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    out.extend_from_slice(&prev_number.to_le_bytes());
+    out.extend_from_slice(&prev_len.to_le_bytes());
+    out
+}
+
+/// Decodes a header payload: `(previous WAL number, its length)`.
+pub(crate) fn decode_header(payload: &[u8]) -> Option<(u64, u64)> {
+    let mut r = Reader::new(payload);
+    let h = (r.u64()?, r.u64()?);
+    r.is_empty().then_some(h)
+}
+
+/// A decoded WAL batch: the sequence number of its first operation, how much of the WAL was
+/// known durable when it was written, and the operations.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct WalBatch {
     pub(crate) first_seq: SeqNo,
+    pub(crate) synced: u64,
     pub(crate) ops: Vec<BatchOp>,
 }
 
-/// Encodes a batch payload: `first_seq (u64 LE) | count (u32 LE) | ops`, each op
-/// `kind (u8) | key (varint len, bytes) | [value (varint len, bytes)]`.
-pub(crate) fn encode_batch(first_seq: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
+/// Encodes a batch payload: `first_seq (u64 LE) | synced (u64 LE) | count (u32 LE) | ops`, each
+/// op `kind (u8) | key (varint len, bytes) | [value (varint len, bytes)]`.
+pub(crate) fn encode_batch(first_seq: SeqNo, synced: u64, ops: &[BatchOp]) -> Vec<u8> {
     let size: usize = ops
         .iter()
         .map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len) + 12)
         .sum();
-    let mut out = Vec::with_capacity(12 + size);
+    let mut out = Vec::with_capacity(20 + size);
     out.extend_from_slice(&first_seq.to_le_bytes());
+    out.extend_from_slice(&synced.to_le_bytes());
     out.extend_from_slice(&u32_of(ops.len()).to_le_bytes());
     for op in ops {
         match op {
@@ -182,6 +206,7 @@ pub(crate) fn encode_batch(first_seq: SeqNo, ops: &[BatchOp]) -> Vec<u8> {
 pub(crate) fn decode_batch(payload: &[u8]) -> Option<WalBatch> {
     let mut r = Reader::new(payload);
     let first_seq = r.u64()?;
+    let synced = r.u64()?;
     let count = r.u32()?;
     let mut ops = Vec::new();
     for _ in 0..count {
@@ -198,7 +223,11 @@ pub(crate) fn decode_batch(payload: &[u8]) -> Option<WalBatch> {
     if !r.is_empty() || ops.is_empty() {
         return None;
     }
-    Some(WalBatch { first_seq, ops })
+    Some(WalBatch {
+        first_seq,
+        synced,
+        ops,
+    })
 }
 
 #[cfg(test)]
@@ -217,15 +246,18 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_stop_at_damage() {
-        let mut log = encode_record(RecordKind::Batch, &encode_batch(9, &ops()));
-        log.extend(encode_record(RecordKind::Batch, &encode_batch(11, &ops())));
+        let mut log = encode_record(RecordKind::Batch, &encode_batch(9, 0, &ops()));
+        log.extend(encode_record(
+            RecordKind::Batch,
+            &encode_batch(11, 0, &ops()),
+        ));
         let s = scan(&log, RecordKind::Batch, true);
         assert_eq!(s.records.len(), 2);
         assert!(s.bad.is_none());
         let b = decode_batch(s.records[1].payload).unwrap();
         assert_eq!((b.first_seq, b.ops), (11, ops()));
 
-        let first_len = encode_record(RecordKind::Batch, &encode_batch(9, &ops())).len();
+        let first_len = encode_record(RecordKind::Batch, &encode_batch(9, 0, &ops())).len();
         let mut damaged = log.clone();
         damaged[12] ^= 1;
         let s = scan(&damaged, RecordKind::Batch, true);

@@ -1,9 +1,11 @@
 //! The lsm-engine integration tests: one binary, one module per concern.
 
 mod common;
+mod compaction;
 mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod harness;
 mod reliability;
 mod sstable;

@@ -172,6 +172,23 @@ fn disjoint_ranges_of_one_level_can_be_picked_together() {
 }
 
 #[test]
+fn tombstone_dense_files_are_pushed_down_even_within_target() {
+    let mut levels = empty();
+    levels[5] = vec![file(1, MIB, "a", "c"), file(2, MIB, "d", "f")];
+    levels[5][1].entries = 100;
+    levels[5][1].tombstones = 60;
+    levels[6] = vec![file(10, 100 * MIB, "a", "z")];
+    let busy = HashSet::new();
+    let s = shape(&levels, &busy, &cfg());
+    assert!(
+        s.scores.iter().all(|&x| x < 1.0),
+        "nothing is due by size: {s:?}"
+    );
+    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    assert_eq!((p.level, p.inputs[0].number), (5, 2));
+}
+
+#[test]
 fn ranges_intersect_inclusively_and_unbounded() {
     let r = |lo: &str, hi: &str| Range {
         lo: Some(lo.into()),
