@@ -183,6 +183,87 @@ fn flush(c: &mut Criterion) {
     g.finish();
 }
 
+/// Options of the leveled benchmarks: small enough that 200k keys make a multi-level tree.
+fn leveled_options() -> LsmOptions {
+    LsmOptions {
+        memtable_bytes: 1 << 20,
+        target_file_bytes: 1 << 20,
+        max_bytes_for_level_base: 4 << 20,
+        ..options()
+    }
+}
+
+/// Prints write amplification and compaction cost of an engine's life so far.
+fn report(what: &str, e: &LsmEngine) {
+    let s = e.stats();
+    let table_bytes: u64 = s.levels.iter().map(|l| l.bytes_written).sum();
+    let io = s.io.total().bytes_written;
+    let user = s.user_bytes_written.max(1);
+    let used: Vec<(u32, u64)> = s
+        .levels
+        .iter()
+        .filter(|l| l.files > 0)
+        .map(|l| (l.level, l.files))
+        .collect();
+    eprintln!(
+        "figure: {what}: write-amp {:.2} (flush+compaction bytes / user bytes), {:.2} (all bytes written at the storage seam / user bytes); {} compactions, {:.2} s wall, {:.2} s cpu; stalls {} ({:.2} s); (level, files) {used:?}",
+        table_bytes as f64 / user as f64,
+        io as f64 / user as f64,
+        s.compactions,
+        s.compaction_wall.as_secs_f64(),
+        s.compaction_cpu.as_secs_f64(),
+        s.stalls.count,
+        s.stalls.time.as_secs_f64(),
+    );
+    eprintln!("{}", lsm_engine::compaction_table(&s));
+}
+
+fn leveled(c: &mut Criterion) {
+    let n = 200_000u64;
+    let mut g = c.benchmark_group("leveled");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n));
+    let mut reported = false;
+    g.bench_function("fillrandom-then-overwrite-200k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let e = LsmEngine::open(dir.path(), leveled_options()).expect("open");
+                let mut rng = Rng(0x5eed);
+                for _ in 0..n {
+                    e.put(&key(rng.next() % n), &VALUE).expect("put");
+                }
+                let started = Instant::now();
+                for _ in 0..n {
+                    e.put(&key(rng.next() % n), &VALUE).expect("put");
+                }
+                e.compaction_manager().wait_idle();
+                total += started.elapsed();
+                if !reported {
+                    report("fillrandom + overwrite 200k x 116 B", &e);
+                    reported = true;
+                }
+            }
+            total
+        });
+    });
+    g.finish();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let e = LsmEngine::open(dir.path(), leveled_options()).expect("open");
+    for i in 0..n {
+        e.put(&key(i), &VALUE).expect("put");
+    }
+    e.compaction_manager().wait_idle();
+    let mut g = c.benchmark_group("leveled");
+    g.throughput(Throughput::Elements(1));
+    let mut rng = Rng(99);
+    g.bench_function("readrandom-after-compaction", |b| {
+        b.iter(|| assert!(e.get(&key(rng.next() % n)).expect("get").is_some()));
+    });
+    g.finish();
+}
+
 /// An in-memory table of `n` keys (every even index, so odd ones are absent).
 fn table(n: u64) -> (SimStorage, &'static Path) {
     let sim = SimStorage::new();
@@ -237,7 +318,7 @@ fn micro(c: &mut Criterion) {
 /// `criterion_group!` makes an undocumented function: a private module keeps it out of the
 /// missing-docs lint.
 mod group {
-    use super::{fillrandom, flush, micro, readrandom};
-    criterion::criterion_group!(benches, fillrandom, readrandom, flush, micro);
+    use super::{fillrandom, flush, leveled, micro, readrandom};
+    criterion::criterion_group!(benches, fillrandom, readrandom, flush, micro, leveled);
 }
 criterion_main!(group::benches);

@@ -258,6 +258,7 @@ pub(crate) fn run(
         return Ok(None);
     };
     let mut summary = CompactionSummary::default();
+    let subtask_cpu: Duration = outputs.iter().map(|o| o.cpu).sum();
     for o in &outputs {
         summary.records_in += o.entries_in;
         summary.records_out += o.entries_out;
@@ -280,10 +281,11 @@ pub(crate) fn run(
     summary.bytes_read = inputs.iter().map(|(_, b)| b).sum();
     summary.bytes_written = numbers.iter().map(|(_, s)| s).sum();
     summary.duration = started.elapsed();
-    let cpu = match (cpu_before, thread_cpu_time()) {
-        (Some(a), Some(b)) => b.saturating_sub(a),
-        _ => Duration::ZERO,
-    };
+    let cpu = subtask_cpu
+        + match (cpu_before, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => Duration::ZERO,
+        };
     inner
         .counters
         .record_compaction(&summary, &inputs, job.plan.output_level as usize, cpu);

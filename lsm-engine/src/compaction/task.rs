@@ -114,6 +114,8 @@ pub struct CompactionOutput {
     pub bytes_written: u64,
     /// Wall time.
     pub duration: Duration,
+    /// CPU time of the thread that ran it (zero where the platform does not tell).
+    pub cpu: Duration,
     /// False if the task was cancelled before the end of its range: `tables` then holds the
     /// outputs finished so far, each complete, and the task can be resumed after the last.
     pub complete: bool,
@@ -235,6 +237,7 @@ fn merge(
     cancel: Option<&AtomicBool>,
 ) -> Result<CompactionOutput> {
     let started = Instant::now();
+    let cpu_before = engine_api::thread_cpu_time();
     let mut out = CompactionOutput::default();
     let mut merged = open_inputs(task, storage, &mut out)?;
     seek_start(&mut merged, &task.start)?;
@@ -277,6 +280,9 @@ fn merge(
     out.tables = std::mem::take(&mut sink.done);
     out.bytes_written = out.tables.iter().map(|t| t.size).sum();
     out.duration = started.elapsed();
+    if let (Some(a), Some(b)) = (cpu_before, engine_api::thread_cpu_time()) {
+        out.cpu = b.saturating_sub(a);
+    }
     Ok(out)
 }
 
