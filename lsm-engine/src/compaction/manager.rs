@@ -144,6 +144,12 @@ impl CompactionManager {
         self.state.lock().running.clone()
     }
 
+    /// Whether background compaction stopped after a job failed on something retrying cannot
+    /// fix; writes then no longer stall on L0 or debt (nothing would ever lift the stall).
+    pub(crate) fn halted(&self) -> bool {
+        self.state.lock().halted.is_some()
+    }
+
     /// Compaction debt (bytes over level targets) at the last check.
     pub(crate) fn debt_bytes(&self) -> u64 {
         self.state.lock().debt_bytes

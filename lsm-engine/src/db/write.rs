@@ -79,7 +79,7 @@ impl Inner {
     /// Done before taking the writer lock, so the sleeping writer delays only itself.
     fn throttle(&self) -> Result<()> {
         let o = &self.opts;
-        if !o.auto_compaction {
+        if !o.auto_compaction || self.compactions.halted() {
             return Ok(());
         }
         let started = Instant::now();
