@@ -51,11 +51,7 @@ pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let mut runner = Runner::new(engine, dir.path(), dataset)?;
         runner.run_phase(&Phase::new(Workload::named("fillrandom")?, 0, 1))?;
-        let phase = Phase::new(
-            Workload::custom("read-mostly", read_mostly),
-            40_000,
-            2,
-        );
+        let phase = Phase::new(Workload::custom("read-mostly", read_mostly), 40_000, 2);
         let result = runner.run_phase(&phase)?;
         assert_eq!(
             result.counts.found, result.counts.gets,
