@@ -98,3 +98,22 @@ fn read_everything(engine: &dyn Engine) {
         let _ = engine.get(&k);
     }
 }
+
+/// The records of a data file, each as its own input for [`record`]: how a corpus is built
+/// from real files.
+pub fn split_records(data_file: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = usize::try_from(crate::datafile::DATA_START).unwrap_or(0);
+    while let Some(rest) = data_file.get(at..) {
+        let Ok(header) = record::Header::parse(rest) else {
+            break;
+        };
+        let len = header.record_len();
+        match rest.get(..len) {
+            Some(bytes) if record::decode(bytes).is_ok() => out.push(bytes.to_vec()),
+            _ => break,
+        }
+        at += len;
+    }
+    out
+}

@@ -50,6 +50,8 @@ mod compaction;
 mod db;
 mod filename;
 mod flush;
+#[doc(hidden)]
+pub mod fuzzing;
 mod iter;
 mod key;
 mod memtable;

@@ -9,4 +9,5 @@ mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod fuzz_corpus;
 mod reliability;

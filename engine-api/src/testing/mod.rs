@@ -17,6 +17,7 @@ pub mod conformance;
 pub mod crash_points;
 pub mod damage;
 pub mod faults;
+pub mod fuzz;
 pub mod kill;
 pub mod linearizability;
 pub mod model;

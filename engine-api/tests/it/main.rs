@@ -7,6 +7,7 @@ mod reference {
 
 mod damage;
 mod faults;
+mod fuzz;
 mod kill;
 mod linearizability;
 mod os_storage;

@@ -6,6 +6,7 @@ mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod fuzz_corpus;
 mod harness;
 mod reliability;
 mod sstable;

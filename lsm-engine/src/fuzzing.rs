@@ -1,0 +1,189 @@
+//! Fuzz bodies: plain functions that feed arbitrary bytes to the engine's decoders and must
+//! never panic, whatever the bytes. The cargo-fuzz targets in `fuzz/` call them, and so does an
+//! ordinary test that replays the checked-in corpus (`fuzz/corpus/<target>/`), so CI needs only
+//! the stable toolchain. Not part of the engine's API.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use engine_api::{IoClass, SimStorage, Storage};
+
+use crate::compaction::read_log;
+use crate::filename;
+use crate::sstable::block::{Block, BlockIter};
+use crate::sstable::bloom::{BloomFilter, key_hash};
+use crate::sstable::footer::{BlockHandle, Footer, Props};
+use crate::version::VersionEdit;
+use crate::wal::format::{RecordKind, decode_batch, scan};
+
+/// A WAL: every record framed and checked, every batch payload decoded.
+pub fn wal_record(data: &[u8]) {
+    let scanned = scan(data, RecordKind::Batch, true);
+    assert!(scanned.valid_len <= data.len() as u64);
+    for record in &scanned.records {
+        let _ = decode_batch(record.payload);
+    }
+}
+
+/// A manifest version edit: one that decodes must survive an encode-decode round trip.
+pub fn manifest_edit(data: &[u8]) {
+    if let Ok(edit) = VersionEdit::decode(data) {
+        let again = VersionEdit::decode(&edit.encode());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&edit),
+            "a version edit did not round-trip"
+        );
+    }
+    // The same bytes framed as manifest records.
+    for record in scan(data, RecordKind::Edit, true).records {
+        let _ = VersionEdit::decode(record.payload);
+    }
+}
+
+/// A data block: parsed, walked from the first entry to the end, and searched.
+pub fn data_block(data: &[u8]) {
+    if let Some(block) = block(data) {
+        walk(&block, |_| {});
+    }
+}
+
+/// An index block: a block whose values are block handles.
+pub fn index_block(data: &[u8]) {
+    if let Some(block) = block(data) {
+        walk(&block, |value| {
+            let _ = BlockHandle::decode_varint(value);
+        });
+    }
+}
+
+/// A bloom filter block, then probes for a few keys.
+pub fn filter(data: &[u8]) {
+    if let Ok(Some(filter)) = BloomFilter::parse(Bytes::copy_from_slice(data)) {
+        for key in [&b"a"[..], b"key", data.get(..8).unwrap_or_default()] {
+            let _ = filter.may_contain(key_hash(key));
+        }
+    }
+}
+
+/// A table footer, the properties block and a block handle.
+pub fn footer(data: &[u8]) {
+    if let Ok(footer) = Footer::decode(data) {
+        assert_eq!(
+            footer.encode().get(..52),
+            data.get(..52),
+            "a footer did not round-trip"
+        );
+    }
+    let _ = Props::decode(data);
+    let _ = BlockHandle::decode_varint(data);
+}
+
+/// A whole table file, opened through the public reader, read in full and probed.
+pub fn table(data: &[u8]) {
+    let Some((sim, path)) = file_with(data, |dir| filename::table(dir, 7)) else {
+        return;
+    };
+    let Ok(reader) = crate::SstFileReader::open(&sim, &path) else {
+        return;
+    };
+    let keys: Vec<Bytes> = reader
+        .entries()
+        .take(data.len() + 1)
+        .filter_map(Result::ok)
+        .map(|e| e.key)
+        .collect();
+    for key in keys.iter().take(64) {
+        let _ = reader.get(key, u64::MAX);
+        let _ = reader.may_contain(key);
+    }
+}
+
+/// A compaction log (intent and finished-output records).
+pub fn compaction_log(data: &[u8]) {
+    if let Some((sim, _)) = file_with(data, |dir| filename::compaction_log(dir, 3)) {
+        let _ = read_log(&sim, Path::new(DIR), 3);
+    }
+}
+
+const DIR: &str = "/db";
+
+fn file_with(
+    data: &[u8],
+    name: impl FnOnce(&Path) -> std::path::PathBuf,
+) -> Option<(SimStorage, std::path::PathBuf)> {
+    let sim = SimStorage::new();
+    let dir = Path::new(DIR);
+    sim.create_dir_all(dir).ok()?;
+    let path = name(dir);
+    let file = sim.create(&path, IoClass::Other).ok()?;
+    file.append(data).ok()?;
+    Some((sim, path))
+}
+
+fn block(data: &[u8]) -> Option<Block> {
+    Block::parse(
+        Bytes::copy_from_slice(data),
+        Arc::from(Path::new("/fuzz")),
+        0,
+    )
+    .ok()
+}
+
+/// Walks every entry (a block of `n` bytes holds fewer than `n` entries, so more steps mean
+/// the iterator is looping), then seeks to a key made from the input.
+fn walk(block: &Block, mut each_value: impl FnMut(&[u8])) {
+    let mut it: BlockIter = block.iter();
+    if it.seek_to_first().is_err() {
+        return;
+    }
+    let mut steps = 0usize;
+    while it.valid() {
+        each_value(it.value_slice());
+        steps += 1;
+        assert!(steps <= block.size(), "a block iterator did not advance");
+        if it.next().is_err() {
+            break;
+        }
+    }
+    let mut it = block.iter();
+    let _ = it.seek(b"key");
+    let _ = it.seek(&[]);
+}
+
+/// A table's footer, index block, filter block and first data block, each as its own input
+/// for the targets above: how a corpus is built from real files. Empty if the footer or a
+/// handle does not check out.
+pub fn table_parts(table: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    let mut parts = Vec::new();
+    let Some(tail) = table.len().checked_sub(64).and_then(|at| table.get(at..)) else {
+        return parts;
+    };
+    parts.push(("footer", tail.to_vec()));
+    let Ok(footer) = Footer::decode(tail) else {
+        return parts;
+    };
+    let slice = |h: BlockHandle| {
+        let start = usize::try_from(h.offset).ok()?;
+        let end = start.checked_add(usize::try_from(h.size).ok()?)?;
+        table.get(start..end).map(<[u8]>::to_vec)
+    };
+    if let Some(filter) = slice(footer.filter) {
+        parts.push(("filter", filter));
+    }
+    let Some(index) = slice(footer.index) else {
+        return parts;
+    };
+    let first = block(&index).and_then(|b| {
+        let mut it = b.iter();
+        it.seek_to_first().ok()?;
+        it.valid()
+            .then(|| BlockHandle::decode_varint(it.value_slice()))?
+    });
+    parts.push(("index", index));
+    if let Some(data) = first.and_then(slice) {
+        parts.push(("data", data));
+    }
+    parts
+}

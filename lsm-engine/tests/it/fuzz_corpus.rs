@@ -1,0 +1,206 @@
+//! The cargo-fuzz targets' bodies (`lsm_engine::fuzzing`) over the checked-in corpus in
+//! `fuzz/corpus/<target>/`, each seed followed by mutations: the stable half of fuzzing. With
+//! `FUZZ_CORPUS_WRITE=1` the seeds are first regenerated from the files a real workload leaves;
+//! `FUZZ_MUTATIONS=<n>` runs more mutations per seed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use engine_api::testing::fuzz::{self, WRITE_ENV, corpus_dir, replay};
+use engine_api::{Engine, FaultOp, SimStorage, Storage, SyncPolicy, WriteBatch};
+use lsm_engine::fuzzing;
+use lsm_engine::{LsmEngine, LsmOptions};
+
+use crate::common::tiny_options;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn manual(
+    storage: Arc<dyn Storage>,
+    dir: &Path,
+    sync: SyncPolicy,
+) -> engine_api::Result<Box<dyn Engine>> {
+    let options = LsmOptions {
+        auto_compaction: false,
+        ..tiny_options(storage, sync)
+    };
+    Ok(Box::new(LsmEngine::open(dir, options)?))
+}
+
+/// Files a tiny-table workload leaves (WALs, manifests, tables, CURRENT), plus compaction
+/// logs caught by freezing the storage in the middle of compactions. Keyed by file name and
+/// run, so images from different runs do not overwrite each other.
+fn real_files() -> &'static BTreeMap<String, Vec<u8>> {
+    static FILES: OnceLock<BTreeMap<String, Vec<u8>>> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let mut files = BTreeMap::new();
+        for freeze in [None, Some(2), Some(4), Some(6), Some(9), Some(12)] {
+            let sim = SimStorage::new();
+            let engine = manual(Arc::new(sim.clone()), Path::new("/db"), SyncPolicy::Always)
+                .unwrap_or_else(|e| panic!("{e}"));
+            write_some(&*engine);
+            if let Some(k) = freeze {
+                sim.freeze_after(&[FaultOp::Sync], k);
+            }
+            // A frozen storage fails the compaction; what it left is the point.
+            let _ = engine.compact();
+            drop(engine);
+            for path in sim.all_files() {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                if let (Some(name), Some(bytes)) = (name, sim.read_file(&path)) {
+                    files.insert(format!("{name}@{freeze:?}"), bytes);
+                }
+            }
+        }
+        files
+    })
+}
+
+fn write_some(engine: &dyn Engine) {
+    for i in 0..80u32 {
+        let key = format!("key{:02}", i % 19);
+        if i % 7 == 3 {
+            engine
+                .delete(key.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else if i % 5 == 0 {
+            let mut batch = WriteBatch::new();
+            batch.put(key.as_bytes(), b"batched").delete(b"key03");
+            engine.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            let value = vec![u8::try_from(i).unwrap_or(0); (i as usize * 13) % 200];
+            engine
+                .put(key.as_bytes(), &value)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+fn files_named(pred: impl Fn(&str) -> bool) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = real_files()
+        .iter()
+        .filter(|(n, _)| pred(n))
+        .map(|(_, b)| b.clone())
+        .filter(|b| !b.is_empty())
+        .collect();
+    seeds.sort();
+    seeds.dedup();
+    seeds
+}
+
+fn table_parts(kind: &str) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = files_named(|n| n.contains(".sst@"))
+        .iter()
+        .flat_map(|t| fuzzing::table_parts(t))
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, b)| b)
+        .collect();
+    seeds.sort();
+    seeds.dedup();
+    seeds
+}
+
+/// Writes `seeds` as the target's corpus when asked, then replays the corpus.
+fn run(target: &str, mutations: u32, seeds: impl FnOnce() -> Vec<Vec<u8>>, body: &dyn Fn(&[u8])) {
+    let dir = corpus_dir(root(), target);
+    if std::env::var_os(WRITE_ENV).is_some() {
+        let seeds = seeds();
+        assert!(
+            !seeds.is_empty(),
+            "the workload produced no seed for {target}"
+        );
+        fuzz::write_seeds(&dir, &seeds).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let report = replay(target, &dir, mutations, body).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("lsm {report}");
+}
+
+#[test]
+fn lsm_wal_record() {
+    run(
+        "lsm_wal_record",
+        2000,
+        || files_named(|n| n.contains(".log@")),
+        &fuzzing::wal_record,
+    );
+}
+
+#[test]
+fn lsm_manifest_edit() {
+    run(
+        "lsm_manifest_edit",
+        2000,
+        || files_named(|n| n.starts_with("MANIFEST-")),
+        &fuzzing::manifest_edit,
+    );
+}
+
+#[test]
+fn lsm_data_block() {
+    run(
+        "lsm_data_block",
+        1000,
+        || table_parts("data"),
+        &fuzzing::data_block,
+    );
+}
+
+#[test]
+fn lsm_index_block() {
+    run(
+        "lsm_index_block",
+        1000,
+        || table_parts("index"),
+        &fuzzing::index_block,
+    );
+}
+
+#[test]
+fn lsm_filter() {
+    run(
+        "lsm_filter",
+        1000,
+        || table_parts("filter"),
+        &fuzzing::filter,
+    );
+}
+
+#[test]
+fn lsm_footer() {
+    run(
+        "lsm_footer",
+        1000,
+        || table_parts("footer"),
+        &fuzzing::footer,
+    );
+}
+
+#[test]
+fn lsm_table() {
+    run(
+        "lsm_table",
+        200,
+        || files_named(|n| n.contains(".sst@")),
+        &fuzzing::table,
+    );
+}
+
+#[test]
+fn lsm_compaction_log() {
+    run(
+        "lsm_compaction_log",
+        2000,
+        || files_named(|n| n.contains(".clog@")),
+        &fuzzing::compaction_log,
+    );
+}
+
+#[test]
+fn model() {
+    run("model", 10, fuzz::model_seeds, &|data| {
+        fuzz::model(&manual, data)
+    });
+}
