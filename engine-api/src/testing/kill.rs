@@ -729,8 +729,7 @@ impl Parent {
     }
 
     fn final_check(&mut self, factory: &dyn EngineFactory) -> Result<(), String> {
-        let engine = factory
-            .open(Arc::new(OsStorage::new()), &self.dir(), self.config.policy)
+        let engine = open_retrying(factory, &self.dir(), self.config.policy)
             .map_err(|e| format!("reopen: {e}"))?;
         let got = self.read_all(&*engine)?;
         if got != self.model {
