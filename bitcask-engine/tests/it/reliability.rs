@@ -36,7 +36,7 @@ engine_api::kill_test!(
     kill_always,
     kill_factory,
     KillConfig {
-        kills: 60,
+        kills: 130,
         seed: 0xb17c_a5c0,
         ..KillConfig::default()
     }
@@ -47,7 +47,7 @@ engine_api::kill_test!(
     kill_factory,
     KillConfig {
         policy: SyncPolicy::Never,
-        kills: 40,
+        kills: 90,
         seed: 0xb17c_a5c1,
         ..KillConfig::default()
     }
