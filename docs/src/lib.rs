@@ -29,6 +29,18 @@ pub mod lsm {}
 #[doc = include_str!("../measuring.md")]
 pub mod measuring {}
 
+/// Chapter 7 (generated from `tradeoffs.template.md` by the `guide` binary).
+#[doc = include_str!("../tradeoffs.md")]
+pub mod tradeoffs {}
+
+/// Chapter 8.
+#[doc = include_str!("../testing.md")]
+pub mod testing {}
+
+/// Chapter 9.
+#[doc = include_str!("../kv.md")]
+pub mod kv {}
+
 /// The on-disk formats, one specification each.
 pub mod formats {
     /// Bitcask data file records.
