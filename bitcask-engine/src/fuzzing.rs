@@ -99,7 +99,7 @@ fn read_everything(engine: &dyn Engine) {
     }
 }
 
-/// The records of a data file, each as its own input for [`record`]: how a corpus is built
+/// The records of a data file, each as its own input for `record`: how a corpus is built
 /// from real files.
 pub fn split_records(data_file: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
