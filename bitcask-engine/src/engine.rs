@@ -19,7 +19,7 @@ use crate::keydir::{KeyDir, Loc};
 use crate::options::BitcaskOptions;
 use crate::recovery::{self, RecoveryReport};
 use crate::worker::{Job, Worker};
-use crate::writer::{Op, Writer};
+use crate::writer::{Op, Publish, Writer};
 
 const LOCK: &str = "LOCK";
 
@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
     pub(crate) writer: Mutex<Option<Writer>>,
     pub(crate) commit: GroupCommit,
+    /// Under `SyncPolicy::Always`: writes become visible once durable, in sequence order.
+    pub(crate) publish: Publish,
     next_file_id: AtomicU32,
     /// One merge (or hint write) at a time.
     pub(crate) merge_lock: Mutex<()>,
@@ -120,6 +122,7 @@ impl BitcaskEngine {
             files: RwLock::new(recovered.files),
             writer: Mutex::new(None),
             commit: GroupCommit::new(0),
+            publish: Publish::new(recovered.next_seq),
             next_file_id: AtomicU32::new(recovered.next_file_id),
             merge_lock: Mutex::new(()),
             counters: Counters::default(),

@@ -1,11 +1,27 @@
-//! The write path: one active file, appends under a mutex, keydir updates, rotation, and group
-//! commit.
+//! The write path: one active file, appends under a mutex, keydir updates, rotation, group
+//! commit, and the in-order publication of durable writes.
 //!
-//! A write encodes its records, takes the writer mutex, appends them with one call, updates the
-//! keydir (so the write is visible), releases the mutex and only then, under
-//! [`engine_api::SyncPolicy::Always`], waits for a sync. Concurrent writers therefore share one
-//! `fdatasync` ([`engine_api::GroupCommit`]): the leader syncs the active file up to the end it
-//! read, which covers everyone who appended before it.
+//! A write encodes its records, takes the writer mutex, appends them with one call and releases
+//! the mutex. What happens next depends on the sync policy:
+//!
+//! - Under [`engine_api::SyncPolicy::Never`] and `Periodic` the keydir is updated (the write made
+//!   visible) under the writer mutex, right after the append, as nothing waits for a sync.
+//! - Under [`engine_api::SyncPolicy::Always`] a write is made visible only once it is durable,
+//!   as in LevelDB, RocksDB and the LSM engine here: otherwise another thread could read a value
+//!   that a failed sync (or a power loss) then takes away. So the write appends, releases the
+//!   mutex, waits in [`engine_api::GroupCommit`] (concurrent writers share one `fdatasync`: the
+//!   leader syncs the active file up to the end it read, which covers everyone who appended
+//!   before it), and then *publishes*: it indexes its records in the keydir. Publication goes
+//!   in sequence-number order across writers, by a ticket ([`Publish`]): each writer waits until
+//!   the ticket reaches its first sequence number, indexes, and moves the ticket past its last.
+//!   Out of order, an older put (or a put older than a delete) of the same key could be indexed
+//!   last and win. A writer whose sync failed, or that finds the engine poisoned at its turn,
+//!   passes its turn without indexing (later writers would wait for ever otherwise).
+//!
+//! Merges decide what is live from the keydir, so before a merge reads its inputs it waits
+//! until every record in them is published ([`Inner::wait_published`]): a rotation seals a file
+//! while writers that appended to it may still be waiting for their sync or their turn, and a
+//! merge that ran then would drop their records as stale and delete the file holding them.
 //!
 //! Rotation (when the next record would pass `max_file_size`): append a seal record to the
 //! active file and sync it; create the next file, write its magic, sync it and sync the
@@ -13,8 +29,10 @@
 //! already end in a seal. The sealed file's hint is written later by the background worker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use engine_api::{Error, IoClass, Result, Storage, SyncPolicy, WritableFile};
+use parking_lot::{Condvar, Mutex};
 
 use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header};
 use crate::engine::Inner;
@@ -40,14 +58,65 @@ pub(crate) struct Writer {
     buf: Vec<u8>,
 }
 
-impl Writer {
-    pub(crate) fn file(&self) -> &Arc<DataFile> {
-        &self.file
+/// One operation to write: a key and a value (`None` for a delete).
+pub(crate) type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// The publish ticket of [`SyncPolicy::Always`]: the next sequence number to be published
+/// (indexed in the keydir), and the condition writers and merges wait on for it to move.
+pub(crate) struct Publish {
+    next: Mutex<u64>,
+    moved: Condvar,
+}
+
+impl Publish {
+    /// Every sequence number below `next_seq` is published (open: the keydir holds them all).
+    pub(crate) fn new(next_seq: u64) -> Self {
+        Publish {
+            next: Mutex::new(next_seq),
+            moved: Condvar::new(),
+        }
     }
 }
 
-/// One operation to write: a key and a value (`None` for a delete).
-pub(crate) type Op<'a> = (&'a [u8], Option<&'a [u8]>);
+/// Where an append put its records: enough to index them later.
+#[derive(Clone, Copy)]
+struct Appended {
+    /// The group-commit position just past the records.
+    pos: u64,
+    /// Offset of the first record in the file.
+    start: u64,
+    first_seq: u64,
+    /// One past the last record's sequence number.
+    end_seq: u64,
+}
+
+/// A write appended under [`SyncPolicy::Always`] and not yet published. If it is dropped
+/// without publishing (a panic on the way), it passes its turn, so later writers do not wait
+/// for ever.
+struct Pending<'a> {
+    inner: &'a Inner,
+    file: Arc<DataFile>,
+    at: Appended,
+    done: bool,
+}
+
+impl Pending<'_> {
+    /// Waits for this write's turn and indexes its records (or, with `ops` `None`, only
+    /// passes the turn); moves the ticket past its sequence numbers either way.
+    fn finish(mut self, ops: Option<&[Op<'_>]>) -> Result<()> {
+        let result = self.inner.take_turn(&self.file, &self.at, ops);
+        self.done = true;
+        result
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.inner.take_turn(&self.file, &self.at, None);
+        }
+    }
+}
 
 impl Inner {
     /// Creates a fresh active file and the writer around it.
@@ -93,44 +162,126 @@ impl Inner {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let pos = {
+        let always = self.sync_policy == SyncPolicy::Always;
+        let pending = {
             let mut guard = self.writer.lock();
             let w = guard.as_mut().ok_or(Error::ReadOnly)?;
             self.commit.poison().check()?;
-            self.append_ops(w, ops, batch)?
+            let at = self.append_ops(w, ops, batch, !always)?;
+            // Under `Always` the records are indexed only once durable, in sequence order.
+            always.then(|| Pending {
+                inner: self,
+                file: Arc::clone(&w.file),
+                at,
+                done: false,
+            })
         };
         self.counters.wrote(ops);
-        if self.sync_policy == SyncPolicy::Always {
-            self.commit
-                .wait_durable(pos, || self.sync_active())
-                .map_err(|e| self.appended_but_not_durable(e))?;
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        match self
+            .commit
+            .wait_durable(pending.at.pos, || self.sync_active())
+        {
+            Ok(()) => pending
+                .finish(Some(ops))
+                .map_err(|e| self.appended_but_not_durable(e)),
+            Err(e) => {
+                // Not durable: never visible either. The turn still has to be passed.
+                let _ = pending.finish(None);
+                Err(self.appended_but_not_durable(e))
+            }
+        }
+    }
+
+    /// Waits until sequence number `at.first_seq` is the next to publish, indexes the records
+    /// (unless `ops` is `None` or the engine is poisoned), then moves the ticket past them.
+    /// The writers ahead are all past their append, so each is about to be woken by a sync (or
+    /// its failure) or is publishing: the wait holds no I/O and no other lock.
+    fn take_turn(&self, file: &Arc<DataFile>, at: &Appended, ops: Option<&[Op<'_>]>) -> Result<()> {
+        let mut next = self.publish.next.lock();
+        while *next < at.first_seq {
+            self.publish.moved.wait(&mut next);
+        }
+        debug_assert_eq!(*next, at.first_seq, "a sequence number was published twice");
+        let result = match ops {
+            Some(ops) => self
+                .commit
+                .poison()
+                .check()
+                .and_then(|()| self.index(file, ops, at.start, at.first_seq)),
+            None => Ok(()),
+        };
+        *next = (*next).max(at.end_seq);
+        self.publish.moved.notify_all();
+        result
+    }
+
+    /// The merge barrier: returns once every record with a sequence number up to `seq` is
+    /// published (indexed, or passed over because it failed), so that the keydir tells what in
+    /// a sealed file is live. Only `Always` defers publication; the other policies index under
+    /// the writer mutex, before the file holding the records can be sealed. Called with no
+    /// lock a publishing writer needs (the merge lock is not one of them).
+    ///
+    /// # Errors
+    /// `Poisoned` if the engine is (writers ahead pass their turns then, but a merge has
+    /// nothing left to do), or an interruption if the engine is shutting down.
+    pub(crate) fn wait_published(&self, seq: u64) -> Result<()> {
+        if self.sync_policy != SyncPolicy::Always {
+            return Ok(());
+        }
+        let mut next = self.publish.next.lock();
+        while *next <= seq {
+            self.commit.poison().check()?;
+            if self.stopping() {
+                return Err(Error::io(
+                    "merge",
+                    &self.dir,
+                    std::io::Error::new(std::io::ErrorKind::Interrupted, "engine shutting down"),
+                ));
+            }
+            // Timed, so that a poisoning elsewhere is noticed even if no writer moves.
+            self.publish
+                .moved
+                .wait_for(&mut next, Duration::from_millis(10));
         }
         Ok(())
     }
 
-    /// This write was appended (and is visible) when a sync failed, its own or one another
-    /// thread or the background worker ran: it may or may not survive, which is what an I/O
-    /// error says. `Poisoned` is kept for writes refused before they were appended.
+    /// This write was appended when a sync failed, its own or one another thread or the
+    /// background worker ran, or the engine was poisoned before the write's turn to be
+    /// published came: it was not made visible and it may or may not survive, which is what
+    /// an I/O error says. `Poisoned` is kept for writes refused before they were appended.
     fn appended_but_not_durable(&self, e: Error) -> Error {
         match e {
             Error::Poisoned { cause } => Error::io(
                 "sync",
                 self.dir.clone(),
                 std::io::Error::other(format!(
-                    "the write was appended but could not be made durable: {cause}"
+                    "the write was appended but could not be acknowledged (the engine failed \
+                     before it was durable and published): {cause}"
                 )),
             ),
             other => other,
         }
     }
 
-    /// Appends and indexes `ops` under the writer mutex; returns the group-commit position.
-    fn append_ops(&self, w: &mut Writer, ops: &[Op<'_>], batch: bool) -> Result<u64> {
+    /// Appends `ops` under the writer mutex, and indexes them now if `index_now` (under
+    /// `Always` the caller indexes them once durable); returns where they went.
+    fn append_ops(
+        &self,
+        w: &mut Writer,
+        ops: &[Op<'_>],
+        batch: bool,
+        index_now: bool,
+    ) -> Result<Appended> {
         let bytes: usize = ops
             .iter()
             .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
             .sum::<usize>()
             + if batch { BATCH_END_BYTES } else { 0 };
+        let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
         let full = w.len + bytes as u64 > self.max_file_size && w.len > DATA_START;
         if full || w.file.is_sealed() {
             self.rotate(w)?;
@@ -148,20 +299,31 @@ impl Inner {
             w.next_seq += 1;
         }
         if batch {
-            let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
             record::encode_batch_end(&mut w.buf, first_seq, count);
         }
         let start = w.len;
-        self.append_buf(w)?;
+        if let Err(e) = self.append_buf(w) {
+            // Nothing was appended (or the engine is poisoned): the sequence numbers are
+            // handed out again, so the publish ticket never waits for a write that is not.
+            w.next_seq = first_seq;
+            return Err(e);
+        }
         w.records += ops.len() as u64;
         w.min_seq = w.min_seq.min(first_seq);
         w.file.grew(w.len, w.records, w.min_seq, w.next_seq - 1);
-        self.index(w, ops, start, first_seq)?;
+        if index_now {
+            self.index(&w.file, ops, start, first_seq)?;
+        }
         if w.buf.capacity() > 1 << 20 {
             // A big batch passed: do not keep its buffer for good.
             w.buf = Vec::with_capacity(4096);
         }
-        Ok(w.appended)
+        Ok(Appended {
+            pos: w.appended,
+            start,
+            first_seq,
+            end_seq: w.next_seq,
+        })
     }
 
     /// Appends the writer's buffer; a failed append is cut back off the file, and if that fails
@@ -178,11 +340,17 @@ impl Inner {
         Ok(())
     }
 
-    /// Points the keydir at the records just appended from `start` (sequence numbers from
+    /// Points the keydir at the records appended to `data` from `start` (sequence numbers from
     /// `first_seq`) and moves live-byte counts between files. A keydir failure (a full shard)
     /// after the append would leave disk and index disagreeing: it poisons.
-    fn index(&self, w: &Writer, ops: &[Op<'_>], start: u64, first_seq: u64) -> Result<()> {
-        let file = w.file.id();
+    fn index(
+        &self,
+        data: &Arc<DataFile>,
+        ops: &[Op<'_>],
+        start: u64,
+        first_seq: u64,
+    ) -> Result<()> {
+        let file = data.id();
         let loc_at = |offset: u64, (key, value): &Op<'_>, seq: u64| -> Result<Loc> {
             let bad = |_| Error::invalid("record offset or length beyond 32 bits");
             Ok(Loc {
@@ -202,7 +370,7 @@ impl Inner {
                 None => Ok(self.keydir.remove(op.0)),
             };
             let old = old.inspect_err(|e| self.commit.poison().set(e))?;
-            self.account(w, new, old);
+            self.account(data, new, old);
             return Ok(());
         }
         let mut offset = start;
@@ -215,25 +383,26 @@ impl Inner {
         let old = self.keydir.apply_batch(&changes);
         let old = old.inspect_err(|e| self.commit.poison().set(e))?;
         for ((_, new), old) in changes.iter().zip(old) {
-            self.account(w, *new, old);
+            self.account(data, *new, old);
         }
         Ok(())
     }
 
     /// Live bytes follow the keydir: the new record is live, the one it replaced is not.
-    fn account(&self, w: &Writer, new: Option<Loc>, old: Option<Loc>) {
+    fn account(&self, data: &Arc<DataFile>, new: Option<Loc>, old: Option<Loc>) {
         if let Some(new) = new {
-            w.file.add_live(u64::from(new.len));
+            data.add_live(u64::from(new.len));
         }
         if let Some(old) = old {
-            self.file_dead(&old, w.file());
+            self.file_dead(&old, data);
         }
     }
 
-    /// The record at `old` is no longer live.
-    pub(crate) fn file_dead(&self, old: &Loc, active: &Arc<DataFile>) {
-        if old.file == active.id() {
-            active.remove_live(u64::from(old.len));
+    /// The record at `old` is no longer live (`near` is the file just written, where it often
+    /// is: that spares a look-up in the file table).
+    pub(crate) fn file_dead(&self, old: &Loc, near: &Arc<DataFile>) {
+        if old.file == near.id() {
+            near.remove_live(u64::from(old.len));
         } else if let Some(f) = self.files.read().get(&old.file) {
             f.remove_live(u64::from(old.len));
         }

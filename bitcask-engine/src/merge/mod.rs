@@ -2,6 +2,9 @@
 //! over at one atomic, durable commit point. Protocol with numbered fsync steps and the crash
 //! argument: `docs/bitcask.md`, "Merge protocol".
 //!
+//! 0. Wait until every record in the inputs is published (`Inner::wait_published`): under
+//!    `SyncPolicy::Always` writers index their records only once durable, and a file can be
+//!    sealed before they have, so the keydir would not yet point at them.
 //! 1. Scan each input (CRC verified on every record). A put is copied only if the keydir
 //!    still points at it; a tombstone is kept unless a newer put exists or no file outside the
 //!    merge can hold an older record of any key (every such file's smallest sequence number
@@ -151,6 +154,16 @@ struct Job<'a> {
 
 fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
     let started = Instant::now();
+    // Step 0, the barrier: liveness is read from the keydir, so every record in the inputs
+    // must be published first (or dropped as stale, and deleted with its file: data loss).
+    let newest = inputs
+        .iter()
+        .filter(|f| f.min_seq() != u64::MAX)
+        .map(|f| f.max_seq())
+        .max();
+    if let Some(newest) = newest {
+        inner.wait_published(newest)?;
+    }
     let ids: Vec<u32> = inputs.iter().map(|f| f.id()).collect();
     let outside_min_seq = inner
         .files

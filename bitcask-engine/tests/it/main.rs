@@ -1,7 +1,8 @@
 //! Integration tests of the Bitcask engine: the engine-api conformance kit under default and
 //! tiny options, crashes at every durability point of merge-heavy workloads, readers and
 //! writers through repeated merges, damaged files, engine-specific behaviour, and the
-//! engine-api reliability harnesses (SIGKILLs, fault sweeps, damage sweeps, linearizability).
+//! engine-api reliability harnesses (SIGKILLs, fault sweeps, damage sweeps, linearizability), and
+//! writes made visible only once durable under `SyncPolicy::Always`.
 
 mod common;
 mod concurrency;
@@ -11,3 +12,4 @@ mod damage;
 mod engine;
 mod fuzz_corpus;
 mod reliability;
+mod visibility;
