@@ -6,6 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::table::num;
 use crate::error::{HarnessError, Result};
 use crate::metrics::{EngineRun, IntervalRecord};
 use crate::suite::SuiteResult;
@@ -37,38 +38,80 @@ fn upper(values: impl Iterator<Item = f64>) -> f64 {
     if max > 0.0 { max * 1.08 } else { 1.0 }
 }
 
-/// A line chart of `series` (x in seconds since each engine was opened).
+/// Splits a line at points that a log scale cannot show (zero throughput while compacting), so
+/// the gap shows instead of a line across it; maps y to log10 when `log`.
+fn segments(points: &[(f64, f64)], log: bool) -> Vec<Vec<(f64, f64)>> {
+    if !log {
+        return vec![points.to_vec()];
+    }
+    let mut out = vec![Vec::new()];
+    for (x, y) in points {
+        match out.last_mut() {
+            Some(current) if *y > 0.0 => current.push((*x, y.log10())),
+            Some(current) if !current.is_empty() => out.push(Vec::new()),
+            _ => {}
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// A line chart of `series` (x in seconds since each engine was opened); with `log`, y is on a
+/// log10 scale (throughput spans orders of magnitude between phases).
 ///
 /// # Errors
 /// [`HarnessError::Report`] if plotters fails.
-pub fn line_chart(title: &str, y_desc: &str, series: &[Series<(f64, f64)>]) -> Result<String> {
+pub fn line_chart(
+    title: &str,
+    y_desc: &str,
+    series: &[Series<(f64, f64)>],
+    log: bool,
+) -> Result<String> {
+    let lines: Vec<Vec<Vec<(f64, f64)>>> = series.iter().map(|(_, p)| segments(p, log)).collect();
+    let points = || lines.iter().flatten().flatten();
+    let x_max = upper(points().map(|p| p.0));
+    let (y_min, y_max) = if log {
+        let lo = points().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let hi = points().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        if lo.is_finite() {
+            (lo.floor(), hi.ceil().max(lo.floor() + 1.0))
+        } else {
+            (0.0, 1.0)
+        }
+    } else {
+        (0.0, upper(points().map(|p| p.1)))
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let points = || series.iter().flat_map(|(_, p)| p.iter());
-        let x_max = upper(points().map(|p| p.0));
-        let y_max = upper(points().map(|p| p.1));
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(72)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .build_cartesian_2d(0f64..x_max, y_min..y_max)
             .map_err(err)?;
+        let format_y = |v: &f64| num(if log { 10f64.powf(*v) } else { *v });
         chart
             .configure_mesh()
             .x_desc("seconds since the engine was opened")
             .y_desc(y_desc)
+            .y_label_formatter(&format_y)
             .draw()
             .map_err(err)?;
-        for (i, (name, pts)) in series.iter().enumerate() {
+        for (i, ((name, _), segs)) in series.iter().zip(&lines).enumerate() {
             let style = color(i).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), style))
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            for (j, seg) in segs.iter().enumerate() {
+                let drawn = chart
+                    .draw_series(LineSeries::new(seg.iter().copied(), style))
+                    .map_err(err)?;
+                if j == 0 {
+                    drawn
+                        .label(name)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                }
+            }
         }
         chart
             .configure_series_labels()
@@ -123,11 +166,7 @@ pub fn bar_chart(
             .build_cartesian_2d(lo..hi, 0f64..n)
             .map_err(err)?;
         let format_x = |v: &f64| {
-            if log {
-                crate::report::table::num(10f64.powf(*v))
-            } else {
-                crate::report::table::num(*v)
-            }
+            if log { num(10f64.powf(*v)) } else { num(*v) }
         };
         chart
             .configure_mesh()
@@ -205,7 +244,12 @@ fn over_time(result: &SuiteResult, f: impl Fn(&IntervalRecord) -> f64) -> Vec<Se
 /// [`HarnessError::Report`] if plotters fails.
 pub fn throughput(result: &SuiteResult) -> Result<String> {
     let series = over_time(result, |i| i.ops_per_sec / 1000.0);
-    line_chart("Throughput per one-second interval", "kops/s", &series)
+    line_chart(
+        "Throughput per one-second interval",
+        "kops/s (log scale)",
+        &series,
+        true,
+    )
 }
 
 /// Cumulative write amplification since open (seam, or `wchar` for peers).
@@ -218,6 +262,7 @@ pub fn write_amplification(result: &SuiteResult) -> Result<String> {
         "Write amplification since open (bytes written / user bytes)",
         "write amplification",
         &series,
+        false,
     )
 }
 
@@ -228,7 +273,12 @@ pub fn write_amplification(result: &SuiteResult) -> Result<String> {
 pub fn disk_size(result: &SuiteResult) -> Result<String> {
     #[expect(clippy::cast_precision_loss, reason = "display")]
     let series = over_time(result, |i| i.disk_bytes as f64 / 1e6);
-    line_chart("Disk usage (du of the engine's directory)", "MB", &series)
+    line_chart(
+        "Disk usage (du of the engine's directory)",
+        "MB",
+        &series,
+        false,
+    )
 }
 
 /// Throughput of every phase, engines side by side (log scale).
