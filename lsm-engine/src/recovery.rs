@@ -164,9 +164,10 @@ pub(crate) fn open(
 }
 
 /// Step 5a: the compaction logs. A log without a durable intent belongs to a job that never
-/// started; a log whose inputs are all gone belongs to a committed job: both are removed with
-/// the orphans. A log whose inputs are all live belongs to an interrupted job: its recorded
-/// outputs are kept and it is resumed. Returns the jobs to resume and the file names to keep.
+/// started; a log whose inputs are all gone belongs to a committed job; a log with some inputs
+/// gone belongs to a job planned on a manifest record that was then undone as a torn write: all
+/// three are removed with the orphans. A log whose inputs are all live belongs to an
+/// interrupted job: its recorded outputs are kept and it is resumed. Returns the jobs to resume and the file names to keep.
 fn interrupted_jobs(
     storage: &dyn Storage,
     dir: &Path,
@@ -194,11 +195,12 @@ fn interrupted_jobs(
             continue;
         }
         if live != logged.plan.inputs.len() {
-            return Err(Error::corruption(
-                &path,
-                0,
-                "a job whose inputs are all live or all gone",
-            ));
+            // Some inputs are live and some are not. A commit removes all of a job's inputs in
+            // one edit, so this job never committed; an input is missing because the manifest
+            // record that added it (a flush, or another job's commit) was the last record and
+            // was undone as a torn write, its data still in the WAL or in that job's inputs.
+            // The job is void: its log and outputs are removed with the orphans.
+            continue;
         }
         for d in &logged.done {
             let output = filename::table(dir, d.number);
