@@ -268,6 +268,10 @@ pub struct RunTotals {
     pub peak_space_amp: f64,
     /// Peak resident memory of the run (VmHWM, reset at open when the kernel allows).
     pub peak_rss_bytes: u64,
+    /// Resident memory when the engine was opened: what earlier engines of the same process
+    /// left behind (the allocator keeps freed memory), so `peak_rss_bytes` minus this is the
+    /// run's own growth.
+    pub rss_at_open_bytes: u64,
     /// Index memory at the end, as the engine reports it.
     pub index_memory_bytes: u64,
     /// Live keys at the end (harness count).

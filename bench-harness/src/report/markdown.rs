@@ -16,7 +16,8 @@ pub fn report(result: &SuiteResult) -> String {
     md.push_str(
         "\nLoad is the first phase; write amplification is over the whole run (every byte \
          written through the storage seam, or `/proc/self/io` `wchar` for peers, over user \
-         bytes); reads per get are storage reads in the first `readrandom`.\n\n",
+         bytes); reads per get are storage reads in the first `readrandom`; RSS growth is the peak \
+         resident memory above what the process held when the engine was opened.\n\n",
     );
     md.push_str("## Throughput and tail latency per phase\n\n");
     md.push_str(&table::phase_table(result).to_markdown());
@@ -209,7 +210,11 @@ its default) unless `--bitcask-file-size` says otherwise: with 128 MiB files a d
 this size would sit in one or two files and never merge.\n\
 - **Compaction cost** is the engine's count, wall and CPU time of compactions or merges and \
 the seam's `Compaction` bytes read and written; **stalls** are the engine's own count.\n\
-- **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened; **index \
-memory** is the engine's own figure (keydir, or bloom filters, indexes and memtables).\n\
+- **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened. The \
+engines run one after another in one process, and the allocator keeps memory that earlier \
+engines freed: a later engine starts from a higher RSS (which inflates its peak) and can reuse \
+that memory without growing (which deflates its growth since open, the headline's \"RSS \
+growth\"). Neither isolates one engine exactly; read them as rough, and the engine's own \
+**index memory** (keydir, or bloom filters, indexes and memtables) as exact.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";

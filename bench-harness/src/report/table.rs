@@ -311,7 +311,11 @@ pub fn totals_table(result: &SuiteResult) -> Table {
                 format!("{} ({})", num(s.seconds), s.count)
             }),
         ),
-        row("peak RSS MB", runs, |r| mb(r.totals.peak_rss_bytes)),
+        row("peak RSS MB (growth since open)", runs, |r| {
+            let t = &r.totals;
+            let growth = t.peak_rss_bytes.saturating_sub(t.rss_at_open_bytes);
+            format!("{} ({})", mb(t.peak_rss_bytes), mb(growth))
+        }),
         row(
             "index memory MB",
             runs,
@@ -370,7 +374,7 @@ pub fn headline_table(result: &SuiteResult) -> Table {
         "write amp",
         "space amp end / peak",
         "reads per get",
-        "peak RSS MB",
+        "RSS growth MB",
     ];
     let kops = |run: &EngineRun, w: &str| {
         first_of(run, w).map_or("-".to_string(), |p| num(p.ops_per_sec / 1000.0))
@@ -409,7 +413,10 @@ pub fn headline_table(result: &SuiteResult) -> Table {
                     num(run.totals.peak_space_amp)
                 ),
                 reads,
-                mb(run.totals.peak_rss_bytes),
+                mb(run
+                    .totals
+                    .peak_rss_bytes
+                    .saturating_sub(run.totals.rss_at_open_bytes)),
             ]
         })
         .collect();

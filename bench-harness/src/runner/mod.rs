@@ -353,6 +353,7 @@ impl Runner {
             space_amp,
             peak_space_amp: self.peak_space_amp.max(space_amp),
             peak_rss_bytes: Memory::read().peak_rss_bytes,
+            rss_at_open_bytes: self.opened.memory.rss_bytes,
             index_memory_bytes: end.stats.index_memory_bytes,
             live_keys,
         };
