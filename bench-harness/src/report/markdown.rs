@@ -214,7 +214,8 @@ the seam's `Compaction` bytes read and written; **stalls** are the engine's own 
 engines run one after another in one process, and the allocator keeps memory that earlier \
 engines freed: a later engine starts from a higher RSS (which inflates its peak) and can reuse \
 that memory without growing (which deflates its growth since open, the headline's \"RSS \
-growth\"). Neither isolates one engine exactly; read them as rough, and the engine's own \
-**index memory** (keydir, or bloom filters, indexes and memtables) as exact.\n\
+growth\"). Neither isolates one engine exactly; read them as rough (or run \
+`compare --engines NAME` once per engine for a clean peak), and the engine's own **index \
+memory** (keydir, or bloom filters, indexes and memtables) as exact.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";
