@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use super::EngineFactory;
 use super::conformance::{Contents, DIR, contents};
-use super::model::{Step, key};
-use crate::{CrashMode, Engine, FaultOp, SimStorage, SyncPolicy, WriteBatch};
+use super::model::{Step, apply, batch, key};
+use crate::{CrashMode, Engine, FaultOp, SimStorage, SyncPolicy};
 
 /// Seeds tried per crash mode (modes with random choices differ per seed).
 const SEEDS: u64 = 2;
@@ -178,35 +178,4 @@ fn execute(engine: &dyn Engine, policy: SyncPolicy, steps: &[Step]) -> Run {
         }
     }
     run
-}
-
-fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
-    let mut batch = WriteBatch::new();
-    for (k, v) in ops {
-        match v {
-            Some(v) => batch.put(&key(*k), v),
-            None => batch.delete(&key(*k)),
-        };
-    }
-    batch
-}
-
-fn apply(model: &mut Contents, step: &Step) {
-    match step {
-        Step::Put(k, v) => {
-            model.insert(key(*k), v.clone());
-        }
-        Step::Delete(k) => {
-            model.remove(&key(*k));
-        }
-        Step::Batch(ops) => {
-            for (k, v) in ops {
-                match v {
-                    Some(v) => model.insert(key(*k), v.clone()),
-                    None => model.remove(&key(*k)),
-                };
-            }
-        }
-        _ => {}
-    }
 }

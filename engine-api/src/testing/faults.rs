@@ -37,10 +37,8 @@ use std::sync::Arc;
 
 use super::EngineFactory;
 use super::conformance::{Contents, DIR};
-use super::model::{Step, key};
-use crate::{
-    CrashMode, Engine, Error, FaultOp, KeyRange, SimStorage, Storage, SyncPolicy, WriteBatch,
-};
+use super::model::{Step, apply, batch, key};
+use crate::{CrashMode, Engine, Error, FaultOp, KeyRange, SimStorage, Storage, SyncPolicy};
 
 /// Every kind of storage call a fault can be injected into.
 pub const ALL_OPS: [FaultOp; 9] = [
@@ -307,17 +305,6 @@ fn apply_step(engine: &dyn Engine, step: &Step) -> crate::Result<Option<Option<V
     }
 }
 
-fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
-    let mut b = WriteBatch::new();
-    for (k, v) in ops {
-        match v {
-            Some(v) => b.put(&key(*k), v),
-            None => b.delete(&key(*k)),
-        };
-    }
-    b
-}
-
 fn is_write(step: &Step) -> bool {
     matches!(step, Step::Put(..) | Step::Delete(_) | Step::Batch(_))
 }
@@ -372,26 +359,6 @@ impl Tracker {
 
     fn legal(&self, got: &Contents) -> bool {
         self.candidates.contains(got)
-    }
-}
-
-fn apply(model: &mut Contents, step: &Step) {
-    match step {
-        Step::Put(k, v) => {
-            model.insert(key(*k), v.clone());
-        }
-        Step::Delete(k) => {
-            model.remove(&key(*k));
-        }
-        Step::Batch(ops) => {
-            for (k, v) in ops {
-                match v {
-                    Some(v) => model.insert(key(*k), v.clone()),
-                    None => model.remove(&key(*k)),
-                };
-            }
-        }
-        _ => {}
     }
 }
 

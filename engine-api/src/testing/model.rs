@@ -55,6 +55,39 @@ pub fn key(i: u8) -> Vec<u8> {
     }
 }
 
+/// The batch a [`Step::Batch`] writes.
+pub fn batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for (k, v) in ops {
+        match v {
+            Some(v) => batch.put(&key(*k), v),
+            None => batch.delete(&key(*k)),
+        };
+    }
+    batch
+}
+
+/// Applies a write step (put, delete, batch) to a model map; other steps change nothing.
+pub fn apply(model: &mut Contents, step: &Step) {
+    match step {
+        Step::Put(k, v) => {
+            model.insert(key(*k), v.clone());
+        }
+        Step::Delete(k) => {
+            model.remove(&key(*k));
+        }
+        Step::Batch(ops) => {
+            for (k, v) in ops {
+                match v {
+                    Some(v) => model.insert(key(*k), v.clone()),
+                    None => model.remove(&key(*k)),
+                };
+            }
+        }
+        _ => {}
+    }
+}
+
 fn value() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         8 => prop::collection::vec(any::<u8>(), 0..48),
@@ -197,20 +230,10 @@ impl World<'_> {
     }
 
     fn batch(&mut self, ops: &[(u8, Option<Vec<u8>>)]) -> Result<(), String> {
-        let mut batch = WriteBatch::new();
-        for (k, v) in ops {
-            match v {
-                Some(v) => batch.put(&key(*k), v),
-                None => batch.delete(&key(*k)),
-            };
-        }
-        self.engine()?.write(&batch).map_err(|e| e.to_string())?;
-        for (k, v) in ops {
-            match v {
-                Some(v) => self.model.insert(key(*k), v.clone()),
-                None => self.model.remove(&key(*k)),
-            };
-        }
+        self.engine()?
+            .write(&batch(ops))
+            .map_err(|e| e.to_string())?;
+        apply(&mut self.model, &Step::Batch(ops.to_vec()));
         self.wrote();
         Ok(())
     }
