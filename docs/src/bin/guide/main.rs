@@ -140,6 +140,7 @@ impl<'a> Results<'a> {
     fn placeholders(&self) -> Result<BTreeMap<&'static str, String>, String> {
         let mut v = BTreeMap::new();
         v.insert("measured_on", self.measured_on()?);
+        v.insert("peers", self.peers());
         v.insert("throughput_table", self.throughput_table()?);
         v.insert("wa_table", self.wa_table()?);
         v.insert("sa_table", self.sa_table()?);
@@ -172,6 +173,25 @@ impl<'a> Results<'a> {
         v.insert("bitcask_peak_sa", format!("{:.2}", peak("bitcask")?));
         v.insert("lsm_peak_sa", format!("{:.2}", peak("lsm")?));
         Ok(v)
+    }
+
+    /// The peers that ran beside our engines, as a phrase.
+    fn peers(&self) -> String {
+        let peers: Vec<String> = self
+            .names()
+            .into_iter()
+            .filter(|n| !matches!(*n, "bitcask" | "lsm" | "reference"))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        if peers.is_empty() {
+            "with no peer engine built in".to_string()
+        } else {
+            format!(
+                "with {} alongside as yardsticks (peer engines, configured like our LSM; \
+                 see the report for their settings)",
+                peers.join(" and ")
+            )
+        }
     }
 
     fn measured_on(&self) -> Result<String, String> {
