@@ -3,166 +3,20 @@
 //! the test can look at the engine while a write is appended but not yet durable.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bitcask_engine::BitcaskEngine;
-use engine_api::{
-    Engine, Error, FaultOp, FileLock, IoClass, LockMode, ReadableFile, Result, SimStorage, Storage,
-    SyncPolicy, WritableFile,
-};
-use parking_lot::{Condvar, Mutex};
+use engine_api::testing::gate::GatedStorage;
+use engine_api::{Engine, Error, FaultOp, SimStorage, SyncPolicy};
 
 use crate::common::{contents, open_tiny, options};
-
-/// A one-shot gate: once armed, the next `WritableFile::sync` waits at it until it is opened.
-#[derive(Default)]
-struct Gate {
-    state: Mutex<GateState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct GateState {
-    armed: bool,
-    /// A sync is waiting at the gate.
-    holding: bool,
-    open: bool,
-}
-
-impl Gate {
-    fn arm(&self) {
-        let mut st = self.state.lock();
-        *st = GateState {
-            armed: true,
-            ..GateState::default()
-        };
-    }
-
-    fn pass(&self) {
-        let mut st = self.state.lock();
-        if !st.armed {
-            return;
-        }
-        st.armed = false;
-        st.holding = true;
-        self.cv.notify_all();
-        while !st.open {
-            self.cv.wait(&mut st);
-        }
-        st.holding = false;
-    }
-
-    /// Waits until a sync is held at the gate.
-    fn wait_holding(&self) {
-        let mut st = self.state.lock();
-        while !st.holding {
-            let timed_out = self.cv.wait_for(&mut st, Duration::from_secs(10));
-            assert!(
-                !timed_out.timed_out() || st.holding,
-                "no sync reached the gate"
-            );
-        }
-    }
-
-    fn open(&self) {
-        let mut st = self.state.lock();
-        st.open = true;
-        self.cv.notify_all();
-    }
-}
-
-/// `SimStorage` with every writable file's `sync` going through the gate first.
-#[derive(Clone)]
-struct GatedStorage {
-    sim: SimStorage,
-    gate: Arc<Gate>,
-}
-
-impl std::fmt::Debug for GatedStorage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GatedStorage")
-    }
-}
-
-struct GatedFile {
-    file: Box<dyn WritableFile>,
-    gate: Arc<Gate>,
-}
-
-impl WritableFile for GatedFile {
-    fn append(&self, data: &[u8]) -> Result<()> {
-        self.file.append(data)
-    }
-    fn sync(&self) -> Result<()> {
-        self.gate.pass();
-        self.file.sync()
-    }
-    fn len(&self) -> u64 {
-        self.file.len()
-    }
-    fn truncate(&self, len: u64) -> Result<()> {
-        self.file.truncate(len)
-    }
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
-
-impl GatedStorage {
-    fn wrap(&self, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
-        Box::new(GatedFile {
-            file,
-            gate: Arc::clone(&self.gate),
-        })
-    }
-}
-
-impl Storage for GatedStorage {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.create(path, class)?))
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.open_append(path, class)?))
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.sim.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.sim.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.sim.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.sim.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.sim.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.sim.lock(path, mode)
-    }
-}
 
 /// An `Always` engine on gated storage, merges only on demand (so that no background sync
 /// takes the gate).
 fn open_gated() -> (Arc<BitcaskEngine>, GatedStorage) {
-    let storage = GatedStorage {
-        sim: SimStorage::new(),
-        gate: Arc::new(Gate::default()),
-    };
+    let storage = GatedStorage::new();
     let mut o = options(Arc::new(storage.clone()), SyncPolicy::Always);
     o.merge.auto = false;
     (Arc::new(BitcaskEngine::open("/db", o).unwrap()), storage)

@@ -18,6 +18,7 @@ pub mod crash_points;
 pub mod damage;
 pub mod faults;
 pub mod fuzz;
+pub mod gate;
 pub mod kill;
 pub mod linearizability;
 pub mod model;
@@ -83,7 +84,7 @@ macro_rules! conformance_tests {
             reopen_keeps_everything, second_open_is_locked, failed_sync_poisons,
             always_policy_survives_power_loss, sync_makes_never_policy_durable,
             concurrent_writers_and_readers, stats_count_user_bytes, model_always,
-            model_never, crash_at_every_durability_point);
+            model_never, crash_at_every_durability_point, writes_visible_only_once_durable);
     };
     (@each $factory:expr; $($check:ident),*) => {
         $(
