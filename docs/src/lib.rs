@@ -62,4 +62,8 @@ pub mod formats {
     /// The LSM manifest.
     #[doc = include_str!("../formats/manifest.md")]
     pub mod manifest {}
+
+    /// The LSM compaction log.
+    #[doc = include_str!("../formats/compaction-log.md")]
+    pub mod compaction_log {}
 }
