@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use bitcask_engine::fuzzing;
 use engine_api::testing::fuzz::{self, WRITE_ENV, corpus_dir, replay};
-use engine_api::{Engine, SimStorage, SyncPolicy, WriteBatch};
+use engine_api::{SimStorage, SyncPolicy};
 
 use crate::common::tiny_manual_factory;
 
@@ -26,9 +26,9 @@ fn real_files() -> &'static BTreeMap<String, Vec<u8>> {
         let engine =
             tiny_manual_factory(Arc::new(sim.clone()), Path::new("/db"), SyncPolicy::Always)
                 .unwrap_or_else(|e| panic!("{e}"));
-        write_some(&*engine);
+        fuzz::sample_writes(&*engine, 60, 17, 300);
         engine.compact().unwrap_or_else(|e| panic!("{e}"));
-        write_some(&*engine);
+        fuzz::sample_writes(&*engine, 60, 17, 300);
         drop(engine);
         sim.all_files()
             .into_iter()
@@ -38,26 +38,6 @@ fn real_files() -> &'static BTreeMap<String, Vec<u8>> {
             })
             .collect()
     })
-}
-
-fn write_some(engine: &dyn Engine) {
-    for i in 0..60u32 {
-        let key = format!("key{:02}", i % 17);
-        if i % 7 == 3 {
-            engine
-                .delete(key.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}"));
-        } else if i % 5 == 0 {
-            let mut batch = WriteBatch::new();
-            batch.put(key.as_bytes(), b"batched").delete(b"key03");
-            engine.write(&batch).unwrap_or_else(|e| panic!("{e}"));
-        } else {
-            let value = vec![u8::try_from(i).unwrap_or(0); (i as usize * 13) % 300];
-            engine
-                .put(key.as_bytes(), &value)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
 }
 
 fn files_named(pred: impl Fn(&str) -> bool) -> Vec<Vec<u8>> {

@@ -284,3 +284,29 @@ pub fn model_seeds() -> Vec<Vec<u8>> {
     }
     seeds
 }
+
+/// A small mixed workload (puts of varied sizes, deletes, batches) over `keys` keys, `writes`
+/// operations long, for engines to leave real files behind to seed their fuzz corpora with.
+/// Values are at most `max_value` bytes.
+///
+/// # Panics
+/// If a write fails: corpus generation needs a working engine.
+pub fn sample_writes(engine: &dyn crate::Engine, writes: u32, keys: u32, max_value: usize) {
+    for i in 0..writes {
+        let key = format!("key{:02}", i % keys);
+        if i % 7 == 3 {
+            engine
+                .delete(key.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        } else if i % 5 == 0 {
+            let mut batch = crate::WriteBatch::new();
+            batch.put(key.as_bytes(), b"batched").delete(b"key03");
+            engine.write(&batch).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            let value = vec![u8::try_from(i).unwrap_or(0); (i as usize * 13) % max_value];
+            engine
+                .put(key.as_bytes(), &value)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use engine_api::testing::fuzz::{self, WRITE_ENV, corpus_dir, replay};
-use engine_api::{Engine, FaultOp, SimStorage, Storage, SyncPolicy, WriteBatch};
+use engine_api::{Engine, FaultOp, SimStorage, Storage, SyncPolicy};
 use lsm_engine::fuzzing;
 use lsm_engine::{LsmEngine, LsmOptions};
 
@@ -41,7 +41,7 @@ fn real_files() -> &'static BTreeMap<String, Vec<u8>> {
             let sim = SimStorage::new();
             let engine = manual(Arc::new(sim.clone()), Path::new("/db"), SyncPolicy::Always)
                 .unwrap_or_else(|e| panic!("{e}"));
-            write_some(&*engine);
+            fuzz::sample_writes(&*engine, 80, 19, 200);
             if let Some(k) = freeze {
                 sim.freeze_after(&[FaultOp::Sync], k);
             }
@@ -57,26 +57,6 @@ fn real_files() -> &'static BTreeMap<String, Vec<u8>> {
         }
         files
     })
-}
-
-fn write_some(engine: &dyn Engine) {
-    for i in 0..80u32 {
-        let key = format!("key{:02}", i % 19);
-        if i % 7 == 3 {
-            engine
-                .delete(key.as_bytes())
-                .unwrap_or_else(|e| panic!("{e}"));
-        } else if i % 5 == 0 {
-            let mut batch = WriteBatch::new();
-            batch.put(key.as_bytes(), b"batched").delete(b"key03");
-            engine.write(&batch).unwrap_or_else(|e| panic!("{e}"));
-        } else {
-            let value = vec![u8::try_from(i).unwrap_or(0); (i as usize * 13) % 200];
-            engine
-                .put(key.as_bytes(), &value)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
 }
 
 fn files_named(pred: impl Fn(&str) -> bool) -> Vec<Vec<u8>> {
