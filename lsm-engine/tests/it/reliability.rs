@@ -57,3 +57,14 @@ fn linearizable_during_compactions() {
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("lsm {report}");
 }
+
+/// Issue 11, item 2 (shared kit): a failed sync, a reopen on the same storage, a power loss.
+#[test]
+fn reopen_after_a_failed_sync_then_power_loss() {
+    let report = engine_api::testing::failed_sync::check(
+        &tiny_factory(),
+        &engine_api::testing::failed_sync::FailedSyncConfig::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("lsm {report}");
+}
