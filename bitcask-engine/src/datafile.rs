@@ -397,6 +397,12 @@ pub(crate) fn read_header(file: &dyn ReadableFile, len: u64) -> Result<Option<He
         return Ok(None);
     }
     if h[7] != FORMAT_VERSION {
+        // Damage to the version byte is damage: only a whole version-1 header (its CRC over
+        // bytes 0..16 at 16) is another format.
+        let v1_crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        if h[7] != 1 || crc32fast::hash(&h[..16]) != v1_crc {
+            return Ok(None);
+        }
         return Err(Error::invalid(format!(
             "{} is a Bitcask data file of format version {}; this engine reads version \
              {FORMAT_VERSION} only",

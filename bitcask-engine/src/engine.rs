@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     /// Every live data file by id, the active one included. Readers clone the `Arc` they need
     /// and read without any lock.
     pub(crate) files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    /// Taken for reading by a scan while it walks the keydir, for writing by a merge to remove
+    /// its inputs from `files`: a scan's copied locations always name files it can find.
+    pub(crate) retire: RwLock<()>,
     pub(crate) writer: Mutex<Option<Writer>>,
     /// Serialises every sync of a file the writer appends to ([`Inner::sync_file`]).
     pub(crate) sync_lock: Mutex<()>,
@@ -122,6 +125,7 @@ impl BitcaskEngine {
             read_only: common.read_only,
             keydir: recovered.keydir,
             files: RwLock::new(recovered.files),
+            retire: RwLock::new(()),
             writer: Mutex::new(None),
             sync_lock: Mutex::new(()),
             commit: GroupCommit::new(0),

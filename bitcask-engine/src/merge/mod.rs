@@ -328,6 +328,8 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
             out.remove_live(u64::from(new.len));
         }
     }
+    // Scans walking the keydir may hold locations in the inputs: wait for their walks.
+    let _retire = inner.retire.write();
     let mut files = inner.files.write();
     for input in inputs {
         files.remove(&input.id());
