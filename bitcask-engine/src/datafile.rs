@@ -316,7 +316,8 @@ impl DataFile {
         let mut buf = vec![0u8; loc.len as usize];
         self.reader.read_exact_at(&mut buf, u64::from(loc.offset))?;
         let (start, end) = {
-            let rec = record::decode(&buf, self.nonce).map_err(|bad| self.corrupt(loc, &bad.expected()))?;
+            let rec = record::decode(&buf, self.nonce)
+                .map_err(|bad| self.corrupt(loc, &bad.expected()))?;
             if !rec.kind.is_put() || rec.key != key || rec.seq != loc.seq {
                 return Err(self.corrupt(loc, "the put record the keydir points at"));
             }
@@ -462,7 +463,11 @@ mod tests {
             FileName::parse("MERGE-0000000007.tmp"),
             Some(FileName::ManifestTemp(7))
         );
-        assert_eq!(FileName::parse("0001.hint.tmp"), None, "not a name we write");
+        assert_eq!(
+            FileName::parse("0001.hint.tmp"),
+            None,
+            "not a name we write"
+        );
         assert_eq!(FileName::parse("notes.tmp"), None);
         assert_eq!(FileName::parse("0000000001.data.tmp.tmp"), None);
         assert_eq!(FileName::parse("99999999999.data"), None, "id beyond u32");

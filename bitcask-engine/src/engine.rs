@@ -192,9 +192,9 @@ impl Inner {
     /// # Errors
     /// An I/O error of kind `StorageFull` once every id was used.
     pub(crate) fn allocate_file_id(&self) -> Result<u32> {
-        let next = self.next_file_id.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| {
-            id.checked_add(1)
-        });
+        let next = self
+            .next_file_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1));
         next.map_err(|_| {
             Error::io(
                 "allocate a file id",

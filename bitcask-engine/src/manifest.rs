@@ -74,7 +74,11 @@ impl Manifest {
         let outputs = ids.split_off(n_in);
         let lens_at = 20 + ids_len;
         let output_lens: Option<Vec<u64>> = (0..n_out)
-            .map(|i| array::<8>(body, lens_at + 8 * i).ok().map(u64::from_le_bytes))
+            .map(|i| {
+                array::<8>(body, lens_at + 8 * i)
+                    .ok()
+                    .map(u64::from_le_bytes)
+            })
             .collect();
         Some(Manifest {
             id,

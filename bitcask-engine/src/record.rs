@@ -356,7 +356,10 @@ mod tests {
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
-            assert!(decode(&bad, F.nonce).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode(&bad, F.nonce).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 

@@ -510,7 +510,10 @@ impl Ctx<'_> {
     /// must end in a seal; one that does not lost its end: corruption (unless salvaging).
     fn finish_scanned(&mut self, s: &Scanned, newest_other: u64) -> Result<Option<Arc<DataFile>>> {
         let active = !self.hints.contains(&s.id) && s.header.base_seq > newest_other;
-        let data_end = s.outcome.seal.map_or(s.outcome.valid_end, |seal| seal.offset);
+        let data_end = s
+            .outcome
+            .seal
+            .map_or(s.outcome.valid_end, |seal| seal.offset);
         let data_end = data_end.clamp(DATA_START, s.len);
         let sealed = s.outcome.seal.is_some();
         if !active && sealed {

@@ -83,10 +83,14 @@ mod tests {
     use crate::{BitcaskEngine, BitcaskOptions};
 
     /// (armed, paused, released): a scan that passes [`pause_point`] while armed waits there.
-    static GATE: (Mutex<(bool, bool, bool)>, Condvar) = (Mutex::new((false, false, false)), Condvar::new());
+    static GATE: (Mutex<(bool, bool, bool)>, Condvar) =
+        (Mutex::new((false, false, false)), Condvar::new());
 
     pub(super) fn pause_point() {
-        let mut st = GATE.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = GATE
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !st.0 {
             return;
         }
@@ -94,7 +98,10 @@ mod tests {
         st.1 = true;
         GATE.1.notify_all();
         while !st.2 {
-            st = GATE.1.wait(st).unwrap_or_else(std::sync::PoisonError::into_inner);
+            st = GATE
+                .1
+                .wait(st)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -132,7 +139,9 @@ mod tests {
         };
         // The rotation has created and named its next file: it is about to take the table's
         // write lock (give it a moment to be waiting for it).
-        wait_until("the rotation to create its file", || sim.all_files().len() > files_before);
+        wait_until("the rotation to create its file", || {
+            sim.all_files().len() > files_before
+        });
         std::thread::sleep(Duration::from_millis(50));
         let get = {
             let e = Arc::clone(&e);

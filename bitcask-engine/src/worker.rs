@@ -114,15 +114,10 @@ impl Inner {
             path: &path,
             nonce: file.nonce(),
         };
-        let outcome = scan_ops(
-            src,
-            (DATA_START, seal.offset),
-            policy,
-            &mut |op| {
-                builder.add(&op);
-                Ok(())
-            },
-        )?;
+        let outcome = scan_ops(src, (DATA_START, seal.offset), policy, &mut |op| {
+            builder.add(&op);
+            Ok(())
+        })?;
         let shape = FileShape {
             records: outcome.records,
             ..FileShape::sealed(file.base_seq(), file.nonce(), &seal)

@@ -33,7 +33,7 @@ use crate::datafile::{DATA_START, DataFile, FileName, read_seal};
 use crate::engine::Inner;
 use crate::keydir::Loc;
 use crate::manifest::Manifest;
-use crate::reader::{Source, Op, Policy, scan_ops};
+use crate::reader::{Op, Policy, Source, scan_ops};
 use output::{Finished, Outputs};
 use policy::{FileInfo, Plan};
 use rate::RateLimiter;
@@ -246,12 +246,9 @@ impl Job<'_> {
             path: &path,
             nonce: input.nonce(),
         };
-        scan_ops(
-            src,
-            (DATA_START, seal.offset),
-            policy,
-            &mut |op| self.visit(id, &op),
-        )?;
+        scan_ops(src, (DATA_START, seal.offset), policy, &mut |op| {
+            self.visit(id, &op)
+        })?;
         self.summary.bytes_read += input.len();
         Ok(())
     }

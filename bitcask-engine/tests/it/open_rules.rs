@@ -27,15 +27,18 @@ fn committed_not_rolled_forward() -> SimStorage {
     let e = open_tiny(&sim, SyncPolicy::Never, false);
     for i in 0..80u32 {
         let k = format!("key{:02}", i % 20);
-        e.put(k.as_bytes(), format!("value-{i}-{}", "x".repeat(40)).as_bytes())
-            .unwrap();
+        e.put(
+            k.as_bytes(),
+            format!("value-{i}-{}", "x".repeat(40)).as_bytes(),
+        )
+        .unwrap();
     }
     // Renames during compact(): the rotation's new file, the commit record, then the outputs.
     sim.inject_fault(FaultOp::Rename, 2, true);
     assert!(e.compact().is_err(), "the roll-forward was meant to fail");
     drop(e);
     sim.clear_faults();
-    assert_eq!(names(&sim, ".merging").len() > 0, true, "no merge output left");
+    assert!(!names(&sim, ".merging").is_empty(), "no merge output left");
     assert_eq!(
         sim.all_files()
             .iter()
@@ -108,7 +111,10 @@ fn open_removes_only_its_own_temporary_files() {
     }
     sim.sync_dir(Path::new("/db")).unwrap();
     drop(open_plain(&sim).unwrap());
-    assert!(sim.exists(theirs).unwrap(), "open removed a file it did not write");
+    assert!(
+        sim.exists(theirs).unwrap(),
+        "open removed a file it did not write"
+    );
     assert!(!sim.exists(ours).unwrap(), "open kept its own leftover");
 }
 

@@ -223,7 +223,10 @@ fn a_sync_racing_a_failed_sync_acknowledges_nothing() {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while hooked.appends.load(Ordering::SeqCst) == appends {
-        assert!(Instant::now() < deadline, "the second writer never appended");
+        assert!(
+            Instant::now() < deadline,
+            "the second writer never appended"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let t = {
@@ -232,17 +235,16 @@ fn a_sync_racing_a_failed_sync_acknowledges_nothing() {
     };
     wait_a_little(&t, Duration::from_secs(2));
     hooked.open_gate();
-    let (r1, r2, rt) = (
-        w1.join().unwrap(),
-        w2.join().unwrap(),
-        t.join().unwrap(),
-    );
+    let (r1, r2, rt) = (w1.join().unwrap(), w2.join().unwrap(), t.join().unwrap());
     assert!(r1.is_err(), "the write whose sync failed was acknowledged");
     assert!(
         r2.is_err(),
         "a write appended behind bytes whose sync failed was acknowledged"
     );
-    assert!(rt.is_err(), "sync() succeeded after a failed sync of the same file");
+    assert!(
+        rt.is_err(),
+        "sync() succeeded after a failed sync of the same file"
+    );
 }
 
 /// Item 4: `write_hint` refuses on a poisoned engine. The worker's hint build is held just

@@ -2,7 +2,7 @@
 //! torn tail; a user value can never be taken for a seal (issue 11, items 1 and 6).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
@@ -61,7 +61,10 @@ fn damage_in_the_middle_of_a_killed_writers_file_is_corruption_not_a_torn_tail()
     match open_on(&image, false) {
         Err(Error::Corruption { path, offset, .. }) => {
             assert_eq!(path, victim);
-            assert!(offset <= at as u64, "offset {offset} is past the damage at {at}");
+            assert!(
+                offset <= at as u64,
+                "offset {offset} is past the damage at {at}"
+            );
         }
         Err(other) => panic!("expected a corruption error, got {other}"),
         Ok(e) => panic!(
@@ -80,7 +83,11 @@ fn damage_in_the_middle_of_a_killed_writers_file_is_corruption_not_a_torn_tail()
     for (k, v) in &got {
         assert_eq!(model.get(k), Some(v), "salvage served a wrong value");
     }
-    assert_eq!(got.len() + 1, model.len(), "salvage lost more than the damaged record");
+    assert_eq!(
+        got.len() + 1,
+        model.len(),
+        "salvage lost more than the damaged record"
+    );
 }
 
 /// A torn tail proper (bytes never synced, nothing after them) is still cut, after a damaged
@@ -104,16 +111,24 @@ fn a_garbled_unsynced_tail_is_still_cut_under_never() {
         o.common.storage = Arc::new(image.clone());
         let e = BitcaskEngine::open("/db", o).unwrap();
         let got = contents(&e);
-        assert!((50..=100).contains(&got.len()), "seed {seed}: {} keys", got.len());
+        assert!(
+            (50..=100).contains(&got.len()),
+            "seed {seed}: {} keys",
+            got.len()
+        );
         for i in 0..got.len() as u32 {
-            assert_eq!(got.get(&key(i)), Some(&value(i)), "seed {seed}: a prefix is kept");
+            assert_eq!(
+                got.get(&key(i)),
+                Some(&value(i)),
+                "seed {seed}: a prefix is kept"
+            );
         }
     }
     drop(e);
 }
 
 /// Length of a record's framing: grows the file by `framing + key + value` bytes.
-fn framing(sim: &SimStorage, e: &BitcaskEngine, file: &PathBuf) -> u64 {
+fn framing(sim: &SimStorage, e: &BitcaskEngine, file: &Path) -> u64 {
     let before = sim.file_len(file).unwrap();
     e.put(b"probe", b"1234").unwrap();
     sim.file_len(file).unwrap() - before - 9

@@ -444,9 +444,7 @@ fn crash_data(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
             }
             data
         }
-        CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd
-            if !extends =>
-        {
+        CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd if !extends => {
             if rng.upto(1) == 0 {
                 inode.durable.clone()
             } else {
