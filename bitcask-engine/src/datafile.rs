@@ -2,9 +2,11 @@
 //! positional read that serves a `get`.
 //!
 //! Layout (spec: `docs/formats/bitcask-record.md`): a 24-byte header, then records, and for a sealed
-//! file a final seal record. A file is *sealed* exactly when it ends in a valid seal record whose
-//! offset field names its own position; only the active file (or a file left active by a crash)
-//! is unsealed.
+//! file a final seal record. A file is *sealed* exactly when a forward scan of its records from
+//! the header reaches a valid seal record that names its own position and ends the file (or a
+//! valid hint, built by such a scan, says so): bytes inside a value are never parsed as a record,
+//! so no value can pass for a seal. Only the active file (or a file left active by a crash) is
+//! unsealed.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +19,11 @@ use parking_lot::RwLock;
 use crate::keydir::Loc;
 use crate::record::{self, SEAL_LEN, Seal};
 
-/// First bytes of every data file (format version 1).
-const MAGIC: &[u8; 8] = b"BCDATA\x00\x01";
+/// First bytes of every data file, without the version byte.
+const MAGIC_PREFIX: &[u8; 7] = b"BCDATA\x00";
+
+/// The data-file format version this engine reads and writes (the eighth magic byte).
+pub(crate) const FORMAT_VERSION: u8 = 2;
 
 /// Length of the file header (magic, base sequence number, CRC, reserved): the offset of the
 /// first record.
@@ -35,15 +40,23 @@ pub(crate) enum FileName {
     Hint(u32),
     /// `MERGE-<id>`: a merge commit record.
     Manifest(u32),
-    /// A `*.tmp` file left by an interrupted atomic replace.
-    Temp,
+    /// `<id>.data.tmp`: a data file being created (the active file, or the rewrite of the
+    /// previous run's active file at open).
+    DataTemp(u32),
+    /// `MERGE-<id>.tmp`: a merge commit record being written.
+    ManifestTemp(u32),
 }
 
 impl FileName {
-    /// Classifies a directory entry; `None` for files this engine does not own.
+    /// Classifies a directory entry; `None` for files this engine does not own (a `*.tmp`
+    /// file is ours only if it is the temporary name of a file we write).
     pub(crate) fn parse(name: &str) -> Option<FileName> {
-        if name.ends_with(".tmp") {
-            return Some(FileName::Temp);
+        if let Some(stem) = name.strip_suffix(".tmp") {
+            return match FileName::parse(stem)? {
+                FileName::Data(id) => Some(FileName::DataTemp(id)),
+                FileName::Manifest(id) => Some(FileName::ManifestTemp(id)),
+                _ => None,
+            };
         }
         if let Some(id) = name.strip_prefix("MERGE-") {
             return parse_id(id).map(FileName::Manifest);
@@ -65,19 +78,26 @@ impl FileName {
             FileName::Merging(id) => format!("{id:010}.merging"),
             FileName::Hint(id) => format!("{id:010}.hint"),
             FileName::Manifest(id) => format!("MERGE-{id:010}"),
-            FileName::Temp => "unnamed.tmp".to_string(),
+            FileName::DataTemp(id) => format!("{id:010}.data.tmp"),
+            FileName::ManifestTemp(id) => format!("MERGE-{id:010}.tmp"),
         }
     }
 
-    /// The id in the name, if it has one.
+    /// The id in the name.
     pub(crate) fn id(self) -> Option<u32> {
         match self {
             FileName::Data(id)
             | FileName::Merging(id)
             | FileName::Hint(id)
-            | FileName::Manifest(id) => Some(id),
-            FileName::Temp => None,
+            | FileName::Manifest(id)
+            | FileName::DataTemp(id)
+            | FileName::ManifestTemp(id) => Some(id),
         }
+    }
+
+    /// Whether this is the temporary name of a file being written.
+    pub(crate) fn is_temp(self) -> bool {
+        matches!(self, FileName::DataTemp(_) | FileName::ManifestTemp(_))
     }
 
     /// Full path inside `dir`.
@@ -98,6 +118,9 @@ fn parse_id(s: &str) -> Option<u32> {
 pub(crate) struct DataFile {
     id: u32,
     base_seq: u64,
+    nonce: u32,
+    /// Length known durable (synced by the writer, or the whole file once sealed).
+    synced: AtomicU64,
     path: RwLock<PathBuf>,
     reader: Box<dyn ReadableFile>,
     len: AtomicU64,
@@ -115,6 +138,8 @@ pub(crate) struct FileShape {
     /// The header's base sequence number: every record written into the file by the writer
     /// has a sequence number at least this (0 for merge outputs, which hold old records).
     pub(crate) base_seq: u64,
+    /// The header's nonce, which seeds every record's CRC.
+    pub(crate) nonce: u32,
     pub(crate) len: u64,
     pub(crate) records: u64,
     pub(crate) min_seq: u64,
@@ -124,9 +149,10 @@ pub(crate) struct FileShape {
 
 impl FileShape {
     /// A fresh file: only the header.
-    pub(crate) fn empty(base_seq: u64) -> Self {
+    pub(crate) fn empty(base_seq: u64, nonce: u32) -> Self {
         FileShape {
             base_seq,
+            nonce,
             len: DATA_START,
             records: 0,
             min_seq: u64::MAX,
@@ -136,9 +162,10 @@ impl FileShape {
     }
 
     /// The shape a seal record states.
-    pub(crate) fn sealed(base_seq: u64, seal: &Seal) -> Self {
+    pub(crate) fn sealed(base_seq: u64, nonce: u32, seal: &Seal) -> Self {
         FileShape {
             base_seq,
+            nonce,
             len: seal.offset + SEAL_LEN as u64,
             records: seal.records,
             min_seq: seal.min_seq,
@@ -151,9 +178,12 @@ impl FileShape {
 impl DataFile {
     /// Wraps an open read handle.
     pub(crate) fn new(id: u32, reader: Box<dyn ReadableFile>, shape: FileShape) -> Arc<Self> {
+        let synced = if shape.sealed { shape.len } else { DATA_START };
         Arc::new(DataFile {
             id,
             base_seq: shape.base_seq,
+            nonce: shape.nonce,
+            synced: AtomicU64::new(synced),
             path: RwLock::new(reader.path().to_path_buf()),
             reader,
             len: AtomicU64::new(shape.len),
@@ -177,6 +207,24 @@ impl DataFile {
 
     pub(crate) fn path(&self) -> PathBuf {
         self.path.read().clone()
+    }
+
+    /// The header's nonce.
+    pub(crate) fn nonce(&self) -> u32 {
+        self.nonce
+    }
+
+    /// What a record appended now says about the file: its nonce and synced length.
+    pub(crate) fn frame(&self) -> record::Frame {
+        record::Frame {
+            nonce: self.nonce,
+            synced: self.synced.load(Ordering::Acquire),
+        }
+    }
+
+    /// Notes that a sync made the first `len` bytes durable.
+    pub(crate) fn mark_synced(&self, len: u64) {
+        self.synced.fetch_max(len, Ordering::AcqRel);
     }
 
     /// Records a rename (a merge output moving from `.merging` to `.data`).
@@ -218,6 +266,7 @@ impl DataFile {
     /// Notes that the file now ends in its seal.
     pub(crate) fn seal(&self, len: u64) {
         self.len.store(len, Ordering::Release);
+        self.mark_synced(len);
         self.sealed.store(true, Ordering::Release);
     }
 
@@ -267,7 +316,8 @@ impl DataFile {
         let mut buf = vec![0u8; loc.len as usize];
         self.reader.read_exact_at(&mut buf, u64::from(loc.offset))?;
         let (start, end) = {
-            let rec = record::decode(&buf).map_err(|bad| self.corrupt(loc, &bad.expected()))?;
+            let rec = record::decode(&buf, self.nonce)
+                .map_err(|bad| self.corrupt(loc, &bad.expected()))?;
             if !rec.kind.is_put() || rec.key != key || rec.seq != loc.seq {
                 return Err(self.corrupt(loc, "the put record the keydir points at"));
             }
@@ -300,33 +350,83 @@ impl DataFile {
     }
 }
 
-/// The header of a data file whose records start at or after `base_seq`.
-pub(crate) fn encode_header(base_seq: u64) -> Vec<u8> {
+/// A fresh random nonce for a new data file. `RandomState` is seeded from the OS per process
+/// and differs per call; the nonce needs to be unpredictable to users, not cryptographic.
+pub(crate) fn new_nonce() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6269_7463_6173_6b21);
+    let x = h.finish();
+    // Folding 64 bits into 32: truncation is the point.
+    #[expect(clippy::cast_possible_truncation, reason = "folding a hash")]
+    let folded = (x ^ (x >> 32)) as u32;
+    folded
+}
+
+/// The header of a data file whose records start at or after `base_seq`, with `nonce`:
+/// magic (7) | version (1) | base_seq (8) | nonce (4) | crc32 of bytes 0..20 (4).
+pub(crate) fn encode_header(base_seq: u64, nonce: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(24);
-    h.extend_from_slice(MAGIC);
+    h.extend_from_slice(MAGIC_PREFIX);
+    h.push(FORMAT_VERSION);
     h.extend_from_slice(&base_seq.to_le_bytes());
+    h.extend_from_slice(&nonce.to_le_bytes());
     let crc = crc32fast::hash(&h);
     h.extend_from_slice(&crc.to_le_bytes());
-    h.extend_from_slice(&0u32.to_le_bytes());
     h
 }
 
-/// The base sequence number of a file of `len` bytes, if its header is valid.
-pub(crate) fn read_header(file: &dyn ReadableFile, len: u64) -> Result<Option<u64>> {
+/// What a data file's header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderInfo {
+    pub(crate) base_seq: u64,
+    pub(crate) nonce: u32,
+}
+
+/// The header of a file of `len` bytes: `None` if it is damaged.
+///
+/// # Errors
+/// A whole, valid header of another format version is [`Error::InvalidArgument`] naming the
+/// file and both versions: this engine does not read it, and must not take it for damage.
+pub(crate) fn read_header(file: &dyn ReadableFile, len: u64) -> Result<Option<HeaderInfo>> {
     if len < DATA_START {
         return Ok(None);
     }
     let mut h = [0u8; 24];
     file.read_exact_at(&mut h, 0)?;
-    let crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
-    if &h[..8] != MAGIC || crc32fast::hash(&h[..16]) != crc {
+    if &h[..7] != MAGIC_PREFIX {
         return Ok(None);
     }
-    Ok(record::array(&h, 8).ok().map(u64::from_le_bytes))
+    if h[7] != FORMAT_VERSION {
+        // Damage to the version byte is damage: only a whole version-1 header (its CRC over
+        // bytes 0..16 at 16) is another format.
+        let v1_crc = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
+        if h[7] != 1 || crc32fast::hash(&h[..16]) != v1_crc {
+            return Ok(None);
+        }
+        return Err(Error::invalid(format!(
+            "{} is a Bitcask data file of format version {}; this engine reads version \
+             {FORMAT_VERSION} only",
+            file.path().display(),
+            h[7]
+        )));
+    }
+    let crc = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    if crc32fast::hash(&h[..20]) != crc {
+        return Ok(None);
+    }
+    let base_seq = record::array(&h, 8).map(u64::from_le_bytes);
+    let nonce = record::array(&h, 16).map(u32::from_le_bytes);
+    Ok(match (base_seq, nonce) {
+        (Ok(base_seq), Ok(nonce)) => Some(HeaderInfo { base_seq, nonce }),
+        _ => None,
+    })
 }
 
-/// The seal at the end of a file of `len` bytes, if it ends in a valid one.
-pub(crate) fn read_seal(file: &dyn ReadableFile, len: u64) -> Result<Option<Seal>> {
+/// The seal of a file already known to be sealed (by a forward scan or a valid hint), `len`
+/// bytes long. Never used to decide *whether* a file is sealed: a value can end in bytes that
+/// parse as a seal.
+pub(crate) fn read_seal(file: &dyn ReadableFile, nonce: u32, len: u64) -> Result<Option<Seal>> {
     let seal_len = SEAL_LEN as u64;
     if len < DATA_START + seal_len {
         return Ok(None);
@@ -334,7 +434,7 @@ pub(crate) fn read_seal(file: &dyn ReadableFile, len: u64) -> Result<Option<Seal
     let at = len - seal_len;
     let mut buf = [0u8; SEAL_LEN];
     file.read_exact_at(&mut buf, at)?;
-    let seal = record::decode(&buf).ok().and_then(|r| r.seal());
+    let seal = record::decode(&buf, nonce).ok().and_then(|r| r.seal());
     Ok(seal.filter(|s| s.offset == at))
 }
 
@@ -355,7 +455,21 @@ mod tests {
         assert_eq!(FileName::parse("LOCK"), None);
         assert_eq!(FileName::parse("x.data"), None);
         assert_eq!(FileName::parse("+1.data"), None);
-        assert_eq!(FileName::parse("0001.hint.tmp"), Some(FileName::Temp));
+        assert_eq!(
+            FileName::parse("0000000001.data.tmp"),
+            Some(FileName::DataTemp(1))
+        );
+        assert_eq!(
+            FileName::parse("MERGE-0000000007.tmp"),
+            Some(FileName::ManifestTemp(7))
+        );
+        assert_eq!(
+            FileName::parse("0001.hint.tmp"),
+            None,
+            "not a name we write"
+        );
+        assert_eq!(FileName::parse("notes.tmp"), None);
+        assert_eq!(FileName::parse("0000000001.data.tmp.tmp"), None);
         assert_eq!(FileName::parse("99999999999.data"), None, "id beyond u32");
     }
 }

@@ -46,7 +46,12 @@ pub(crate) struct Inner {
     /// Every live data file by id, the active one included. Readers clone the `Arc` they need
     /// and read without any lock.
     pub(crate) files: RwLock<BTreeMap<u32, Arc<DataFile>>>,
+    /// Taken for reading by a scan while it walks the keydir, for writing by a merge to remove
+    /// its inputs from `files`: a scan's copied locations always name files it can find.
+    pub(crate) retire: RwLock<()>,
     pub(crate) writer: Mutex<Option<Writer>>,
+    /// Serialises every sync of a file the writer appends to ([`Inner::sync_file`]).
+    pub(crate) sync_lock: Mutex<()>,
     pub(crate) commit: GroupCommit,
     /// Under `SyncPolicy::Always`: writes become visible once durable, in sequence order.
     pub(crate) publish: Publish,
@@ -120,7 +125,9 @@ impl BitcaskEngine {
             read_only: common.read_only,
             keydir: recovered.keydir,
             files: RwLock::new(recovered.files),
+            retire: RwLock::new(()),
             writer: Mutex::new(None),
+            sync_lock: Mutex::new(()),
             commit: GroupCommit::new(0),
             publish: Publish::new(recovered.next_seq),
             next_file_id: AtomicU32::new(recovered.next_file_id),
@@ -179,8 +186,25 @@ impl BitcaskEngine {
 }
 
 impl Inner {
-    pub(crate) fn allocate_file_id(&self) -> u32 {
-        self.next_file_id.fetch_add(1, Ordering::Relaxed)
+    /// The next file id. Ids are never reused, so they never wrap: past `u32::MAX` there is
+    /// none left, and creating a file fails with a typed error instead.
+    ///
+    /// # Errors
+    /// An I/O error of kind `StorageFull` once every id was used.
+    pub(crate) fn allocate_file_id(&self) -> Result<u32> {
+        let next = self
+            .next_file_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |id| id.checked_add(1));
+        next.map_err(|_| {
+            Error::io(
+                "allocate a file id",
+                &self.dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    "every file id (u32) was used; ids are never reused",
+                ),
+            )
+        })
     }
 
     pub(crate) fn stopping(&self) -> bool {

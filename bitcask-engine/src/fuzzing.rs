@@ -13,10 +13,15 @@ use crate::manifest::Manifest;
 use crate::record;
 use crate::{BitcaskEngine, BitcaskOptions};
 
-/// One data-file record (header and body), as recovery and reads decode it.
+/// One data-file record (header and body), as recovery and reads decode it. The first four
+/// bytes are the nonce of the file it is read from (little-endian), the record follows.
 pub fn record(data: &[u8]) {
+    let Some((nonce, data)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let nonce = u32::from_le_bytes(*nonce);
     let _ = record::Header::parse(data);
-    if let Ok(r) = record::decode(data) {
+    if let Ok(r) = record::decode(data, nonce) {
         // A decoded record's parts lie inside the input.
         assert!(r.key.len() + r.value.len() <= data.len());
         let _ = (r.batch_end(), r.seal());
@@ -99,10 +104,14 @@ fn read_everything(engine: &dyn Engine) {
     }
 }
 
-/// The records of a data file, each as its own input for `record`: how a corpus is built
-/// from real files.
+/// The records of a data file, each as its own input for `record` (after the file's nonce):
+/// how a corpus is built from real files.
 pub fn split_records(data_file: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
+    let Some(nonce) = data_file.get(16..20) else {
+        return out;
+    };
+    let nonce_value = u32::from_le_bytes(nonce.try_into().unwrap_or_default());
     let mut at = usize::try_from(crate::datafile::DATA_START).unwrap_or(0);
     while let Some(rest) = data_file.get(at..) {
         let Ok(header) = record::Header::parse(rest) else {
@@ -110,7 +119,9 @@ pub fn split_records(data_file: &[u8]) -> Vec<Vec<u8>> {
         };
         let len = header.record_len();
         match rest.get(..len) {
-            Some(bytes) if record::decode(bytes).is_ok() => out.push(bytes.to_vec()),
+            Some(bytes) if record::decode(bytes, nonce_value).is_ok() => {
+                out.push([nonce, bytes].concat());
+            }
             _ => break,
         }
         at += len;

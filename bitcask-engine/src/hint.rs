@@ -12,7 +12,9 @@ use crate::datafile::{DATA_START, FileName, FileShape};
 use crate::reader::Op;
 use crate::record::{HEADER_LEN, array};
 
-const MAGIC: &[u8; 8] = b"BCHINT\x00\x01";
+/// Version 2 goes with data-file format version 2 (whose records are 4 bytes longer): a hint
+/// of version 1 is ignored and rebuilt.
+const MAGIC: &[u8; 8] = b"BCHINT\x00\x02";
 const HEADER: usize = 48;
 const ENTRY_HEADER: usize = 19;
 const TRAILER: usize = 12;
@@ -75,6 +77,9 @@ pub(crate) fn write(
     id: u32,
     bytes: &[u8],
 ) -> Result<()> {
+    // Checked again here, right before anything is written: the engine may have been poisoned
+    // while the hint was being built.
+    poison.check()?;
     let path = FileName::Hint(id).path(dir);
     if storage.exists(&path)? {
         storage.remove(&path)?;
@@ -131,6 +136,7 @@ impl Hint {
         let named = array::<4>(&bytes, 8).map(u32::from_le_bytes).map_err(bad)?;
         let shape = FileShape {
             base_seq: 0,
+            nonce: 0,
             len: field(16).map_err(bad)?,
             records: field(24).map_err(bad)?,
             min_seq: field(32).map_err(bad)?,
@@ -206,6 +212,7 @@ mod tests {
         let mut b = HintBuilder::new();
         let shape = FileShape {
             base_seq: 0,
+            nonce: 0,
             len: 1000,
             records: 2,
             min_seq: 3,

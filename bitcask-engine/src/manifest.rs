@@ -13,7 +13,11 @@ use engine_api::{Error, IoClass, Result, Storage, atomic_replace};
 use crate::datafile::FileName;
 use crate::record::array;
 
-const MAGIC: &[u8; 8] = b"BCMERG\x00\x01";
+const MAGIC_PREFIX: &[u8; 7] = b"BCMERG\x00";
+
+/// Format version 2 records each output's length, checked before a roll-forward removes
+/// anything.
+const VERSION: u8 = 2;
 
 /// A merge's commit record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,17 +28,24 @@ pub(crate) struct Manifest {
     pub(crate) inputs: Vec<u32>,
     /// Merge outputs (`.merging` until rolled forward) that replace them.
     pub(crate) outputs: Vec<u32>,
+    /// The length of each output, in the order of `outputs`.
+    pub(crate) output_lens: Vec<u64>,
 }
 
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(24 + 4 * (self.inputs.len() + self.outputs.len()));
-        out.extend_from_slice(MAGIC);
+        let ids = self.inputs.len() + self.outputs.len();
+        let mut out = Vec::with_capacity(24 + 4 * ids + 8 * self.output_lens.len());
+        out.extend_from_slice(MAGIC_PREFIX);
+        out.push(VERSION);
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&count(&self.inputs).to_le_bytes());
         out.extend_from_slice(&count(&self.outputs).to_le_bytes());
         for id in self.inputs.iter().chain(&self.outputs) {
             out.extend_from_slice(&id.to_le_bytes());
+        }
+        for len in &self.output_lens {
+            out.extend_from_slice(&len.to_le_bytes());
         }
         let crc = crc32fast::hash(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -46,7 +57,7 @@ impl Manifest {
         let body_len = bytes.len().checked_sub(4)?;
         let crc = u32::from_le_bytes(array(bytes, body_len).ok()?);
         let body = bytes.get(..body_len)?;
-        if crc32fast::hash(body) != crc || body.get(..8)? != MAGIC {
+        if crc32fast::hash(body) != crc || version(body) != Some(VERSION) {
             return None;
         }
         let u32_at = |at: usize| array::<4>(body, at).ok().map(u32::from_le_bytes);
@@ -54,16 +65,26 @@ impl Manifest {
         let n_in = usize::try_from(u32_at(12)?).ok()?;
         let n_out = usize::try_from(u32_at(16)?).ok()?;
         let ids_len = n_in.checked_add(n_out)?.checked_mul(4)?;
-        if body_len != 20usize.checked_add(ids_len)? {
+        let lens_len = n_out.checked_mul(8)?;
+        if body_len != 20usize.checked_add(ids_len)?.checked_add(lens_len)? {
             return None;
         }
         let ids: Option<Vec<u32>> = (0..n_in + n_out).map(|i| u32_at(20 + 4 * i)).collect();
         let mut ids = ids?;
         let outputs = ids.split_off(n_in);
+        let lens_at = 20 + ids_len;
+        let output_lens: Option<Vec<u64>> = (0..n_out)
+            .map(|i| {
+                array::<8>(body, lens_at + 8 * i)
+                    .ok()
+                    .map(u64::from_le_bytes)
+            })
+            .collect();
         Some(Manifest {
             id,
             inputs: ids,
             outputs,
+            output_lens: output_lens?,
         })
     }
 
@@ -78,10 +99,25 @@ impl Manifest {
     pub(crate) fn read(storage: &dyn Storage, dir: &Path, id: u32) -> Result<Manifest> {
         let path = FileName::Manifest(id).path(dir);
         let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
+        if let Some(v) = version(&bytes).filter(|v| *v != VERSION) {
+            return Err(Error::invalid(format!(
+                "{} is a merge commit record of format version {v}; this engine reads version \
+                 {VERSION} only (finish the merge with the engine that wrote it)",
+                path.display()
+            )));
+        }
         Manifest::decode(&bytes)
             .filter(|m| m.id == id)
             .ok_or_else(|| Error::corruption(path, 0, "a valid merge commit record"))
     }
+}
+
+/// The format version byte, if `bytes` start with the magic.
+fn version(bytes: &[u8]) -> Option<u8> {
+    if bytes.get(..7)? != MAGIC_PREFIX {
+        return None;
+    }
+    bytes.get(7).copied()
 }
 
 /// File counts are far below 2^32.
@@ -99,6 +135,7 @@ mod tests {
             id: 9,
             inputs: vec![1, 2, 5],
             outputs: vec![9, 10],
+            output_lens: vec![4096, 75],
         };
         let bytes = m.encode();
         assert_eq!(Manifest::decode(&bytes), Some(m));

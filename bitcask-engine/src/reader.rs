@@ -2,21 +2,24 @@
 //!
 //! [`Scanner`] reads the file in large chunks and decodes one verified record at a time.
 //! [`scan_ops`] sits on top: it assembles batches (members count only once their `BatchEnd` is
-//! read, so a torn batch is never half applied), and applies the damage policy: in an unsealed
-//! file the first damaged record starts the torn tail; in a sealed file damage is a
-//! [`engine_api::Error::Corruption`], or, in salvage mode, a skipped and reported range.
+//! read, so a torn batch is never half applied), and applies the damage policy: a scan of a file
+//! not yet known to be sealed stops at the first damage (the caller decides, with
+//! [`synced_after`], whether it is a torn tail or damage); in a sealed file damage is a
+//! [`engine_api::Error::Corruption`], or, in salvage mode, a skipped and reported range. A seal
+//! record counts only where a forward scan reaches it at the very end of the range.
 
 use std::path::Path;
 
 use engine_api::{Error, ReadableFile, Result};
 
-use crate::record::{self, Bad, HEADER_LEN, Kind, Record};
+use crate::record::{self, Bad, HEADER_LEN, Kind, Record, Seal};
 
 const CHUNK: usize = 1 << 20;
 
 /// Reads records from `start` up to `end` of a file.
 pub(crate) struct Scanner<'f> {
     file: &'f dyn ReadableFile,
+    nonce: u32,
     end: u64,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -40,9 +43,10 @@ pub(crate) enum Item<'a> {
 }
 
 impl<'f> Scanner<'f> {
-    pub(crate) fn new(file: &'f dyn ReadableFile, start: u64, end: u64) -> Self {
+    pub(crate) fn new(file: &'f dyn ReadableFile, nonce: u32, start: u64, end: u64) -> Self {
         Scanner {
             file,
+            nonce,
             end,
             buf: Vec::new(),
             buf_start: start,
@@ -98,7 +102,7 @@ impl<'f> Scanner<'f> {
         let start = self.pos;
         self.pos += len;
         let bytes = self.buf.get(start..start + len).unwrap_or_default();
-        match record::decode(bytes) {
+        match record::decode(bytes, self.nonce) {
             Ok(record) => Ok(Item::Record {
                 offset,
                 len: len as u64,
@@ -123,7 +127,7 @@ impl<'f> Scanner<'f> {
             return Ok(Err(Bad::Short));
         }
         let rest = self.buf.get(self.pos..).unwrap_or_default();
-        Ok(record::decode(rest).map(|_| len))
+        Ok(record::decode(rest, self.nonce).map(|_| len))
     }
 
     /// Salvage: moves past damage at the current position to the next offset where a valid
@@ -166,7 +170,8 @@ pub struct Damage {
 /// How [`scan_ops`] treats damage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Policy {
-    /// An unsealed file: the first damage starts the torn tail, and the scan stops there.
+    /// A file not known to be sealed: the scan stops at the first damage and reports where
+    /// ([`Outcome::stopped`]); whether it is a torn tail is the caller's call.
     TornTail,
     /// A sealed file: damage is a corruption error.
     Strict,
@@ -185,6 +190,11 @@ pub(crate) struct Outcome {
     pub(crate) max_seq: u64,
     /// Ranges skipped (salvage only).
     pub(crate) damage: Vec<Damage>,
+    /// The seal record that ends the range, if a forward scan reached one there.
+    pub(crate) seal: Option<Seal>,
+    /// Where a [`Policy::TornTail`] scan stopped (the first damaged record, or the start of
+    /// the batch it broke), and why.
+    pub(crate) stopped: Option<(u64, Bad)>,
 }
 
 struct Pending {
@@ -196,15 +206,23 @@ struct Pending {
     value: Vec<u8>,
 }
 
-/// Scans `[start, end)` of `file`, calling `sink` for every put and delete in order.
+/// Where and how to scan: a file, its path (for errors), its nonce and a byte range.
+#[derive(Clone, Copy)]
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a dyn ReadableFile,
+    pub(crate) path: &'a Path,
+    pub(crate) nonce: u32,
+}
+
+/// Scans `[start, end)` of `src`, calling `sink` for every put and delete in order.
 pub(crate) fn scan_ops(
-    file: &dyn ReadableFile,
-    path: &Path,
+    src: Source<'_>,
     (start, end): (u64, u64),
     policy: Policy,
     sink: &mut dyn FnMut(Op<'_>) -> Result<()>,
 ) -> Result<Outcome> {
-    let mut scanner = Scanner::new(file, start, end);
+    let path = src.path;
+    let mut scanner = Scanner::new(src.file, src.nonce, start, end);
     let mut out = Outcome {
         valid_end: start,
         min_seq: u64::MAX,
@@ -224,6 +242,15 @@ pub(crate) fn scan_ops(
                 offset,
                 len,
                 record,
+            } if ends_range(&record, &batch, offset, len, end) => {
+                out.seal = record.seal();
+                out.valid_end = offset + len;
+                continue;
+            }
+            Item::Record {
+                offset,
+                len,
+                record,
             } => match step(&mut batch, &mut out, offset, len, &record, sink)? {
                 Ok(()) => continue,
                 Err(bad) => (batch_start(&batch, offset), bad),
@@ -232,7 +259,10 @@ pub(crate) fn scan_ops(
         let (offset, bad) = damage_at;
         batch.clear();
         match policy {
-            Policy::TornTail => return Ok(out),
+            Policy::TornTail => {
+                out.stopped = Some((offset, bad));
+                return Ok(out);
+            }
             Policy::Strict => return Err(Error::corruption(path, offset, bad.expected())),
             Policy::Salvage => {
                 if skip_damaged {
@@ -246,6 +276,28 @@ pub(crate) fn scan_ops(
                     reason: bad.expected(),
                 });
             }
+        }
+    }
+}
+
+/// Whether `rec` is a seal that ends the range where a forward scan reached it: outside any
+/// batch, naming its own offset, its last byte the range's last.
+fn ends_range(rec: &Record<'_>, batch: &[Pending], offset: u64, len: u64, end: u64) -> bool {
+    batch.is_empty() && offset + len == end && rec.seal().is_some_and(|s| s.offset == offset)
+}
+
+/// Whether some valid record at or after `from` (found by resynchronising past damage) says
+/// that the bytes at `from` had been synced when it was written: then damage at `from` is not a
+/// torn tail (those bytes were durable once), but corruption. Every record carries the file's
+/// synced length at the time it was written, and a seal's is its own offset.
+pub(crate) fn synced_after(src: Source<'_>, from: u64, end: u64) -> Result<bool> {
+    let mut scanner = Scanner::new(src.file, src.nonce, from, end);
+    loop {
+        match scanner.next()? {
+            Item::End => return Ok(false),
+            Item::Record { record, .. } if record.synced > from => return Ok(true),
+            Item::Record { .. } => {}
+            Item::Damaged { .. } => scanner.resync()?,
         }
     }
 }

@@ -7,8 +7,9 @@
 
 use engine_api::{MAX_KEY_LEN, MAX_VALUE_LEN};
 
-/// Bytes before the key: crc32 (4) | seq (8) | kind (1) | key_len (2) | value_len (4).
-pub(crate) const HEADER_LEN: usize = 19;
+/// Bytes before the key: crc32 (4) | seq (8) | kind (1) | key_len (2) | value_len (4) |
+/// synced (4).
+pub(crate) const HEADER_LEN: usize = 23;
 
 /// Value length of a [`Kind::BatchEnd`] record: first_seq (8) | count (4).
 const BATCH_END_LEN: usize = 12;
@@ -105,6 +106,7 @@ impl Header {
         let key_len = usize::from(u16::from_le_bytes(array(h, 13)?));
         let value_len =
             usize::try_from(u32::from_le_bytes(array(h, 15)?)).map_err(|_| Bad::Length)?;
+        // `synced` (bytes 19..23) is believed only once the CRC is checked.
         let header = Header {
             crc,
             kind,
@@ -139,6 +141,9 @@ impl Header {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Record<'a> {
     pub(crate) seq: u64,
+    /// The file's synced length when the record was written: every byte before it had been
+    /// made durable. Recovery uses it to tell damage from a torn tail.
+    pub(crate) synced: u64,
     pub(crate) kind: Kind,
     pub(crate) key: &'a [u8],
     pub(crate) value: &'a [u8],
@@ -184,18 +189,38 @@ pub(crate) struct Seal {
     pub(crate) offset: u64,
 }
 
-/// Decodes and verifies the record at the start of `buf` (which may hold more after it).
-pub(crate) fn decode(buf: &[u8]) -> Result<Record<'_>, Bad> {
+/// What ties a record to the file it is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Frame {
+    /// The file's random nonce (from its header): it seeds every record's CRC, so a record
+    /// copied from elsewhere (or written by a user inside a value) does not verify here.
+    pub(crate) nonce: u32,
+    /// The file's synced length at the time the record is written.
+    pub(crate) synced: u64,
+}
+
+/// The CRC of a record body in a file with `nonce`.
+fn crc(nonce: u32, body: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(nonce);
+    h.update(body);
+    h.finalize()
+}
+
+/// Decodes and verifies the record at the start of `buf` (which may hold more after it), in a
+/// file whose nonce is `nonce`.
+pub(crate) fn decode(buf: &[u8], nonce: u32) -> Result<Record<'_>, Bad> {
     let header = Header::parse(buf)?;
     let end = header.record_len();
     let body = buf.get(4..end).ok_or(Bad::Short)?;
-    if crc32fast::hash(body) != header.crc {
+    if crc(nonce, body) != header.crc {
         return Err(Bad::Crc);
     }
     let seq = u64::from_le_bytes(array(body, 0)?);
+    let synced = u64::from(u32::from_le_bytes(array(body, 15)?));
     let key_end = HEADER_LEN + header.key_len;
     Ok(Record {
         seq,
+        synced,
         kind: header.kind,
         key: buf.get(HEADER_LEN..key_end).ok_or(Bad::Short)?,
         value: buf.get(key_end..end).ok_or(Bad::Short)?,
@@ -203,39 +228,54 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Record<'_>, Bad> {
 }
 
 /// Appends one record to `out`. Keys and values must already be within the limits (the engine
-/// checks them at its entry points).
-pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, kind: Kind, key: &[u8], value: &[u8]) {
+/// checks them at its entry points), and offsets are below 2^32 (`max_file_size` is at most
+/// 1 GiB).
+pub(crate) fn encode(
+    out: &mut Vec<u8>,
+    frame: Frame,
+    seq: u64,
+    kind: Kind,
+    key: &[u8],
+    value: &[u8],
+) {
     let start = out.len();
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(kind as u8);
     out.extend_from_slice(&len16(key.len()).to_le_bytes());
     out.extend_from_slice(&len32(value.len()).to_le_bytes());
+    let synced = u32::try_from(frame.synced).unwrap_or(u32::MAX);
+    out.extend_from_slice(&synced.to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(value);
-    let crc = crc32fast::hash(out.get(start + 4..).unwrap_or_default());
+    let crc = crc(frame.nonce, out.get(start + 4..).unwrap_or_default());
     if let Some(slot) = out.get_mut(start..start + 4) {
         slot.copy_from_slice(&crc.to_le_bytes());
     }
 }
 
 /// Appends the record closing a batch of `count` members numbered from `first_seq`.
-pub(crate) fn encode_batch_end(out: &mut Vec<u8>, first_seq: u64, count: u32) {
+pub(crate) fn encode_batch_end(out: &mut Vec<u8>, frame: Frame, first_seq: u64, count: u32) {
     let mut value = [0u8; BATCH_END_LEN];
     value[..8].copy_from_slice(&first_seq.to_le_bytes());
     value[8..].copy_from_slice(&count.to_le_bytes());
     let last = first_seq + u64::from(count).saturating_sub(1);
-    encode(out, last, Kind::BatchEnd, &[], &value);
+    encode(out, frame, last, Kind::BatchEnd, &[], &value);
 }
 
-/// Appends the seal record that makes a data file immutable.
-pub(crate) fn encode_seal(out: &mut Vec<u8>, seal: &Seal) {
+/// Appends the seal record that makes a data file immutable. Everything before it is synced
+/// before it is appended, so its `synced` field is its own offset.
+pub(crate) fn encode_seal(out: &mut Vec<u8>, nonce: u32, seal: &Seal) {
     let mut value = [0u8; SEAL_VALUE_LEN];
     value[..8].copy_from_slice(&seal.records.to_le_bytes());
     value[8..16].copy_from_slice(&seal.min_seq.to_le_bytes());
     value[16..24].copy_from_slice(&seal.max_seq.to_le_bytes());
     value[24..].copy_from_slice(&seal.offset.to_le_bytes());
-    encode(out, seal.max_seq, Kind::Seal, &[], &value);
+    let frame = Frame {
+        nonce,
+        synced: seal.offset,
+    };
+    encode(out, frame, seal.max_seq, Kind::Seal, &[], &value);
 }
 
 /// Length of the record that holds `key` and `value`.
@@ -265,62 +305,79 @@ pub(crate) fn array<const N: usize>(buf: &[u8], at: usize) -> Result<[u8; N], Ba
 mod tests {
     use super::*;
 
+    const F: Frame = Frame {
+        nonce: 0x5eed,
+        synced: 24,
+    };
+
     #[test]
     fn round_trip_every_kind() {
         let mut buf = Vec::new();
-        encode(&mut buf, 7, Kind::Put, b"key", b"value");
-        encode(&mut buf, 8, Kind::Tombstone, b"key", b"");
-        encode_batch_end(&mut buf, 9, 3);
+        encode(&mut buf, F, 7, Kind::Put, b"key", b"value");
+        encode(&mut buf, F, 8, Kind::Tombstone, b"key", b"");
+        encode_batch_end(&mut buf, F, 9, 3);
         let seal = Seal {
             records: 2,
             min_seq: 7,
             max_seq: 11,
             offset: 99,
         };
-        encode_seal(&mut buf, &seal);
-        let r = decode(&buf).unwrap();
+        encode_seal(&mut buf, F.nonce, &seal);
+        let r = decode(&buf, F.nonce).unwrap();
         assert_eq!(
-            (r.seq, r.kind, r.key, r.value),
-            (7, Kind::Put, &b"key"[..], &b"value"[..])
+            (r.seq, r.kind, r.key, r.value, r.synced),
+            (7, Kind::Put, &b"key"[..], &b"value"[..], 24)
         );
         let at = record_len(b"key", b"value");
-        let t = decode(&buf[at..]).unwrap();
+        let t = decode(&buf[at..], F.nonce).unwrap();
         assert_eq!((t.seq, t.kind), (8, Kind::Tombstone));
         let at = at + record_len(b"key", b"");
-        let end = decode(&buf[at..]).unwrap();
+        let end = decode(&buf[at..], F.nonce).unwrap();
         assert_eq!(end.batch_end(), Some((9, 3)));
         assert_eq!(end.seq, 11);
         let at = at + HEADER_LEN + BATCH_END_LEN;
-        assert_eq!(decode(&buf[at..]).unwrap().seal(), Some(seal));
+        let s = decode(&buf[at..], F.nonce).unwrap();
+        assert_eq!((s.seal(), s.synced), (Some(seal), 99));
         assert_eq!(buf.len() - at, SEAL_LEN);
+    }
+
+    #[test]
+    fn a_record_verifies_only_under_its_files_nonce() {
+        let mut buf = Vec::new();
+        encode(&mut buf, F, 1, Kind::Put, b"k", b"v");
+        assert!(decode(&buf, F.nonce).is_ok());
+        assert_eq!(decode(&buf, F.nonce ^ 1).unwrap_err(), Bad::Crc);
     }
 
     #[test]
     fn every_flipped_byte_is_detected() {
         let mut buf = Vec::new();
-        encode(&mut buf, 1, Kind::Put, b"k", b"some value");
+        encode(&mut buf, F, 1, Kind::Put, b"k", b"some value");
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
-            assert!(decode(&bad).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode(&bad, F.nonce).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 
     #[test]
     fn truncations_and_bad_lengths_are_typed_errors() {
         let mut buf = Vec::new();
-        encode(&mut buf, 1, Kind::Put, b"k", b"v");
+        encode(&mut buf, F, 1, Kind::Put, b"k", b"v");
         for len in 0..buf.len() {
-            assert_eq!(decode(&buf[..len]).unwrap_err(), Bad::Short);
+            assert_eq!(decode(&buf[..len], F.nonce).unwrap_err(), Bad::Short);
         }
         let mut tomb_with_value = Vec::new();
-        encode(&mut tomb_with_value, 1, Kind::Tombstone, b"k", b"v");
-        assert_eq!(decode(&tomb_with_value).unwrap_err(), Bad::Length);
+        encode(&mut tomb_with_value, F, 1, Kind::Tombstone, b"k", b"v");
+        assert_eq!(decode(&tomb_with_value, F.nonce).unwrap_err(), Bad::Length);
         let mut empty_key = Vec::new();
-        encode(&mut empty_key, 1, Kind::Put, b"", b"v");
-        assert_eq!(decode(&empty_key).unwrap_err(), Bad::Length);
+        encode(&mut empty_key, F, 1, Kind::Put, b"", b"v");
+        assert_eq!(decode(&empty_key, F.nonce).unwrap_err(), Bad::Length);
         let mut unknown = buf.clone();
         unknown[12] = 99;
-        assert_eq!(decode(&unknown).unwrap_err(), Bad::Kind(99));
+        assert_eq!(decode(&unknown, F.nonce).unwrap_err(), Bad::Kind(99));
     }
 }

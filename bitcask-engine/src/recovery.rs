@@ -18,14 +18,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine_api::{Error, IoClass, ReadableFile, Result, Storage};
+use engine_api::{Error, IoClass, Result, Storage};
 
-use crate::datafile::{DATA_START, DataFile, FileName, FileShape, read_header, read_seal};
+use crate::datafile::{
+    DATA_START, DataFile, FileName, FileShape, HeaderInfo, read_header, read_seal,
+};
 use crate::hint::Hint;
 use crate::keydir::{Bulk, KeyDir, Loc, TOMBSTONE_FLAG};
 use crate::manifest::Manifest;
 use crate::options::BitcaskOptions;
-use crate::reader::{Damage, Op, Outcome, Policy, scan_ops};
+use crate::reader::{Damage, Op, Outcome, Policy, Source, scan_ops, synced_after};
 use crate::record::{self, Seal};
 
 /// What an open found and repaired.
@@ -212,35 +214,34 @@ impl Ctx<'_> {
         Ok(true)
     }
 
-    /// Loads every live data file: sealed ones first, then the unsealed ones, which are judged
-    /// against all the others.
+    /// Loads every live data file: from hints first, then the scanned ones, which are judged
+    /// against all the others (only the newest may be the previous run's active file).
     fn load_all(&mut self, live: Vec<FileName>) -> Result<BTreeMap<u32, Arc<DataFile>>> {
         let mut files = BTreeMap::new();
-        let mut unsealed = Vec::new();
+        let mut scanned = Vec::new();
         for name in live {
             match self.load(name)? {
-                Loaded::Sealed(file) => {
+                Loaded::Hinted(file) => {
                     files.insert(file.id(), file);
                 }
-                Loaded::Unsealed(u) => unsealed.push(u),
+                Loaded::Scanned(s) => scanned.push(s),
                 Loaded::Nothing => {}
             }
         }
         // The newest sequence number each file holds or was created for.
-        let newest = |max_seq: u64, base_seq: u64| max_seq.max(base_seq);
-        let newest_sealed = files
+        let newest_hinted = files
             .values()
-            .map(|f| newest(f.max_seq(), f.base_seq()))
+            .map(|f| f.max_seq().max(f.base_seq()))
             .max()
             .unwrap_or(0);
-        for (i, u) in unsealed.iter().enumerate() {
-            let newest_other = unsealed
+        for (i, s) in scanned.iter().enumerate() {
+            let newest_other = scanned
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, o)| newest(o.outcome.max_seq, o.base_seq))
-                .fold(newest_sealed, u64::max);
-            if let Some(file) = self.finish_unsealed(u, newest_other)? {
+                .map(|(_, o)| o.newest())
+                .fold(newest_hinted, u64::max);
+            if let Some(file) = self.finish_scanned(s, newest_other)? {
                 files.insert(file.id(), file);
             }
         }
@@ -249,28 +250,40 @@ impl Ctx<'_> {
 
     /// Sizes the keydir for the records the seals announce (key bytes from the hint sizes),
     /// so loading does not regrow tables step by step; the excess is given back afterwards.
+    /// Only an estimate: the last bytes of a file are not proof of a seal (they may be a
+    /// value's), so each count is capped by what the file's size can hold.
     fn reserve_keydir(&self, live: &[FileName]) -> Result<()> {
         let (mut records, mut key_bytes) = (0u64, 0u64);
         for &name in live {
             let Some(id) = name.id() else { continue };
             let reader = self.storage.open(&self.path(name), IoClass::Recovery)?;
-            let Some(seal) = read_seal(&*reader, reader.len()?)? else {
+            let len = reader.len()?;
+            let Some(header) = read_header(&*reader, len)? else {
                 continue;
             };
-            records += seal.records;
+            let Some(seal) = read_seal(&*reader, header.nonce, len)? else {
+                continue;
+            };
+            let announced = seal.records.min(len / (record::HEADER_LEN as u64 + 1));
+            records += announced;
             if self.hints.contains(&id) {
                 let hint_len = self.storage.file_len(&self.path(FileName::Hint(id)))?;
-                key_bytes += hint_len.saturating_sub(60 + 19 * seal.records);
+                key_bytes += hint_len.saturating_sub(60 + 19 * announced);
             }
         }
         self.keydir.reserve(records, key_bytes);
         Ok(())
     }
 
-    /// Finishes every committed merge, oldest first (each step is idempotent).
+    /// Finishes every committed merge, oldest first (each step is idempotent). Every output
+    /// of every commit record is checked first (present under either name, with the length
+    /// the record gives): if one is not, nothing is renamed or removed and the open fails.
     fn roll_forward(&mut self, manifests: &[Manifest]) -> Result<()> {
         let mut sorted: Vec<&Manifest> = manifests.iter().collect();
         sorted.sort_by_key(|m| m.id);
+        for m in &sorted {
+            self.check_outputs(m)?;
+        }
         for m in sorted {
             for &out in &m.outputs {
                 let from = self.path(FileName::Merging(out));
@@ -297,8 +310,36 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Removes uncommitted merge output, temporary files and orphan hints; returns the data
-    /// files that remain.
+    /// Each output `m` names exists (as `.merging`, or as `.data` if a roll-forward renamed it
+    /// already) with the length `m` recorded.
+    fn check_outputs(&self, m: &Manifest) -> Result<()> {
+        let record = FileName::Manifest(m.id).name();
+        if m.output_lens.len() != m.outputs.len() {
+            let path = self.path(FileName::Manifest(m.id));
+            return Err(Error::corruption(path, 0, "a length for every output"));
+        }
+        for (&out, &want) in m.outputs.iter().zip(&m.output_lens) {
+            let merging = self.path(FileName::Merging(out));
+            let data = self.path(FileName::Data(out));
+            let path = if self.storage.exists(&merging)? {
+                merging
+            } else if self.storage.exists(&data)? {
+                data
+            } else {
+                let expected = format!("the merge output {record} names ({want} bytes)");
+                return Err(Error::corruption(merging, 0, expected));
+            };
+            let len = self.storage.file_len(&path)?;
+            if len != want {
+                let expected = format!("{want} bytes, as {record} records (found {len})");
+                return Err(Error::corruption(path, len.min(want), expected));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes uncommitted merge output, the temporary files this engine writes and orphan
+    /// hints; returns the data files that remain. Files it did not write are left alone.
     fn remove_leftovers(&mut self) -> Result<Vec<FileName>> {
         let names = list_names(self.storage, self.dir)?;
         let data: BTreeSet<u32> = names
@@ -309,14 +350,14 @@ impl Ctx<'_> {
             })
             .collect();
         let mut removed = false;
-        for name in self.storage.list(self.dir)? {
-            let doomed = match FileName::parse(&name) {
-                Some(FileName::Merging(_) | FileName::Temp) => true,
-                Some(FileName::Hint(id)) => !data.contains(&id),
-                _ => false,
+        for name in names {
+            let doomed = match name {
+                FileName::Merging(_) => true,
+                FileName::Hint(id) => !data.contains(&id),
+                other => other.is_temp(),
             };
             if doomed {
-                let path = self.dir.join(&name);
+                let path = self.path(name);
                 self.storage.remove(&path)?;
                 self.report.leftovers_removed.push(path);
                 removed = true;
@@ -328,8 +369,11 @@ impl Ctx<'_> {
         Ok(data.into_iter().map(FileName::Data).collect())
     }
 
-    /// Loads one data file. Unsealed files are only scanned here: whether their damage is a
-    /// torn tail depends on the other files (see [`Ctx::finish_unsealed`]).
+    /// Loads one data file: from its hint if the hint passes every check (a hint is written
+    /// only for a sealed file, after its seal was synced), else by a forward scan. A scan
+    /// stops at the first damage; if a later record says the damaged bytes had been synced,
+    /// that is corruption (or, salvaging, skipped and reported), otherwise it may be a torn
+    /// tail, which only the previous run's active file may have ([`Ctx::finish_scanned`]).
     fn load(&mut self, name: FileName) -> Result<Loaded> {
         let Some(id) = name.id() else {
             return Ok(Loaded::Nothing);
@@ -338,35 +382,76 @@ impl Ctx<'_> {
         let reader = self.storage.open(&path, IoClass::Recovery)?;
         let len = reader.len()?;
         // A `.data` file is created whole-headed (temporary name, sync, rename): a bad header
-        // is damage, never a torn creation.
-        let base_seq = match read_header(&*reader, len)? {
-            Some(base) => base,
-            None => {
-                self.damaged(&path, 0, len.min(DATA_START), "a valid data file header")?;
-                0
-            }
+        // is damage, never a torn creation. Without it no record can be verified (the nonce
+        // seeds their CRCs), so a salvage open skips the whole file.
+        let Some(header) = read_header(&*reader, len)? else {
+            self.damaged(&path, 0, len, "a valid data file header")?;
+            return Ok(Loaded::Nothing);
         };
-        if let Some(seal) = read_seal(&*reader, len)? {
-            let shape = self.load_sealed(id, &path, &*reader, base_seq, &seal)?;
+        if self.hints.contains(&id)
+            && let Some(shape) = self.load_hint(id, len)?
+        {
+            self.report.files_from_hints += 1;
+            let shape = FileShape {
+                base_seq: header.base_seq,
+                nonce: header.nonce,
+                ..shape
+            };
             let reader = self.storage.open(&path, IoClass::UserRead)?;
-            return Ok(Loaded::Sealed(DataFile::new(id, reader, shape)));
+            return Ok(Loaded::Hinted(DataFile::new(id, reader, shape)));
         }
-        let mut bulk = self.keydir.bulk();
-        let outcome = scan_ops(
-            &*reader,
-            &path,
-            (DATA_START, len.max(DATA_START)),
-            Policy::TornTail,
-            &mut |op| offer(&mut bulk, id, &op),
-        )?;
-        bulk.finish()?;
-        Ok(Loaded::Unsealed(Unsealed {
+        self.report.files_scanned += 1;
+        let src = Source {
+            file: &*reader,
+            path: &path,
+            nonce: header.nonce,
+        };
+        let (outcome, torn) = self.scan(id, src, len)?;
+        Ok(Loaded::Scanned(Scanned {
             id,
-            path,
+            path: path.clone(),
             len,
-            base_seq,
+            header,
             outcome,
+            torn,
         }))
+    }
+
+    /// Scans a whole file into the keydir; returns what it found and where a possible torn
+    /// tail starts.
+    fn scan(&mut self, id: u32, src: Source<'_>, len: u64) -> Result<(Outcome, Option<u64>)> {
+        let mut bulk = self.keydir.bulk();
+        let range = (DATA_START, len.max(DATA_START));
+        let mut sink = |op: Op<'_>| offer(&mut bulk, id, &op);
+        let mut outcome = scan_ops(src, range, Policy::TornTail, &mut sink)?;
+        let mut torn = None;
+        if let Some((at, bad)) = outcome.stopped {
+            if !synced_after(src, at, len)? {
+                torn = Some(at);
+            } else if !self.opts.salvage {
+                return Err(Error::corruption(src.path, at, bad.expected()));
+            } else {
+                let rest = scan_ops(src, (at, len), Policy::Salvage, &mut sink)?;
+                outcome.records += rest.records;
+                outcome.min_seq = outcome.min_seq.min(rest.min_seq);
+                outcome.max_seq = outcome.max_seq.max(rest.max_seq);
+                outcome.valid_end = rest.valid_end;
+                outcome.seal = rest.seal;
+                self.report.skipped.extend(rest.damage);
+            }
+        }
+        bulk.finish()?;
+        if let Some(seal) = outcome.seal
+            && !self.opts.salvage
+            && seal.records != outcome.records
+        {
+            let expected = format!(
+                "{} records as the seal says, found {}",
+                seal.records, outcome.records
+            );
+            return Err(Error::corruption(src.path, seal.offset, expected));
+        }
+        Ok((outcome, torn))
     }
 
     /// Damage in a file that must be whole: a corruption error, or in salvage mode a skipped
@@ -384,56 +469,16 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn load_sealed(
-        &mut self,
-        id: u32,
-        path: &Path,
-        reader: &dyn ReadableFile,
-        base_seq: u64,
-        seal: &Seal,
-    ) -> Result<FileShape> {
-        let shape = FileShape::sealed(base_seq, seal);
-        if self.hints.contains(&id) && self.load_hint(id, shape.len)? {
-            self.report.files_from_hints += 1;
-            return Ok(shape);
-        }
-        let policy = if self.opts.salvage {
-            Policy::Salvage
-        } else {
-            Policy::Strict
-        };
-        let mut bulk = self.keydir.bulk();
-        let outcome = scan_ops(reader, path, (DATA_START, seal.offset), policy, &mut |op| {
-            offer(&mut bulk, id, &op)
-        })?;
-        bulk.finish()?;
-        if policy == Policy::Strict && outcome.records != seal.records {
-            return Err(Error::corruption(
-                path,
-                seal.offset,
-                format!(
-                    "{} records as the seal says, found {}",
-                    seal.records, outcome.records
-                ),
-            ));
-        }
-        self.report.skipped.extend(outcome.damage);
-        self.report.files_scanned += 1;
-        if !self.read_only {
-            self.need_hints.push(id);
-        }
-        Ok(shape)
-    }
-
-    /// Offers the keys of data file `id` from its hint; false if the hint must be ignored.
-    fn load_hint(&mut self, id: u32, data_len: u64) -> Result<bool> {
+    /// Offers the keys of data file `id` from its hint; the file's shape, or `None` if the
+    /// hint must be ignored.
+    fn load_hint(&mut self, id: u32, data_len: u64) -> Result<Option<FileShape>> {
         let path = self.path(FileName::Hint(id));
         let file = self.storage.open(&path, IoClass::Recovery)?;
         let hint = match Hint::load(&*file, id, data_len)? {
             Ok(hint) => hint,
             Err(why) => {
                 self.report.hints_ignored.push((path, why));
-                return Ok(false);
+                return Ok(None);
             }
         };
         let mut bulk = self.keydir.bulk();
@@ -451,88 +496,145 @@ impl Ctx<'_> {
         if let Err(why) = parsed {
             // Unreachable after `Hint::load` checked every entry; ignore the hint if it happens.
             self.report.hints_ignored.push((path, why));
-            return Ok(false);
+            return Ok(None);
         }
         bulk.finish()?;
-        Ok(true)
+        Ok(Some(hint.shape))
     }
 
-    /// Accepts an unsealed file as the previous run's active file, whose damaged end is a
-    /// torn tail: cut it (read-write) and seal the file, or remove it if it holds no record.
-    /// Only the active file may be unsealed: it has no hint (hints are written for sealed files
-    /// only) and it was created after every record of every other file (its header's base
-    /// sequence number is above all of theirs). An unsealed file that fails either test is a
-    /// sealed file that lost its end: corruption (unless salvaging).
-    fn finish_unsealed(
-        &mut self,
-        u: &Unsealed,
-        newest_other: u64,
-    ) -> Result<Option<Arc<DataFile>>> {
-        let valid_end = u.outcome.valid_end.max(DATA_START).min(u.len);
-        let active = !self.hints.contains(&u.id) && u.base_seq > newest_other;
+    /// Decides what a scanned file is. The previous run's active file is the one with no hint
+    /// whose header's base sequence number is above everything every other file holds (it was
+    /// created after all of them were sealed). Only it may end in a torn tail, and it is never
+    /// trusted in place, sealed or not: its bytes may come from the page cache after a failed
+    /// sync, so it is rewritten into a fresh, synced file ([`Ctx::rewrite`]). Any other file
+    /// must end in a seal; one that does not lost its end: corruption (unless salvaging).
+    fn finish_scanned(&mut self, s: &Scanned, newest_other: u64) -> Result<Option<Arc<DataFile>>> {
+        let active = !self.hints.contains(&s.id) && s.header.base_seq > newest_other;
+        let data_end = s
+            .outcome
+            .seal
+            .map_or(s.outcome.valid_end, |seal| seal.offset);
+        let data_end = data_end.clamp(DATA_START, s.len);
+        let sealed = s.outcome.seal.is_some();
+        if !active && sealed {
+            if !self.read_only {
+                self.need_hints.push(s.id);
+            }
+            return self.open_file(s, self.shape(s, data_end, true)).map(Some);
+        }
         if !active {
             let expected = "a seal record: a file that is not the newest lost its end";
-            self.damaged(&u.path, valid_end, u.len - valid_end, expected)?;
-        } else if valid_end < u.len {
+            self.damaged(&s.path, data_end, s.len - data_end, expected)?;
+        } else if let Some(at) = s.torn {
             self.report.torn_tails.push(Damage {
-                path: u.path.clone(),
-                offset: valid_end,
-                len: u.len - valid_end,
+                path: s.path.clone(),
+                offset: at,
+                len: s.len - at,
                 reason: "the torn tail of the previously active file".to_string(),
             });
         }
-        if u.outcome.records == 0 && active {
+        if s.outcome.records == 0 && active {
             if !self.read_only {
-                self.storage.remove(&u.path)?;
+                self.storage.remove(&s.path)?;
                 self.storage.sync_dir(self.dir)?;
-                self.report.leftovers_removed.push(u.path.clone());
+                self.report.leftovers_removed.push(s.path.clone());
             }
             return Ok(None);
         }
-        let seal = Seal {
-            records: u.outcome.records,
-            min_seq: u.outcome.min_seq,
-            max_seq: u.outcome.max_seq,
-            offset: valid_end,
-        };
-        let shape = if self.read_only {
-            FileShape {
-                len: valid_end,
-                sealed: false,
-                ..FileShape::sealed(u.base_seq, &seal)
-            }
+        if self.read_only {
+            return self.open_file(s, self.shape(s, data_end, sealed)).map(Some);
+        }
+        self.rewrite(s, data_end)?;
+        self.need_hints.push(s.id);
+        self.open_file(s, self.shape(s, data_end, true)).map(Some)
+    }
+
+    /// The shape of scanned file `s` whose records end at `data_end`, sealed there or not.
+    fn shape(&self, s: &Scanned, data_end: u64, sealed: bool) -> FileShape {
+        let seal = seal_of(&s.outcome, data_end);
+        let shape = FileShape::sealed(s.header.base_seq, s.header.nonce, &seal);
+        if sealed {
+            shape
         } else {
-            // Cut the torn tail and seal: from now on the file is immutable like any other.
-            let out = self.storage.open_append(&u.path, IoClass::Recovery)?;
-            if valid_end < u.len {
-                out.truncate(valid_end)?;
+            FileShape {
+                len: data_end,
+                sealed: false,
+                ..shape
             }
-            let mut buf = Vec::new();
-            record::encode_seal(&mut buf, &seal);
-            out.append(&buf)?;
-            out.sync()?;
-            self.need_hints.push(u.id);
-            FileShape::sealed(u.base_seq, &seal)
-        };
-        let reader = self.storage.open(&u.path, IoClass::UserRead)?;
-        Ok(Some(DataFile::new(u.id, reader, shape)))
+        }
+    }
+
+    fn open_file(&self, s: &Scanned, shape: FileShape) -> Result<Arc<DataFile>> {
+        let reader = self.storage.open(&s.path, IoClass::UserRead)?;
+        Ok(DataFile::new(s.id, reader, shape))
+    }
+
+    /// Replaces file `s` by a fresh copy of its first `data_end` bytes (header and verified
+    /// records) followed by a seal: (1) write `<id>.data.tmp`; (2) sync it; (3) append the
+    /// seal; (4) sync again; (5) rename it over `<id>.data`; (6) sync the directory. What was
+    /// read may have come from the page cache only (a failed sync leaves its pages there), so
+    /// nothing of the old file is trusted until the copy is synced. A crash before (6) leaves
+    /// the old file or the new one under the name (the rename is atomic), and the next open
+    /// removes the temporary file; keydir locations stay valid, as offsets do not change.
+    fn rewrite(&mut self, s: &Scanned, data_end: u64) -> Result<()> {
+        let tmp = self.path(FileName::DataTemp(s.id));
+        let out = self.storage.create(&tmp, IoClass::Recovery)?;
+        let from = self.storage.open(&s.path, IoClass::Recovery)?;
+        let mut at = 0;
+        while at < data_end {
+            let n = (data_end - at).min(COPY_CHUNK);
+            let chunk = from.read_vec(at, usize::try_from(n).unwrap_or(usize::MAX))?;
+            out.append(&chunk)?;
+            at += n;
+        }
+        out.sync()?;
+        let mut seal = Vec::new();
+        record::encode_seal(&mut seal, s.header.nonce, &seal_of(&s.outcome, data_end));
+        out.append(&seal)?;
+        out.sync()?;
+        self.storage.rename(&tmp, &s.path)?;
+        self.storage.sync_dir(self.dir)
+    }
+}
+
+/// Bytes copied per read when [`Ctx::rewrite`] copies a file.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// The seal a file whose scan gave `outcome` gets at `offset`.
+fn seal_of(outcome: &Outcome, offset: u64) -> Seal {
+    Seal {
+        records: outcome.records,
+        min_seq: outcome.min_seq,
+        max_seq: outcome.max_seq,
+        offset,
     }
 }
 
 /// What loading one file gave.
 enum Loaded {
-    Sealed(Arc<DataFile>),
-    Unsealed(Unsealed),
+    /// Sealed, loaded from its hint.
+    Hinted(Arc<DataFile>),
+    /// Scanned, waiting for [`Ctx::finish_scanned`].
+    Scanned(Scanned),
     Nothing,
 }
 
-/// An unsealed file, scanned, waiting for [`Ctx::finish_unsealed`].
-struct Unsealed {
+/// A scanned file.
+struct Scanned {
     id: u32,
     path: PathBuf,
     len: u64,
-    base_seq: u64,
+    header: HeaderInfo,
     outcome: Outcome,
+    /// Where a possible torn tail starts: damage that no later record says was synced.
+    torn: Option<u64>,
+}
+
+impl Scanned {
+    /// The newest sequence number the file holds or was created for.
+    fn newest(&self) -> u64 {
+        self.outcome.max_seq.max(self.header.base_seq)
+    }
 }
 
 fn offer(bulk: &mut Bulk<'_>, file: u32, op: &Op<'_>) -> Result<()> {

@@ -12,7 +12,7 @@ use engine_api::{Error, IoClass, Result, Storage};
 use crate::datafile::{DATA_START, FileShape, read_seal};
 use crate::engine::Inner;
 use crate::hint::{self, HintBuilder};
-use crate::reader::{Policy, scan_ops};
+use crate::reader::{Policy, Source, scan_ops};
 
 /// Work handed to the background thread.
 pub(crate) enum Job {
@@ -87,7 +87,11 @@ impl Inner {
 
     /// Writes the hint of sealed data file `id` from a scan of it. Nothing to do if the file
     /// was merged away meanwhile.
+    ///
+    /// A poisoned engine writes none: after a failed sync it cannot show that the file it
+    /// would describe is durable, and a hint is what lets open trust a file without scanning it.
     pub(crate) fn write_hint(&self, id: u32) -> Result<()> {
+        self.commit.poison().check()?;
         let _merging = self.merge_lock.lock();
         let Some(file) = self.files.read().get(&id).cloned() else {
             return Ok(());
@@ -97,7 +101,7 @@ impl Inner {
         }
         let path = file.path();
         let reader = self.storage.open(&path, IoClass::Hint)?;
-        let seal = read_seal(&*reader, file.len())?
+        let seal = read_seal(&*reader, file.nonce(), file.len())?
             .ok_or_else(|| Error::corruption(&path, file.len(), "a sealed data file"))?;
         let policy = if self.opts.salvage {
             Policy::Salvage
@@ -105,19 +109,18 @@ impl Inner {
             Policy::Strict
         };
         let mut builder = HintBuilder::new();
-        let outcome = scan_ops(
-            &*reader,
-            &path,
-            (DATA_START, seal.offset),
-            policy,
-            &mut |op| {
-                builder.add(&op);
-                Ok(())
-            },
-        )?;
+        let src = Source {
+            file: &*reader,
+            path: &path,
+            nonce: file.nonce(),
+        };
+        let outcome = scan_ops(src, (DATA_START, seal.offset), policy, &mut |op| {
+            builder.add(&op);
+            Ok(())
+        })?;
         let shape = FileShape {
             records: outcome.records,
-            ..FileShape::sealed(file.base_seq(), &seal)
+            ..FileShape::sealed(file.base_seq(), file.nonce(), &seal)
         };
         hint::write(
             &self.storage,

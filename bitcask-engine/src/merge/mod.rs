@@ -33,7 +33,7 @@ use crate::datafile::{DATA_START, DataFile, FileName, read_seal};
 use crate::engine::Inner;
 use crate::keydir::Loc;
 use crate::manifest::Manifest;
-use crate::reader::{Op, Policy, scan_ops};
+use crate::reader::{Op, Policy, Source, scan_ops};
 use output::{Finished, Outputs};
 use policy::{FileInfo, Plan};
 use rate::RateLimiter;
@@ -189,10 +189,18 @@ fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
             return Err(e);
         }
     };
+    let id = match inner.allocate_file_id() {
+        Ok(id) => id,
+        Err(e) => {
+            job.outputs.abort();
+            return Err(e);
+        }
+    };
     let manifest = Manifest {
-        id: inner.allocate_file_id(),
+        id,
         inputs: ids,
         outputs: finished.iter().map(|f| f.file.id()).collect(),
+        output_lens: finished.iter().map(|f| f.file.len()).collect(),
     };
     // Step 5, the commit point. If it fails the record may or may not be durable, so nothing
     // may be removed any more: poison, and let open decide from what is on disk.
@@ -225,7 +233,7 @@ impl Job<'_> {
     fn copy_file(&mut self, input: &DataFile) -> Result<()> {
         let path = input.path();
         let reader = self.inner.storage.open(&path, IoClass::Compaction)?;
-        let seal = read_seal(&*reader, input.len())?
+        let seal = read_seal(&*reader, input.nonce(), input.len())?
             .ok_or_else(|| Error::corruption(&path, input.len(), "a sealed data file"))?;
         let policy = if self.inner.opts.salvage {
             Policy::Salvage
@@ -233,13 +241,14 @@ impl Job<'_> {
             Policy::Strict
         };
         let id = input.id();
-        scan_ops(
-            &*reader,
-            &path,
-            (DATA_START, seal.offset),
-            policy,
-            &mut |op| self.visit(id, &op),
-        )?;
+        let src = Source {
+            file: &*reader,
+            path: &path,
+            nonce: input.nonce(),
+        };
+        scan_ops(src, (DATA_START, seal.offset), policy, &mut |op| {
+            self.visit(id, &op)
+        })?;
         self.summary.bytes_read += input.len();
         Ok(())
     }
@@ -316,6 +325,8 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
             out.remove_live(u64::from(new.len));
         }
     }
+    // Scans walking the keydir may hold locations in the inputs: wait for their walks.
+    let _retire = inner.retire.write();
     let mut files = inner.files.write();
     for input in inputs {
         files.remove(&input.id());

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use engine_api::{IoClass, Result, Storage, WritableFile};
 
-use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header};
+use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header, new_nonce};
 use crate::engine::Inner;
 use crate::hint::{self, HintBuilder};
 use crate::keydir::Loc;
 use crate::reader::Op;
-use crate::record::{self, Kind, SEAL_LEN, Seal};
+use crate::record::{self, Frame, Kind, SEAL_LEN, Seal};
 
 /// Appends are gathered up to this size: merges write in large sequential chunks.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -26,6 +26,7 @@ pub(crate) struct Finished {
 struct Output {
     id: u32,
     out: Box<dyn WritableFile>,
+    nonce: u32,
     len: u64,
     pending: Vec<u8>,
     hint: HintBuilder,
@@ -77,7 +78,12 @@ impl<'a> Outputs<'a> {
         } else {
             Kind::Put
         };
-        record::encode(&mut cur.pending, op.seq, kind, op.key, op.value);
+        // Outputs are synced whole before any commit names them: no record relies on `synced`.
+        let frame = Frame {
+            nonce: cur.nonce,
+            synced: DATA_START,
+        };
+        record::encode(&mut cur.pending, frame, op.seq, kind, op.key, op.value);
         cur.len += op.len;
         cur.hint.add(&Op { offset, ..*op });
         cur.records += 1;
@@ -99,16 +105,18 @@ impl<'a> Outputs<'a> {
     }
 
     fn start(&mut self) -> Result<Output> {
-        let id = self.inner.allocate_file_id();
+        let id = self.inner.allocate_file_id()?;
         let path = FileName::Merging(id).path(&self.inner.dir);
         let out = self.inner.storage.create(&path, IoClass::Compaction)?;
         self.created.push(id);
+        let nonce = new_nonce();
         Ok(Output {
             id,
             out,
+            nonce,
             len: DATA_START,
             // Base sequence 0: a merge output holds old records, never the newest ones.
-            pending: encode_header(0),
+            pending: encode_header(0, nonce),
             hint: HintBuilder::new(),
             records: 0,
             min_seq: u64::MAX,
@@ -128,11 +136,11 @@ impl<'a> Outputs<'a> {
             max_seq: cur.max_seq,
             offset: cur.len,
         };
-        record::encode_seal(&mut cur.pending, &seal);
+        record::encode_seal(&mut cur.pending, cur.nonce, &seal);
         cur.len += SEAL_LEN as u64;
         self.bytes_written += flush(&mut cur)?;
         self.inner.commit.poison().guard(|| cur.out.sync())?;
-        let shape = FileShape::sealed(0, &seal);
+        let shape = FileShape::sealed(0, cur.nonce, &seal);
         let hint = cur.hint.finish(cur.id, &shape);
         hint::write(
             &self.inner.storage,

@@ -178,7 +178,7 @@ fn stats_report_files_live_ratios_and_keydir_memory() {
     assert_eq!(s.live_keys, 100);
     assert!(s.files.len() > 5);
     let live: u64 = s.files.iter().filter_map(|f| f.live_bytes).sum();
-    assert_eq!(live, 100 * (19 + 6 + 50), "live bytes = the live records");
+    assert_eq!(live, 100 * (23 + 6 + 50), "live bytes = the live records");
     assert!(
         s.files.iter().any(|f| f.live_ratio().unwrap() < 0.5),
         "no dead bytes seen"
@@ -226,7 +226,7 @@ fn explain_get_names_the_keydir_hit_and_the_one_read() {
     assert_eq!(hit.steps.len(), 2);
     assert!(hit.steps[0].what.starts_with("keydir: hit"));
     assert_eq!(hit.reads(), 1, "read amplification must be exactly 1");
-    assert_eq!(hit.bytes(), 19 + 1 + 5);
+    assert_eq!(hit.bytes(), 23 + 1 + 5);
     let miss = e.explain_get(b"nope").unwrap();
     assert_eq!((miss.reads(), miss.value), (0, None));
 }

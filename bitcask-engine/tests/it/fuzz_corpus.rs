@@ -84,10 +84,11 @@ fn bitcask_merge_commit() {
     let seeds = || {
         let mut seeds = files_named(|n| n.starts_with("MERGE-"));
         // Hand-made too, in case the workload's commit records were all rolled forward.
-        let mut record = b"BCMERG\x00\x01".to_vec();
+        let mut record = b"BCMERG\x00\x02".to_vec();
         for v in [9u32, 2, 1, 3, 4, 10] {
             record.extend_from_slice(&v.to_le_bytes());
         }
+        record.extend_from_slice(&4096u64.to_le_bytes());
         let crc = crc32fast::hash(&record);
         record.extend_from_slice(&crc.to_le_bytes());
         seeds.push(record);

@@ -11,5 +11,8 @@ mod crash;
 mod damage;
 mod engine;
 mod fuzz_corpus;
+mod open_rules;
 mod reliability;
+mod sync_path;
+mod torn_tail;
 mod visibility;

@@ -87,3 +87,18 @@ fn linearizable_during_merges() {
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("bitcask {report}");
 }
+
+/// Issue 11, item 2: a failed sync, a reopen on the same storage (the failed bytes still in
+/// the page cache), then a power loss.
+#[test]
+fn reopen_after_a_failed_sync_then_power_loss() {
+    use engine_api::testing::failed_sync::{self, FailedSyncConfig};
+    for factory in [
+        &default_factory as &dyn engine_api::testing::EngineFactory,
+        &tiny_manual_factory,
+    ] {
+        let report = failed_sync::check(factory, &FailedSyncConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("bitcask {report}");
+    }
+}

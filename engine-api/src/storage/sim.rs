@@ -46,6 +46,11 @@ pub enum CrashMode {
     UndoDirOps,
     /// Everything survives: what a process crash leaves, with the page cache intact.
     KeepAll,
+    /// The whole unsynced tail of each file survives in length, but a run of bytes in its
+    /// first half is garbage: a sync cut by the power loss wrote a later page (a seal, say)
+    /// and not an earlier one. Directory operations as in `KeepPrefix`. Not in [`CrashMode::ALL`]
+    /// (added after it, for the crash-point runs that ask for it).
+    GarbleBeforeEnd,
 }
 
 impl CrashMode {
@@ -400,7 +405,7 @@ impl State {
         match mode {
             CrashMode::KeepAll => return self.live.clone(),
             CrashMode::DropUnsynced | CrashMode::UndoDirOps => return self.durable.clone(),
-            CrashMode::KeepPrefix | CrashMode::GarbleTail => {}
+            CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd => {}
         }
         // Each directory keeps a random prefix of its own pending operations.
         let mut per_dir: BTreeMap<PathBuf, usize> = BTreeMap::new();
@@ -430,14 +435,23 @@ fn crash_data(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
     match mode {
         CrashMode::DropUnsynced => inode.durable.clone(),
         CrashMode::KeepAll | CrashMode::UndoDirOps => inode.live.clone(),
-        CrashMode::KeepPrefix | CrashMode::GarbleTail if !extends => {
+        CrashMode::GarbleBeforeEnd if extends => {
+            let mut data = inode.live.clone();
+            let tail = data.len() - inode.durable.len();
+            if tail > 0 {
+                let start = inode.durable.len();
+                garble(&mut data[start..start + tail.div_ceil(2)], rng);
+            }
+            data
+        }
+        CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd if !extends => {
             if rng.upto(1) == 0 {
                 inode.durable.clone()
             } else {
                 inode.live.clone()
             }
         }
-        CrashMode::KeepPrefix | CrashMode::GarbleTail => {
+        CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd => {
             let tail = inode.live.get(inode.durable.len()..).unwrap_or_default();
             let mut data = inode.durable.clone();
             if tail.is_empty() {

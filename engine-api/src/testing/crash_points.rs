@@ -68,7 +68,32 @@ pub fn default_workload() -> Vec<Step> {
 
 /// Runs `steps` under `policy`, crashing at every durability point; panics on a violation.
 pub fn run(f: &dyn EngineFactory, policy: SyncPolicy, steps: &[Step]) -> CrashReport {
-    let points = dry_run(f, policy, steps);
+    let config = CrashPoints {
+        after: FaultOp::DURABILITY_POINTS.to_vec(),
+        modes: CrashMode::POWER_LOSS.to_vec(),
+    };
+    run_with(f, policy, steps, &config)
+}
+
+/// Where [`run_with`] freezes the storage and which crash images it builds there.
+#[derive(Clone, Debug)]
+pub struct CrashPoints {
+    /// Freeze right after each call of these kinds in turn. Adding [`FaultOp::Append`] reaches
+    /// the states between an append and the sync that covers it (a seal appended and not yet
+    /// synced, say), which the durability points alone almost never produce.
+    pub after: Vec<FaultOp>,
+    /// The crash modes tried at each point.
+    pub modes: Vec<CrashMode>,
+}
+
+/// As [`run`], freezing after the calls and crashing in the modes `config` names.
+pub fn run_with(
+    f: &dyn EngineFactory,
+    policy: SyncPolicy,
+    steps: &[Step],
+    config: &CrashPoints,
+) -> CrashReport {
+    let points = dry_run(f, policy, steps, &config.after);
     let mut report = CrashReport {
         points,
         states_checked: 0,
@@ -77,13 +102,13 @@ pub fn run(f: &dyn EngineFactory, policy: SyncPolicy, steps: &[Step]) -> CrashRe
     for k in 1..=points + 2 {
         let sim = SimStorage::new();
         let engine = open(f, &sim, policy);
-        sim.freeze_after(&FaultOp::DURABILITY_POINTS, k);
+        sim.freeze_after(&config.after, k);
         let run = execute(&*engine, policy, steps);
         drop(engine);
         if !sim.is_frozen() {
             continue;
         }
-        for mode in CrashMode::POWER_LOSS {
+        for &mode in &config.modes {
             for seed in 0..SEEDS {
                 let image = sim.crash(mode, seed * 7919 + k);
                 let engine = open(f, &image, policy);
@@ -109,17 +134,17 @@ fn open(f: &dyn EngineFactory, sim: &SimStorage, policy: SyncPolicy) -> Box<dyn 
         .unwrap_or_else(|e| panic!("open failed: {e}"))
 }
 
-fn dry_run(f: &dyn EngineFactory, policy: SyncPolicy, steps: &[Step]) -> u64 {
+fn dry_run(f: &dyn EngineFactory, policy: SyncPolicy, steps: &[Step], after: &[FaultOp]) -> u64 {
     let sim = SimStorage::new();
     let engine = open(f, &sim, policy);
-    let before = sim.calls_of(&FaultOp::DURABILITY_POINTS);
+    let before = sim.calls_of(after);
     let run = execute(&*engine, policy, steps);
     assert!(
         run.in_flight.is_none(),
         "the workload failed without any fault"
     );
     drop(engine);
-    sim.calls_of(&FaultOp::DURABILITY_POINTS) - before
+    sim.calls_of(after) - before
 }
 
 /// The outcome of running a workload until it finished or a call failed.

@@ -16,6 +16,7 @@
 pub mod conformance;
 pub mod crash_points;
 pub mod damage;
+pub mod failed_sync;
 pub mod faults;
 pub mod fuzz;
 pub mod gate;

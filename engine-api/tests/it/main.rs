@@ -6,6 +6,7 @@ mod reference {
 }
 
 mod damage;
+mod failed_sync;
 mod faults;
 mod fuzz;
 mod kill;
