@@ -174,6 +174,7 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
     let features: Vec<&str> = [
         ("fjall", cfg!(feature = "fjall")),
         ("rocksdb", cfg!(feature = "rocksdb")),
+        ("redb", cfg!(feature = "redb")),
     ]
     .iter()
     .filter_map(|(name, on)| on.then_some(*name))
