@@ -73,6 +73,10 @@ struct CompareArgs {
     /// Bitcask data file size in bytes (default: an eighth of the data set, 1 to 128 MiB).
     #[arg(long)]
     bitcask_file_size: Option<u64>,
+    /// Run the whole suite this many times, rotating the engine order; every figure is then
+    /// reported as the median with its minimum and maximum.
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
@@ -153,6 +157,7 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         data_dir: args.data_dir.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         bitcask_file_size: args.bitcask_file_size,
+        repeat: to_usize("--repeat", args.repeat)?,
     })
 }
 

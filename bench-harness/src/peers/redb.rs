@@ -70,6 +70,7 @@ fn settings(config: &EngineConfig) -> Vec<(String, String)> {
 
 fn open(dir: &Path, config: &EngineConfig) -> Result<Arc<dyn Engine>> {
     let err = |e: &dyn std::fmt::Display| peer_error("open", dir, e.to_string());
+    std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
     let db = Database::builder()
         .set_cache_size(config.lsm.block_cache_bytes)
         .create(dir.join(FILE))

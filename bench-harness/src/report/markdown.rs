@@ -32,9 +32,9 @@ pub fn report(result: &SuiteResult) -> String {
     md.push_str("![Write amplification over time](write-amplification.svg)\n\n");
     md.push_str("![Disk usage over time](disk-size.svg)\n\n");
     md.push_str("## Latency per engine\n\n");
-    for run in &result.runs {
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
         let _ = writeln!(md, "### {}\n", run.engine);
-        md.push_str(&table::latency_table(run).to_markdown());
+        md.push_str(&table::latency_table(repeats).to_markdown());
         md.push('\n');
     }
     settings(&mut md, result);
@@ -87,10 +87,26 @@ fn header(md: &mut String, result: &SuiteResult) {
             ""
         },
     );
+    let _ = writeln!(md, "{}\n", repeats_line(result.repeat_count()));
     if let Some(command) = &result.command {
         let _ = writeln!(md, "Command: `{command}`.\n");
     }
     let _ = writeln!(md, "Traffic check: {}\n", traffic_check(result));
+}
+
+/// What a figure in the tables is: one run's value, or the median of several with the range.
+fn repeats_line(repeats: usize) -> String {
+    if repeats < 2 {
+        "Each engine ran once: a figure is one run's, and nothing here says how much it moves \
+         between runs (`--repeat N` measures that)."
+            .to_string()
+    } else {
+        format!(
+            "The suite ran {repeats} times, the engine order rotated each time. Every figure in \
+             the tables is the **median (min–max)** of the {repeats} runs; the charts draw each \
+             engine's median run (by total phase time)."
+        )
+    }
 }
 
 /// Whether every engine saw the same operation counts, phase by phase (and, single-threaded,
