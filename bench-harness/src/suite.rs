@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::engines::{self, EngineConfig, EngineEntry};
 use crate::error::{HarnessError, Result};
+use crate::isolation::{self, Isolation, PageCache};
 use crate::machine::Machine;
 use crate::metrics::{EngineRun, PhaseSummary};
 use crate::runner::{Phase, Runner};
@@ -108,6 +109,10 @@ pub struct SuiteConfig {
     pub quick: bool,
     /// How many times the suite runs (see [`SuiteOptions::repeat`]).
     pub repeat: usize,
+    /// Whether each engine runs in this process or a child of its own.
+    pub isolation: Isolation,
+    /// Whether the page cache is dropped before each engine run.
+    pub page_cache: PageCache,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -178,6 +183,8 @@ impl SuiteOptions {
             progress: self.progress,
             quick: self.quick,
             repeat: self.repeat,
+            isolation: Isolation::InProcess,
+            page_cache: PageCache::Kept,
         })
     }
 
@@ -384,6 +391,11 @@ pub struct SuiteResult {
     pub runs: Vec<EngineRun>,
     /// Every run of every engine, in the order of `runs`: `repeats[i]` are `runs[i].engine`'s.
     pub repeats: Vec<Vec<EngineRun>>,
+    /// Whether each engine ran in a process of its own.
+    pub isolated: bool,
+    /// What became of the page cache before each engine run: `None` if it was left alone,
+    /// else whether dropping it worked (and why not).
+    pub page_cache: Option<std::result::Result<(), String>>,
     /// Wall-clock seconds of the whole suite.
     pub seconds: f64,
     /// The 1-minute load average when the suite ended (the machine description has the one at
@@ -405,9 +417,14 @@ pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> R
     let machine = Machine::describe(&config.data_dir);
     let count = config.engines.len();
     let mut repeats: Vec<Vec<EngineRun>> = vec![Vec::new(); count];
+    let mut page_cache = None;
     for round in 0..config.repeat.max(1) {
         for i in (0..count).map(|k| (k + round) % count) {
-            repeats[i].push(run_engine(config, &config.engines[i], on_event)?);
+            if config.page_cache == PageCache::Dropped {
+                let dropped = isolation::drop_page_cache();
+                page_cache = Some(page_cache.unwrap_or(Ok(())).and(dropped));
+            }
+            repeats[i].push(run_isolated(config, &config.engines[i], on_event)?);
         }
     }
     let runs = repeats.iter().map(|r| median_run(r)).collect();
@@ -419,6 +436,8 @@ pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> R
         phases: config.phases.clone(),
         runs,
         repeats,
+        isolated: matches!(config.isolation, Isolation::Child { .. }),
+        page_cache,
         seconds: started.elapsed().as_secs_f64(),
         load_average_end: crate::machine::load_average(),
         command: None,
@@ -446,6 +465,19 @@ impl SuiteResult {
     /// How many times each engine ran.
     pub fn repeat_count(&self) -> usize {
         self.repeats.iter().map(Vec::len).max().unwrap_or(1).max(1)
+    }
+}
+
+fn run_isolated(
+    config: &SuiteConfig,
+    entry: &EngineEntry,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<EngineRun> {
+    match &config.isolation {
+        Isolation::InProcess => run_engine(config, entry, on_event),
+        Isolation::Child { program, args } => {
+            isolation::run_in_child(program, args, entry, &config.data_dir)
+        }
     }
 }
 

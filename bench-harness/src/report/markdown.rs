@@ -88,6 +88,7 @@ fn header(md: &mut String, result: &SuiteResult) {
         },
     );
     let _ = writeln!(md, "{}\n", repeats_line(result.repeat_count()));
+    let _ = writeln!(md, "{}\n", isolation_line(result));
     if let Some(command) = &result.command {
         let _ = writeln!(md, "Command: `{command}`.\n");
     }
@@ -107,6 +108,24 @@ fn repeats_line(repeats: usize) -> String {
              engine's median run (by total phase time)."
         )
     }
+}
+
+/// Where each engine ran, and whether it started with a cold page cache.
+fn isolation_line(result: &SuiteResult) -> String {
+    let process = if result.isolated {
+        "Each engine run had a **process of its own** (no shared allocator, resident memory or \
+         warmed state)"
+    } else {
+        "The engines ran **in one process**, one after another (`--in-process`): a later \
+         engine inherits the allocator's retained memory and the page cache the earlier ones \
+         warmed"
+    };
+    let cache = match &result.page_cache {
+        Some(Ok(())) => "; the OS page cache was **dropped** before each engine run.".to_string(),
+        Some(Err(why)) => format!("; the page cache could **not** be dropped ({why})."),
+        None => "; the page cache was left as it was (`--keep-page-cache`).".to_string(),
+    };
+    format!("{process}{cache}")
 }
 
 /// Whether every engine saw the same operation counts, phase by phase (and, single-threaded,
@@ -226,12 +245,10 @@ its default) unless `--bitcask-file-size` says otherwise: with 128 MiB files a d
 this size would sit in one or two files and never merge.\n\
 - **Compaction cost** is the engine's count, wall and CPU time of compactions or merges and \
 the seam's `Compaction` bytes read and written; **stalls** are the engine's own count.\n\
-- **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened. The \
-engines run one after another in one process, and the allocator keeps memory that earlier \
-engines freed: a later engine starts from a higher RSS (which inflates its peak) and can reuse \
-that memory without growing (which deflates its growth since open, the headline's \"RSS \
-growth\"). Neither isolates one engine exactly; read them as rough (or run \
-`compare --engines NAME` once per engine for a clean peak), and the engine's own **index \
-memory** (keydir, or bloom filters, indexes and memtables) as exact.\n\
+- **Peak RSS** is VmHWM from `/proc/self/status` of the process the engine ran in, reset when \
+the engine is opened. With each engine in a process of its own (the default) it is that \
+engine's alone; with `--in-process` the allocator keeps memory that earlier engines freed, so \
+a later engine's peak and growth are rough. The engine's own **index memory** (keydir, or \
+bloom filters, indexes and memtables) is exact either way.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";

@@ -28,6 +28,7 @@ fn quick_run_writes_every_report_file() -> Result<(), Box<dyn std::error::Error>
         "3000",
         "--engines",
         "reference",
+        "--keep-page-cache",
         "--out",
         out_dir.to_str().ok_or("path")?,
         "--data-dir",
@@ -199,5 +200,10 @@ fn repeats_rotate_the_order_and_report_the_spread() -> Result<(), Box<dyn std::e
     }
     let md = std::fs::read_to_string(out_dir.join("report.md"))?;
     assert!(md.contains("**median (min–max)** of the 2 runs"), "{md}");
+    assert!(md.contains("**process of its own**"), "{md}");
+    assert!(
+        md.contains("page cache was **dropped**") || md.contains("could **not** be dropped"),
+        "{md}"
+    );
     Ok(())
 }
