@@ -79,6 +79,12 @@ struct CompareArgs {
     /// reported as the median with its minimum and maximum.
     #[arg(long, default_value_t = 1)]
     repeat: u64,
+    /// Open loop: issue every phase's operations at this many per second in total, on a fixed
+    /// schedule, and measure each latency from the operation's intended start (so a stall
+    /// counts against every request that would have queued behind it). Default: the closed
+    /// loop, each thread issuing its next operation when the last is answered.
+    #[arg(long)]
+    rate: Option<u64>,
     /// Run every engine in this process, one after another (default: each engine run in a
     /// child process of its own, so none inherits another's allocator, memory or cache).
     #[arg(long)]
@@ -107,6 +113,9 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     }
     if let Some(ops) = args.ops {
         push("--ops", ops.to_string());
+    }
+    if let Some(rate) = args.rate {
+        push("--rate", rate.to_string());
     }
     if let Some(dir) = &args.data_dir {
         push("--data-dir", dir.display().to_string());
@@ -200,6 +209,8 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         bitcask_file_size: args.bitcask_file_size,
         repeat: to_usize("--repeat", args.repeat)?,
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        rate: args.rate.map(|r| r as f64),
     })
 }
 

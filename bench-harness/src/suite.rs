@@ -67,6 +67,9 @@ pub struct SuiteOptions {
     pub bitcask_file_size: Option<u64>,
     /// How many times the whole suite runs, the engine order rotated each time.
     pub repeat: usize,
+    /// Operations per second for every phase, in the open loop; `None` for the closed loop
+    /// (see [`Phase::rate`]).
+    pub rate: Option<f64>,
 }
 
 impl Default for SuiteOptions {
@@ -86,6 +89,7 @@ impl Default for SuiteOptions {
             progress: false,
             bitcask_file_size: None,
             repeat: 1,
+            rate: None,
         }
     }
 }
@@ -170,7 +174,14 @@ impl SuiteOptions {
         if let Some(ops) = self.ops {
             check_range("--ops", ops, 1, MAX_OPS)?;
         }
-        let phases = self.phases(dataset.key_count)?;
+        if let Some(rate) = self.rate {
+            check_range("--rate", rate as u64, 1, 1_000_000_000)?;
+        }
+        let phases: Vec<Phase> = self
+            .phases(dataset.key_count)?
+            .into_iter()
+            .map(|p| p.at_rate(self.rate))
+            .collect();
         check_key_size(&dataset, &phases)?;
         let data_dir = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
         check_data_dir(&data_dir)?;
