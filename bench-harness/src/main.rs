@@ -85,6 +85,10 @@ struct CompareArgs {
     /// loop, each thread issuing its next operation when the last is answered.
     #[arg(long)]
     rate: Option<u64>,
+    /// Drop the OS page cache before every read-only phase (readrandom, readmissing, readseq,
+    /// seekrandom, ycsb-c), so their reads come from the device (Linux, as root).
+    #[arg(long)]
+    cold: bool,
     /// Run every engine in this process, one after another (default: each engine run in a
     /// child process of its own, so none inherits another's allocator, memory or cache).
     #[arg(long)]
@@ -129,6 +133,7 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
     out.extend(args.quick.then(|| "--quick".to_string()));
+    out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
     out
 }
@@ -211,6 +216,7 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         repeat: to_usize("--repeat", args.repeat)?,
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
         rate: args.rate.map(|r| r as f64),
+        cold: args.cold,
     })
 }
 

@@ -28,6 +28,14 @@ pub const MAX_KEY_SIZE: usize = 1024;
 pub const MAX_VALUE_SIZE: usize = 1 << 20;
 /// Largest data set accepted (keys × record size), in bytes.
 pub const MAX_DATASET_BYTES: u64 = 64 << 30;
+/// The workloads that only read: `--cold` starts each of them with an empty page cache.
+pub const READ_ONLY: [&str; 5] = [
+    "readrandom",
+    "readmissing",
+    "readseq",
+    "seekrandom",
+    "ycsb-c",
+];
 /// Most repeats accepted.
 pub const MAX_REPEAT: usize = 50;
 /// Largest operation count accepted for one phase.
@@ -70,6 +78,8 @@ pub struct SuiteOptions {
     /// Operations per second for every phase, in the open loop; `None` for the closed loop
     /// (see [`Phase::rate`]).
     pub rate: Option<f64>,
+    /// Drop the OS page cache before every read-only phase (Linux, root).
+    pub cold: bool,
 }
 
 impl Default for SuiteOptions {
@@ -90,6 +100,7 @@ impl Default for SuiteOptions {
             bitcask_file_size: None,
             repeat: 1,
             rate: None,
+            cold: false,
         }
     }
 }
@@ -180,8 +191,19 @@ impl SuiteOptions {
         let phases: Vec<Phase> = self
             .phases(dataset.key_count)?
             .into_iter()
-            .map(|p| p.at_rate(self.rate))
+            .map(|p| {
+                let cold = self.cold && READ_ONLY.contains(&p.workload.name.as_str());
+                p.at_rate(self.rate).cold(cold)
+            })
             .collect();
+        if self.cold {
+            isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!(
+                    "--cold drops the page cache before each read phase, which needs Linux \
+                     and root: {why}"
+                ))
+            })?;
+        }
         check_key_size(&dataset, &phases)?;
         let data_dir = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
         check_data_dir(&data_dir)?;

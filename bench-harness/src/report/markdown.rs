@@ -193,9 +193,17 @@ fn phases(md: &mut String, result: &SuiteResult) {
             }
             _ => p.ops.to_string(),
         };
+        let cold = if p.cold {
+            ", page cache dropped first"
+        } else {
+            ""
+        };
+        let rate = p.rate.map_or(String::new(), |r| {
+            format!(", open loop at {} ops/s", num(r))
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {ops} | {} |",
+            "| {} | {}{cold}{rate} | {ops} | {} |",
             p.label, p.workload.name, p.threads
         );
     }
@@ -249,7 +257,9 @@ logical bytes: the live keys the harness counts from acknowledged writes, times 
 size. The peak is the largest value sampled once a second.\n\
 - **Read amplification** is storage reads through the seam (`UserRead` class) per get, in \
 phases whose reads are all gets; these are `pread` calls, and the OS page cache may serve \
-them.\n\
+them. The device row, for every engine, is `/proc/self/io` `read_bytes` per get: what really \
+came from the device. With `--cold` the page cache is dropped before each read-only phase, so \
+those reads and their latency measure the device.\n\
 - **Bitcask's data files** are sized to an eighth of the data set (between 1 and 128 MiB, \
 its default) unless `--bitcask-file-size` says otherwise: with 128 MiB files a data set of \
 this size would sit in one or two files and never merge.\n\

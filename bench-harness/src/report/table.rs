@@ -382,7 +382,7 @@ fn rss_growth_mb(r: &EngineRun) -> f64 {
 /// Read amplification of every get-only phase, engines side by side: seam reads and bytes per
 /// get.
 pub fn read_amp_table(result: &SuiteResult) -> Table {
-    let mut header = vec!["per get (seam)".to_string()];
+    let mut header = vec!["per get".to_string()];
     header.extend(result.runs.iter().map(|r| r.engine.clone()));
     let get_phases = result.phases.iter().filter(|phase| {
         result
@@ -404,6 +404,16 @@ pub fn read_amp_table(result: &SuiteResult) -> Table {
         rows.push(row(&format!("{label}: bytes"), result, move |r| {
             amp(r).map(|ra| ra.seam_bytes_per_get)
         }));
+        // Every engine, peers included: what the process fetched from the device.
+        rows.push(row(
+            &format!("{label}: device bytes (/proc)"),
+            result,
+            move |r| {
+                phase_of(r, label)
+                    .and_then(|p| p.read_amp)
+                    .map(|ra| ra.device_bytes_per_get)
+            },
+        ));
     }
     Table { header, rows }
 }

@@ -47,6 +47,10 @@ pub struct Phase {
     /// thread issues its next operation when the last is answered).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
+    /// Whether the OS page cache is dropped just before the phase, so its reads come from the
+    /// device (`--cold`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
 }
 
 impl Phase {
@@ -58,7 +62,14 @@ impl Phase {
             ops,
             threads,
             rate: None,
+            cold: false,
         }
+    }
+
+    /// The same phase started with a cold page cache (see [`Phase::cold`]).
+    pub fn cold(mut self, cold: bool) -> Self {
+        self.cold = cold;
+        self
     }
 
     /// The same phase in the open loop at `rate` operations per second (see [`Phase::rate`]).
@@ -190,6 +201,11 @@ impl Runner {
         self.live.grow(capacity);
         self.next_insert = capacity;
         self.phases_run += 1;
+        if phase.cold {
+            crate::isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!("cannot start '{}' cold: {why}", phase.label))
+            })?;
+        }
         let before = Snapshot::take(self.engine.as_ref(), &self.dir);
         let (tally, compact_summary) = self.drive(phase, &plan)?;
         let after = Snapshot::take(self.engine.as_ref(), &self.dir);

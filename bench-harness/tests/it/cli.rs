@@ -207,3 +207,40 @@ fn repeats_rotate_the_order_and_report_the_spread() -> Result<(), Box<dyn std::e
     );
     Ok(())
 }
+
+#[test]
+fn cold_reads_drop_the_page_cache_or_say_why_not() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let out_dir = tmp.path().join("report");
+    let out = harness(&[
+        "compare",
+        "--keys",
+        "2000",
+        "--workloads",
+        "readrandom",
+        "--engines",
+        "bitcask",
+        "--cold",
+        "--out",
+        out_dir.to_str().ok_or("path")?,
+        "--data-dir",
+        tmp.path().to_str().ok_or("path")?,
+    ]);
+    if out.status.success() {
+        let md = std::fs::read_to_string(out_dir.join("report.md"))?;
+        assert!(
+            md.contains("| readrandom | readrandom, page cache dropped first |"),
+            "{md}"
+        );
+        assert!(md.contains("readrandom: device bytes (/proc)"), "{md}");
+    } else {
+        // Not root, or not Linux: refused before anything ran, with the reason.
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("--cold drops the page cache"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    Ok(())
+}
