@@ -15,17 +15,35 @@ use lsm_engine::{LsmEngine, LsmOptions};
 
 use crate::error::{HarnessError, Result};
 
-/// The LSM knobs every LSM in a comparison shares (ours and the peers).
+/// The LSM knobs every LSM in a comparison shares (ours and the peers): the caches and blocks,
+/// and the tree's shape, so that write amplification compares algorithms rather than shapes.
+/// Each peer adapter maps every knob it has and says in its settings which it cannot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LsmTuning {
     /// Memtable (write buffer) size in bytes.
     pub memtable_bytes: usize,
+    /// Sealed memtables that may wait for flush before writes stop.
+    pub max_immutable_memtables: usize,
     /// Data block size in bytes.
     pub block_bytes: usize,
     /// Bloom filter bits per key.
     pub bloom_bits_per_key: u32,
     /// Block cache size in bytes.
     pub block_cache_bytes: usize,
+    /// Target size of one table file written by compaction.
+    pub target_file_bytes: u64,
+    /// Target size of the base level (the first level below L0).
+    pub max_bytes_for_level_base: u64,
+    /// Size ratio between adjacent levels.
+    pub level_size_multiplier: u64,
+    /// L0 table count that triggers an L0 compaction.
+    pub l0_compaction_trigger: usize,
+    /// L0 table count at which writes slow down.
+    pub l0_slowdown_trigger: usize,
+    /// L0 table count at which writes stop.
+    pub l0_stop_trigger: usize,
+    /// Compactions that may run at once.
+    pub max_background_compactions: usize,
 }
 
 impl Default for LsmTuning {
@@ -34,9 +52,17 @@ impl Default for LsmTuning {
         let ours = LsmOptions::default();
         LsmTuning {
             memtable_bytes: ours.memtable_bytes,
+            max_immutable_memtables: ours.max_immutable_memtables,
             block_bytes: ours.block_bytes,
             bloom_bits_per_key: ours.bloom_bits_per_key,
             block_cache_bytes: ours.block_cache_bytes,
+            target_file_bytes: ours.target_file_bytes,
+            max_bytes_for_level_base: ours.max_bytes_for_level_base,
+            level_size_multiplier: ours.level_size_multiplier,
+            l0_compaction_trigger: ours.l0_compaction_trigger,
+            l0_slowdown_trigger: ours.l0_slowdown_trigger,
+            l0_stop_trigger: ours.l0_stop_trigger,
+            max_background_compactions: ours.max_background_compactions,
         }
     }
 }
@@ -129,12 +155,21 @@ fn bitcask_settings(config: &EngineConfig) -> Vec<(String, String)> {
 }
 
 fn lsm_options(config: &EngineConfig) -> LsmOptions {
+    let t = &config.lsm;
     LsmOptions {
         common: config.common(),
-        memtable_bytes: config.lsm.memtable_bytes,
-        block_bytes: config.lsm.block_bytes,
-        bloom_bits_per_key: config.lsm.bloom_bits_per_key,
-        block_cache_bytes: config.lsm.block_cache_bytes,
+        memtable_bytes: t.memtable_bytes,
+        max_immutable_memtables: t.max_immutable_memtables,
+        block_bytes: t.block_bytes,
+        bloom_bits_per_key: t.bloom_bits_per_key,
+        block_cache_bytes: t.block_cache_bytes,
+        target_file_bytes: t.target_file_bytes,
+        max_bytes_for_level_base: t.max_bytes_for_level_base,
+        level_size_multiplier: t.level_size_multiplier,
+        l0_compaction_trigger: t.l0_compaction_trigger,
+        l0_slowdown_trigger: t.l0_slowdown_trigger,
+        l0_stop_trigger: t.l0_stop_trigger,
+        max_background_compactions: t.max_background_compactions,
         ..LsmOptions::default()
     }
 }
@@ -161,6 +196,7 @@ fn lsm_settings(config: &EngineConfig) -> Vec<(String, String)> {
                 o.l0_compaction_trigger, o.l0_slowdown_trigger, o.l0_stop_trigger
             ),
         ),
+        setting("max_immutable_memtables", o.max_immutable_memtables),
         setting("max_background_compactions", o.max_background_compactions),
         setting("max_subcompactions", o.max_subcompactions),
         setting("compression", "none"),
@@ -226,7 +262,7 @@ pub fn find(name: &str) -> Result<EngineEntry> {
         return Ok(entry);
     }
     let hint = match wanted.as_str() {
-        "fjall" | "rocksdb" => format!(
+        "fjall" | "rocksdb" | "redb" => format!(
             " ({wanted} is a peer behind a cargo feature: build with `--features {wanted}`)"
         ),
         _ => String::new(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench_harness::isolation::{self, Isolation, PageCache};
 use bench_harness::report::{self, table};
 use bench_harness::suite::{self, Event, SuiteOptions, SuiteResult};
 use bench_harness::workload::WORKLOAD_NAMES;
@@ -23,6 +24,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
 enum Command {
     /// Run the suite against every engine and write a report (the default command).
     Compare(CompareArgs),
@@ -73,9 +75,67 @@ struct CompareArgs {
     /// Bitcask data file size in bytes (default: an eighth of the data set, 1 to 128 MiB).
     #[arg(long)]
     bitcask_file_size: Option<u64>,
+    /// Run the whole suite this many times, rotating the engine order; every figure is then
+    /// reported as the median with its minimum and maximum.
+    #[arg(long, default_value_t = 1)]
+    repeat: u64,
+    /// Open loop: issue every phase's operations at this many per second in total, on a fixed
+    /// schedule, and measure each latency from the operation's intended start (so a stall
+    /// counts against every request that would have queued behind it). Default: the closed
+    /// loop, each thread issuing its next operation when the last is answered.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Drop the OS page cache before every read-only phase (readrandom, readmissing, readseq,
+    /// seekrandom, ycsb-c), so their reads come from the device (Linux, as root).
+    #[arg(long)]
+    cold: bool,
+    /// Run every engine in this process, one after another (default: each engine run in a
+    /// child process of its own, so none inherits another's allocator, memory or cache).
+    #[arg(long)]
+    in_process: bool,
+    /// Leave the OS page cache alone (default: drop it before each engine run where the OS
+    /// allows it: Linux, as root; the report says whether it could).
+    #[arg(long)]
+    keep_page_cache: bool,
     /// No progress bars.
     #[arg(long)]
     no_progress: bool,
+    /// Internal: run as the child process of an isolated run, writing the one engine's run here.
+    #[arg(long, hide = true)]
+    child_result: Option<PathBuf>,
+}
+
+/// The options a child process needs to run the same suite against one engine.
+fn child_args(args: &CompareArgs) -> Vec<String> {
+    let mut out: Vec<String> = vec!["compare".into()];
+    let mut push = |flag: &str, value: String| out.extend([flag.to_string(), value]);
+    if let Some(keys) = args.keys {
+        push("--keys", keys.to_string());
+    }
+    if let Some(workloads) = &args.workloads {
+        push("--workloads", workloads.join(","));
+    }
+    if let Some(ops) = args.ops {
+        push("--ops", ops.to_string());
+    }
+    if let Some(rate) = args.rate {
+        push("--rate", rate.to_string());
+    }
+    if let Some(dir) = &args.data_dir {
+        push("--data-dir", dir.display().to_string());
+    }
+    if let Some(bytes) = args.bitcask_file_size {
+        push("--bitcask-file-size", bytes.to_string());
+    }
+    push("--key-size", args.key_size.to_string());
+    push("--value-size", args.value_size.to_string());
+    push("--threads", args.threads.to_string());
+    push("--sync", args.sync.label());
+    push("--seed", args.seed.to_string());
+    out.extend(args.quick.then(|| "--quick".to_string()));
+    out.extend(args.cold.then(|| "--cold".to_string()));
+    out.extend(args.no_progress.then(|| "--no-progress".to_string()));
+    out
 }
 
 fn parse_sync(text: &str) -> Result<SyncPolicy, String> {
@@ -153,11 +213,40 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         data_dir: args.data_dir.clone(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         bitcask_file_size: args.bitcask_file_size,
+        repeat: to_usize("--repeat", args.repeat)?,
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        rate: args.rate.map(|r| r as f64),
+        cold: args.cold,
     })
 }
 
-fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
+/// The child side of an isolated run: the suite against its one engine, the run written back.
+fn child(args: &CompareArgs, result_file: &Path) -> Result<(), HarnessError> {
     let config = options(args)?.build()?;
+    let result = suite::run_suite(&config, &mut print_event)?;
+    let run = result
+        .runs
+        .first()
+        .ok_or_else(|| HarnessError::invalid("no engine to run"))?;
+    isolation::write_result(run, result_file)
+}
+
+fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
+    if let Some(file) = &args.child_result {
+        return child(args, file);
+    }
+    let mut config = options(args)?.build()?;
+    if !args.in_process {
+        let program = std::env::current_exe()
+            .map_err(|e| HarnessError::io("find the harness binary", "current_exe", e))?;
+        config.isolation = Isolation::Child {
+            program,
+            args: child_args(args),
+        };
+    }
+    if !args.keep_page_cache {
+        config.page_cache = PageCache::Dropped;
+    }
     report::check_output_dir(&args.out)?;
     let names: Vec<&str> = config.engines.iter().map(|e| e.name).collect();
     eprintln!(
@@ -174,6 +263,7 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
     let features: Vec<&str> = [
         ("fjall", cfg!(feature = "fjall")),
         ("rocksdb", cfg!(feature = "rocksdb")),
+        ("redb", cfg!(feature = "redb")),
     ]
     .iter()
     .filter_map(|(name, on)| on.then_some(*name))

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::engines::{self, EngineConfig, EngineEntry};
 use crate::error::{HarnessError, Result};
+use crate::isolation::{self, Isolation, PageCache};
 use crate::machine::Machine;
 use crate::metrics::{EngineRun, PhaseSummary};
 use crate::runner::{Phase, Runner};
@@ -27,6 +28,16 @@ pub const MAX_KEY_SIZE: usize = 1024;
 pub const MAX_VALUE_SIZE: usize = 1 << 20;
 /// Largest data set accepted (keys × record size), in bytes.
 pub const MAX_DATASET_BYTES: u64 = 64 << 30;
+/// The workloads that only read: `--cold` starts each of them with an empty page cache.
+pub const READ_ONLY: [&str; 5] = [
+    "readrandom",
+    "readmissing",
+    "readseq",
+    "seekrandom",
+    "ycsb-c",
+];
+/// Most repeats accepted.
+pub const MAX_REPEAT: usize = 50;
 /// Largest operation count accepted for one phase.
 pub const MAX_OPS: u64 = 10_000_000_000;
 /// Most worker threads accepted.
@@ -62,6 +73,13 @@ pub struct SuiteOptions {
     /// Bitcask's data file size; `None` sizes files to the data set
     /// ([`EngineConfig::bitcask_file_size_for`]).
     pub bitcask_file_size: Option<u64>,
+    /// How many times the whole suite runs, the engine order rotated each time.
+    pub repeat: usize,
+    /// Operations per second for every phase, in the open loop; `None` for the closed loop
+    /// (see [`Phase::rate`]).
+    pub rate: Option<f64>,
+    /// Drop the OS page cache before every read-only phase (Linux, root).
+    pub cold: bool,
 }
 
 impl Default for SuiteOptions {
@@ -80,6 +98,9 @@ impl Default for SuiteOptions {
             data_dir: None,
             progress: false,
             bitcask_file_size: None,
+            repeat: 1,
+            rate: None,
+            cold: false,
         }
     }
 }
@@ -101,6 +122,12 @@ pub struct SuiteConfig {
     pub progress: bool,
     /// Whether this is the quick suite.
     pub quick: bool,
+    /// How many times the suite runs (see [`SuiteOptions::repeat`]).
+    pub repeat: usize,
+    /// Whether each engine runs in this process or a child of its own.
+    pub isolation: Isolation,
+    /// Whether the page cache is dropped before each engine run.
+    pub page_cache: PageCache,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -154,10 +181,29 @@ impl SuiteOptions {
     pub fn build(&self) -> Result<SuiteConfig> {
         let dataset = self.dataset()?;
         check_range("--threads", self.threads as u64, 1, MAX_THREADS as u64)?;
+        check_range("--repeat", self.repeat as u64, 1, MAX_REPEAT as u64)?;
         if let Some(ops) = self.ops {
             check_range("--ops", ops, 1, MAX_OPS)?;
         }
-        let phases = self.phases(dataset.key_count)?;
+        if let Some(rate) = self.rate {
+            check_range("--rate", rate as u64, 1, 1_000_000_000)?;
+        }
+        let phases: Vec<Phase> = self
+            .phases(dataset.key_count)?
+            .into_iter()
+            .map(|p| {
+                let cold = self.cold && READ_ONLY.contains(&p.workload.name.as_str());
+                p.at_rate(self.rate).cold(cold)
+            })
+            .collect();
+        if self.cold {
+            isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!(
+                    "--cold drops the page cache before each read phase, which needs Linux \
+                     and root: {why}"
+                ))
+            })?;
+        }
         check_key_size(&dataset, &phases)?;
         let data_dir = self.data_dir.clone().unwrap_or_else(std::env::temp_dir);
         check_data_dir(&data_dir)?;
@@ -169,6 +215,9 @@ impl SuiteOptions {
             data_dir,
             progress: self.progress,
             quick: self.quick,
+            repeat: self.repeat,
+            isolation: Isolation::InProcess,
+            page_cache: PageCache::Kept,
         })
     }
 
@@ -370,8 +419,16 @@ pub struct SuiteResult {
     pub quick: bool,
     /// The phases, in order.
     pub phases: Vec<Phase>,
-    /// Every engine's run, in run order.
+    /// Every engine's median run (by the sum of its phases' durations), in the order of the
+    /// first repeat: what the charts draw.
     pub runs: Vec<EngineRun>,
+    /// Every run of every engine, in the order of `runs`: `repeats[i]` are `runs[i].engine`'s.
+    pub repeats: Vec<Vec<EngineRun>>,
+    /// Whether each engine ran in a process of its own.
+    pub isolated: bool,
+    /// What became of the page cache before each engine run: `None` if it was left alone,
+    /// else whether dropping it worked (and why not).
+    pub page_cache: Option<std::result::Result<(), String>>,
     /// Wall-clock seconds of the whole suite.
     pub seconds: f64,
     /// The 1-minute load average when the suite ended (the machine description has the one at
@@ -382,17 +439,28 @@ pub struct SuiteResult {
 }
 
 /// Runs every phase against every engine, each engine in a fresh temporary directory under the
-/// data directory (removed afterwards), one engine at a time.
+/// data directory (removed afterwards), one engine at a time; `repeat` times over, the engine
+/// order rotated by one each time so that no engine always runs first (or last, after the
+/// others have warmed the machine).
 ///
 /// # Errors
 /// The first engine error, wrong answer or I/O failure; nothing is reported for a failed suite.
 pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> Result<SuiteResult> {
     let started = Instant::now();
     let machine = Machine::describe(&config.data_dir);
-    let mut runs = Vec::new();
-    for entry in &config.engines {
-        runs.push(run_engine(config, entry, on_event)?);
+    let count = config.engines.len();
+    let mut repeats: Vec<Vec<EngineRun>> = vec![Vec::new(); count];
+    let mut page_cache = None;
+    for round in 0..config.repeat.max(1) {
+        for i in (0..count).map(|k| (k + round) % count) {
+            if config.page_cache == PageCache::Dropped {
+                let dropped = isolation::drop_page_cache();
+                page_cache = Some(page_cache.unwrap_or(Ok(())).and(dropped));
+            }
+            repeats[i].push(run_isolated(config, &config.engines[i], on_event)?);
+        }
     }
+    let runs = repeats.iter().map(|r| median_run(r)).collect();
     Ok(SuiteResult {
         machine,
         dataset: config.dataset,
@@ -400,10 +468,50 @@ pub fn run_suite(config: &SuiteConfig, on_event: &mut dyn FnMut(Event<'_>)) -> R
         quick: config.quick,
         phases: config.phases.clone(),
         runs,
+        repeats,
+        isolated: matches!(config.isolation, Isolation::Child { .. }),
+        page_cache,
         seconds: started.elapsed().as_secs_f64(),
         load_average_end: crate::machine::load_average(),
         command: None,
     })
+}
+
+/// The run whose total phase time is the median of an engine's repeats.
+fn median_run(repeats: &[EngineRun]) -> EngineRun {
+    let total = |r: &EngineRun| r.phases.iter().map(|p| p.seconds).sum::<f64>();
+    repeats[crate::report::spread::median_index(repeats, total)].clone()
+}
+
+impl SuiteResult {
+    /// Each engine's repeats, in the order of [`SuiteResult::runs`] (its one run where the
+    /// result holds no repeats).
+    pub fn engine_repeats(&self) -> impl Iterator<Item = &[EngineRun]> {
+        self.runs.iter().enumerate().map(|(i, run)| {
+            self.repeats
+                .get(i)
+                .filter(|r| !r.is_empty())
+                .map_or(std::slice::from_ref(run), Vec::as_slice)
+        })
+    }
+
+    /// How many times each engine ran.
+    pub fn repeat_count(&self) -> usize {
+        self.repeats.iter().map(Vec::len).max().unwrap_or(1).max(1)
+    }
+}
+
+fn run_isolated(
+    config: &SuiteConfig,
+    entry: &EngineEntry,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<EngineRun> {
+    match &config.isolation {
+        Isolation::InProcess => run_engine(config, entry, on_event),
+        Isolation::Child { program, args } => {
+            isolation::run_in_child(program, args, entry, &config.data_dir)
+        }
+    }
 }
 
 fn run_engine(

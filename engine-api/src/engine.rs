@@ -259,7 +259,7 @@ fn owned<K: AsRef<[u8]> + ?Sized>(bound: Bound<&K>) -> Bound<Vec<u8>> {
 pub type Scan<'a> = Box<dyn Iterator<Item = Result<(Value, Value)>> + Send + 'a>;
 
 /// What one [`Engine::compact`] call (or one background compaction or merge) did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct CompactionSummary {
     /// Compaction jobs or merges run.

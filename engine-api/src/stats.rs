@@ -7,7 +7,7 @@ use serde::ser::{SerializeMap, Serializer};
 use crate::storage::IoClass;
 
 /// I/O of one [`IoClass`], as counted by [`crate::CountingStorage`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClassIo {
     /// Bytes appended.
     pub bytes_written: u64,
@@ -103,6 +103,42 @@ impl serde::Serialize for IoStats {
         map.serialize_entry("files_created", &self.files_created)?;
         map.serialize_entry("files_removed", &self.files_removed)?;
         map.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IoStats {
+    /// Reads what [`IoStats`]'s `Serialize` writes (a harness reads a child process's report);
+    /// a class missing from the map counts zero.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut map: std::collections::BTreeMap<String, io_stats_serde::Field> =
+            serde::Deserialize::deserialize(deserializer)?;
+        let mut io = IoStats::default();
+        for class in IoClass::ALL {
+            if let Some(io_stats_serde::Field::Class(c)) = map.remove(class.name()) {
+                io.set(class, c);
+            }
+        }
+        let count =
+            |map: &mut std::collections::BTreeMap<String, io_stats_serde::Field>, k| match map
+                .remove(k)
+            {
+                Some(io_stats_serde::Field::Count(n)) => n,
+                _ => 0,
+            };
+        io.dir_syncs = count(&mut map, "dir_syncs");
+        io.files_created = count(&mut map, "files_created");
+        io.files_removed = count(&mut map, "files_removed");
+        Ok(io)
+    }
+}
+
+/// The two shapes of an [`IoStats`] map entry.
+mod io_stats_serde {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum Field {
+        Class(super::ClassIo),
+        Count(u64),
     }
 }
 

@@ -4,7 +4,7 @@
 //! logical bytes; read amplification is storage reads per get.
 
 use engine_api::{IoClass, IoStats, ratio};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::process::ProcIo;
 
@@ -13,7 +13,7 @@ use super::process::ProcIo;
 /// Seam views come from [`engine_api::Stats::io`], counted below the engine by
 /// [`engine_api::CountingStorage`]; process views from `/proc/self/io`, for engines without a
 /// seam (the peers) and as a cross-check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriteAmplification {
     /// The denominator: key and value bytes the workload put (a delete counts its key).
     pub user_bytes: u64,
@@ -69,7 +69,7 @@ pub fn space_amplification(disk_bytes: u64, live_keys: u64, record_bytes: u64) -
 }
 
 /// Read amplification of a stretch of gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadAmplification {
     /// Gets issued (hits and misses; a read-modify-write counts one).
     pub gets: u64,

@@ -11,14 +11,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use engine_api::{CompactionSummary, Engine, IoClass, IoStats, Stats};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::amplification::{ReadAmplification, WriteAmplification};
 use self::latency::LatencySummary;
 use self::process::{CpuTime, Memory, ProcIo};
 
 /// Operation counts of a stretch of a phase, kept by the worker threads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpCounts {
     /// Operations issued (a read-modify-write counts one).
     pub ops: u64,
@@ -87,7 +87,7 @@ impl Snapshot {
 }
 
 /// Compaction or merge work over a stretch of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompactionCost {
     /// Compactions or merges completed.
     pub count: u64,
@@ -126,7 +126,7 @@ impl CompactionCost {
 }
 
 /// Writer stalls over a stretch of a run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StallCost {
     /// Writes delayed or stopped.
     pub count: u64,
@@ -149,7 +149,7 @@ impl StallCost {
 }
 
 /// Everything measured in one phase of one engine's run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PhaseSummary {
     /// The phase's label (unique within a run).
     pub phase: String,
@@ -206,7 +206,7 @@ pub struct PhaseSummary {
 }
 
 /// One second (or the last, shorter stretch) of a phase.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IntervalRecord {
     /// The engine.
     pub engine: String,
@@ -246,7 +246,7 @@ pub struct IntervalRecord {
 }
 
 /// Whole-run figures for one engine: from open to the end of the last phase.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunTotals {
     /// Seconds of phases.
     pub seconds: f64,
@@ -279,7 +279,7 @@ pub struct RunTotals {
 }
 
 /// One engine's whole run: its settings, every phase, every interval, the totals.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EngineRun {
     /// The engine's name.
     pub engine: String,

@@ -6,10 +6,10 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The counters of `/proc/self/io` (see proc_pid_io(5)).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcIo {
     /// Bytes passed to read-family calls (page cache hits included).
     pub rchar: u64,
@@ -77,7 +77,7 @@ fn fields(text: &str) -> impl Iterator<Item = (&str, u64)> {
 }
 
 /// Resident memory of this process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Memory {
     /// Current resident set (VmRSS), bytes.
     pub rss_bytes: u64,
@@ -115,7 +115,7 @@ pub fn reset_peak_rss() -> bool {
 }
 
 /// CPU time this process has used, in seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct CpuTime {
     /// User time.
     pub user_s: f64,

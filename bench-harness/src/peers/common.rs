@@ -1,4 +1,4 @@
-//! What the peer adapters share: user-traffic counters, error conversion, and chunked scans.
+//! What the peer adapters share: user-traffic counters, error conversion and settings lines.
 
 use std::fmt::Display;
 use std::path::Path;
@@ -28,68 +28,7 @@ pub(crate) fn peer_error(op: &'static str, dir: &Path, e: impl Display) -> engin
     engine_api::Error::io(op, dir, std::io::Error::other(e.to_string()))
 }
 
-use std::collections::VecDeque;
-use std::ops::Bound;
-
-use engine_api::Value;
-
-/// Reads up to `limit` pairs from `start` (to `end`) in key order.
-pub(crate) type ChunkReader = Box<
-    dyn FnMut(&Bound<Vec<u8>>, &Bound<Vec<u8>>, usize) -> engine_api::Result<Vec<(Value, Value)>>
-        + Send,
->;
-
-/// A scan over a store whose iterators cannot cross threads (`Engine::scan` must be `Send`):
-/// reads in chunks, each through a fresh iterator starting after the last key returned. Chunks
-/// start small (short scans stay cheap) and double up to 1024 entries. Unlike our engines'
-/// scans, a chunked scan does not see one consistent view across chunks; the workloads never
-/// write what a concurrent scan reads in a way that this changes.
-pub(crate) struct ChunkedScan {
-    read: ChunkReader,
-    next: Bound<Vec<u8>>,
-    end: Bound<Vec<u8>>,
-    buffer: VecDeque<(Value, Value)>,
-    chunk: usize,
-    done: bool,
-}
-
-impl ChunkedScan {
-    pub(crate) fn new(range: engine_api::KeyRange, read: ChunkReader) -> Self {
-        ChunkedScan {
-            read,
-            next: range.start,
-            end: range.end,
-            buffer: VecDeque::new(),
-            chunk: 16,
-            done: false,
-        }
-    }
-
-    fn refill(&mut self) -> engine_api::Result<()> {
-        let pairs = (self.read)(&self.next, &self.end, self.chunk)?;
-        if pairs.len() < self.chunk {
-            self.done = true;
-        }
-        if let Some((last, _)) = pairs.last() {
-            self.next = Bound::Excluded(last.to_vec());
-        }
-        self.buffer.extend(pairs);
-        self.chunk = (self.chunk * 2).min(1024);
-        Ok(())
-    }
-}
-
-impl Iterator for ChunkedScan {
-    type Item = engine_api::Result<(Value, Value)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty()
-            && !self.done
-            && let Err(e) = self.refill()
-        {
-            self.done = true;
-            return Some(Err(e));
-        }
-        self.buffer.pop_front().map(Ok)
-    }
+/// One line of an engine's settings for the report.
+pub(crate) fn setting(name: &str, value: impl ToString) -> (String, String) {
+    (name.to_string(), value.to_string())
 }

@@ -5,10 +5,12 @@
 //! Peers do not write through our storage seam, so their write amplification comes from
 //! `/proc/self/io` (`wchar`); their `Stats::io` is empty.
 
-#[cfg(any(feature = "fjall", feature = "rocksdb"))]
+#[cfg(any(feature = "fjall", feature = "rocksdb", feature = "redb"))]
 mod common;
 #[cfg(feature = "fjall")]
 pub mod fjall;
+#[cfg(feature = "redb")]
+pub mod redb;
 #[cfg(feature = "rocksdb")]
 pub mod rocksdb;
 
@@ -21,6 +23,8 @@ pub fn entries() -> Vec<EngineEntry> {
         fjall::entry,
         #[cfg(feature = "rocksdb")]
         rocksdb::entry,
+        #[cfg(feature = "redb")]
+        redb::entry,
     ];
     peers.iter().map(|entry| entry()).collect()
 }

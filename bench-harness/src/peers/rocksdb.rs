@@ -1,7 +1,8 @@
-//! RocksDB (through the `rocksdb` crate) behind [`Engine`], configured like our LSM: the same
-//! write buffer (memtable) size, block size, bloom bits per key (full filters) and LRU block
-//! cache size, no compression, and otherwise RocksDB's defaults (leveled compaction with dynamic
-//! level sizing, two background jobs).
+//! RocksDB (through the `rocksdb` crate) behind [`Engine`], configured from the shared
+//! [`LsmTuning`](crate::engines::LsmTuning): the same write buffers, block size, bloom bits per
+//! key (full filters), LRU block cache, no compression, leveled compaction with dynamic level
+//! sizing (as ours), and the same tree shape (target file size, level base and multiplier, L0
+//! triggers) and background jobs (our compactions plus one flush).
 //!
 //! Durability is matched to our contract: every write goes to RocksDB's WAL through `write(2)`
 //! before it is acknowledged (RocksDB's default), `always` sets `WriteOptions::sync`, and
@@ -17,18 +18,24 @@ use engine_api::{
     Value, WriteBatch, check_key, check_value,
 };
 use rocksdb::{
-    BlockBasedOptions, Cache, DB, DBCompressionType, Direction, IteratorMode, Options, WriteOptions,
+    BlockBasedOptions, BottommostLevelCompaction, Cache, CompactOptions, DB, DBCompressionType,
+    Direction, IteratorMode, Options, ReadOptions, WriteOptions,
 };
 
-use super::common::{ChunkReader, ChunkedScan, UserCounters, peer_error};
+use super::common::{UserCounters, peer_error, setting};
 use crate::engines::{EngineConfig, EngineEntry};
 use crate::metrics::process::disk_usage;
+
+/// The `rocksdb` crate's version, from the lock file of this build.
+pub const VERSION: &str = env!("PEER_VERSION_ROCKSDB");
+/// `librocksdb-sys`'s version: `<crate>+<RocksDB release>`.
+const SYS_VERSION: &str = env!("PEER_VERSION_LIBROCKSDB_SYS");
 
 /// The registry entry.
 pub fn entry() -> EngineEntry {
     EngineEntry {
         name: "rocksdb",
-        description: "RocksDB (peer, C++ leveled LSM via the rocksdb crate), tuned like our LSM",
+        description: "RocksDB (peer, C++ leveled LSM via the rocksdb crate), tree shaped like our LSM",
         in_default_suite: true,
         seam_accounting: false,
         open,
@@ -37,29 +44,40 @@ pub fn entry() -> EngineEntry {
 }
 
 fn settings(config: &EngineConfig) -> Vec<(String, String)> {
-    let lsm = &config.lsm;
+    let t = &config.lsm;
     vec![
-        ("write_buffer_size".into(), lsm.memtable_bytes.to_string()),
-        ("block_size".into(), lsm.block_bytes.to_string()),
-        (
-            "bloom_filter".into(),
-            format!("{} bits/key, full filter", lsm.bloom_bits_per_key),
+        setting(
+            "version",
+            format!("rocksdb crate {VERSION}, RocksDB {}", rocksdb_release()),
         ),
-        (
-            "block_cache (LRU)".into(),
-            lsm.block_cache_bytes.to_string(),
+        setting("sync", config.sync.label()),
+        setting("write_buffer_size", t.memtable_bytes),
+        setting("max_write_buffer_number", 1 + t.max_immutable_memtables),
+        setting("block_size", t.block_bytes),
+        setting(
+            "bloom_filter",
+            format!("{} bits/key, full filter", t.bloom_bits_per_key),
         ),
-        ("compression".into(), "none".into()),
-        (
-            "compaction".into(),
-            "leveled, dynamic level bytes (RocksDB default)".into(),
+        setting("block_cache (LRU)", t.block_cache_bytes),
+        setting("compression", "none"),
+        setting("compaction", "leveled, dynamic level bytes"),
+        setting("target_file_size_base", t.target_file_bytes),
+        setting("max_bytes_for_level_base", t.max_bytes_for_level_base),
+        setting("max_bytes_for_level_multiplier", t.level_size_multiplier),
+        setting(
+            "level0 triggers (compaction/slowdown/stop)",
+            format!(
+                "{}/{}/{}",
+                t.l0_compaction_trigger, t.l0_slowdown_trigger, t.l0_stop_trigger
+            ),
         ),
-        (
-            "WriteOptions::sync".into(),
-            (config.sync == SyncPolicy::Always).to_string(),
+        setting(
+            "max_background_jobs (flush + compaction)",
+            t.max_background_compactions + 1,
         ),
-        (
-            "WAL sync".into(),
+        setting("WriteOptions::sync", config.sync == SyncPolicy::Always),
+        setting(
+            "WAL sync",
             match config.sync {
                 SyncPolicy::Periodic(d) => format!("every {} ms (flush_wal)", d.as_millis()),
                 SyncPolicy::Always => "every write".into(),
@@ -69,16 +87,36 @@ fn settings(config: &EngineConfig) -> Vec<(String, String)> {
     ]
 }
 
+/// RocksDB's own release, the part of `librocksdb-sys`'s version after the `+`.
+fn rocksdb_release() -> &'static str {
+    SYS_VERSION
+        .split_once('+')
+        .map_or(SYS_VERSION, |(_, release)| release)
+}
+
+fn int(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 fn options(config: &EngineConfig) -> Options {
+    let t = &config.lsm;
     let mut table = BlockBasedOptions::default();
-    table.set_block_size(config.lsm.block_bytes);
-    table.set_bloom_filter(f64::from(config.lsm.bloom_bits_per_key), false);
-    table.set_block_cache(&Cache::new_lru_cache(config.lsm.block_cache_bytes));
+    table.set_block_size(t.block_bytes);
+    table.set_bloom_filter(f64::from(t.bloom_bits_per_key), false);
+    table.set_block_cache(&Cache::new_lru_cache(t.block_cache_bytes));
     let mut opts = Options::default();
     opts.create_if_missing(true);
-    opts.set_write_buffer_size(config.lsm.memtable_bytes);
+    opts.set_write_buffer_size(t.memtable_bytes);
+    opts.set_max_write_buffer_number(int(1 + t.max_immutable_memtables));
     opts.set_compression_type(DBCompressionType::None);
     opts.set_level_compaction_dynamic_level_bytes(true);
+    opts.set_target_file_size_base(t.target_file_bytes);
+    opts.set_max_bytes_for_level_base(t.max_bytes_for_level_base);
+    opts.set_max_bytes_for_level_multiplier(t.level_size_multiplier as f64);
+    opts.set_level_zero_file_num_compaction_trigger(int(t.l0_compaction_trigger));
+    opts.set_level_zero_slowdown_writes_trigger(int(t.l0_slowdown_trigger));
+    opts.set_level_zero_stop_writes_trigger(int(t.l0_stop_trigger));
+    opts.set_max_background_jobs(int(t.max_background_compactions + 1));
     opts.set_block_based_table_factory(&table);
     opts
 }
@@ -114,34 +152,17 @@ pub struct RocksEngine {
     _periodic: Option<PeriodicTask>,
 }
 
-/// Up to `limit` pairs of `db` from `start` to `end`, in key order.
-fn read_chunk(
-    db: &DB,
-    dir: &Path,
-    start: &Bound<Vec<u8>>,
-    end: &Bound<Vec<u8>>,
-    limit: usize,
-) -> Result<Vec<(Value, Value)>> {
-    let mode = match start {
+/// Where a scan over `range` starts, and the read options that bound its end.
+fn scan_plan(range: &KeyRange) -> (IteratorMode<'_>, ReadOptions) {
+    let mode = match &range.start {
         Bound::Included(k) | Bound::Excluded(k) => IteratorMode::From(k, Direction::Forward),
         Bound::Unbounded => IteratorMode::Start,
     };
-    let range = KeyRange {
-        start: start.clone(),
-        end: end.clone(),
-    };
-    let mut out = Vec::with_capacity(limit.min(1024));
-    for item in db.iterator(mode) {
-        let (k, v) = item.map_err(|e| peer_error("scan", dir, e))?;
-        if !range.after_start(&k) {
-            continue;
-        }
-        if !range.before_end(&k) || out.len() == limit {
-            break;
-        }
-        out.push((Bytes::from(k.into_vec()), Bytes::from(v.into_vec())));
+    let mut read = ReadOptions::default();
+    if let Bound::Excluded(end) = &range.end {
+        read.set_iterate_upper_bound(end.clone());
     }
-    Ok(out)
+    (mode, read)
 }
 
 impl Engine for RocksEngine {
@@ -193,12 +214,19 @@ impl Engine for RocksEngine {
         Ok(())
     }
 
+    /// One RocksDB iterator for the whole scan: it holds an implicit snapshot, so the scan sees
+    /// one consistent view, as ours do.
     fn scan(&self, range: KeyRange) -> Result<Scan<'_>> {
         range.validate()?;
-        let (db, dir) = (Arc::clone(&self.db), self.dir.clone());
-        let read: ChunkReader =
-            Box::new(move |start, end, limit| read_chunk(&db, &dir, start, end, limit));
-        Ok(Box::new(ChunkedScan::new(range, read)))
+        let (mode, read) = scan_plan(&range);
+        let iter = self.db.iterator_opt(mode, read);
+        let dir = &self.dir;
+        let pairs = iter
+            .map(move |item| item.map_err(|e| peer_error("scan", dir, e)))
+            .skip_while(move |item| item.as_ref().is_ok_and(|(k, _)| !range.after_start(k)))
+            .take_while(move |item| item.as_ref().map_or(true, |(k, _)| range.before_end(k)))
+            .map(|item| item.map(|(k, v)| (Bytes::from(k.into_vec()), Bytes::from(v.into_vec()))));
+        Ok(Box::new(pairs))
     }
 
     fn sync(&self) -> Result<()> {
@@ -209,7 +237,13 @@ impl Engine for RocksEngine {
 
     fn compact(&self) -> Result<CompactionSummary> {
         let started = Instant::now();
-        self.db.compact_range::<&[u8], &[u8]>(None, None);
+        self.db
+            .flush()
+            .map_err(|e| peer_error("compact", &self.dir, e))?;
+        let mut how = CompactOptions::default();
+        // Like ours, rewrite the bottom level too, so tombstones and overwrites go everywhere.
+        how.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
+        self.db.compact_range_opt::<&[u8], &[u8]>(None, None, &how);
         let mut summary = CompactionSummary::default();
         summary.jobs = 1;
         summary.duration = started.elapsed();
@@ -225,6 +259,15 @@ impl Engine for RocksEngine {
         stats.index_memory_bytes = property("rocksdb.estimate-table-readers-mem")
             + property("rocksdb.cur-size-all-mem-tables");
         stats.disk_bytes = disk_usage(&self.dir);
+        stats.file_count = table_files(&self.dir);
         stats
     }
+}
+
+/// The table (`.sst`) files in `dir`.
+fn table_files(dir: &Path) -> u64 {
+    let tables = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    tables
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sst"))
+        .count() as u64
 }

@@ -50,8 +50,16 @@ struct EngineSummary<'a> {
     settings: &'a [(String, String)],
     seam_accounting: bool,
     peak_rss_is_own: bool,
+    /// How many runs the figures below come from.
+    repeats: usize,
+    /// The median run's (see [`SuiteResult::runs`]).
     totals: &'a crate::metrics::RunTotals,
+    /// The median run's.
     phases: &'a [crate::metrics::PhaseSummary],
+    /// With repeats: `totals` and `phases` again, every number replaced by
+    /// `{"median", "min", "max"}` over the repeats.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spread: Option<serde_json::Value>,
 }
 
 /// The summary document, pretty-printed.
@@ -71,17 +79,72 @@ pub fn summary_json(result: &SuiteResult) -> Result<String> {
         engines: result
             .runs
             .iter()
-            .map(|r| EngineSummary {
-                engine: &r.engine,
-                settings: &r.settings,
-                seam_accounting: r.seam_accounting,
-                peak_rss_is_own: r.peak_rss_is_own,
-                totals: &r.totals,
-                phases: &r.phases,
+            .zip(result.engine_repeats())
+            .map(|(r, repeats)| {
+                Ok(EngineSummary {
+                    engine: &r.engine,
+                    settings: &r.settings,
+                    seam_accounting: r.seam_accounting,
+                    peak_rss_is_own: r.peak_rss_is_own,
+                    repeats: repeats.len(),
+                    totals: &r.totals,
+                    phases: &r.phases,
+                    spread: engine_spread(repeats)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
     };
     let mut text = to_json(&summary, true)?;
     text.push('\n');
     Ok(text)
+}
+
+/// Every number of an engine's totals and phases as its spread over the repeats; `None` for a
+/// single run.
+fn engine_spread(repeats: &[crate::metrics::EngineRun]) -> Result<Option<serde_json::Value>> {
+    if repeats.len() < 2 {
+        return Ok(None);
+    }
+    let values = repeats
+        .iter()
+        .map(|r| serde_json::to_value((&r.totals, &r.phases)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| HarnessError::Report(format!("JSON: {e}")))?;
+    Ok(Some(spread_value(&values)))
+}
+
+/// Walks equal-shaped JSON trees together: a number becomes `{"median", "min", "max"}`;
+/// anything else is the first tree's.
+pub fn spread_value(trees: &[serde_json::Value]) -> serde_json::Value {
+    use serde_json::Value;
+    let Some(first) = trees.first() else {
+        return Value::Null;
+    };
+    match first {
+        Value::Number(_) => {
+            let spread = crate::report::spread::Spread::of(trees.iter().filter_map(Value::as_f64));
+            spread.map_or(
+                Value::Null,
+                |s| serde_json::json!({"median": s.median, "min": s.min, "max": s.max}),
+            )
+        }
+        Value::Array(items) => Value::Array(
+            (0..items.len())
+                .map(|i| spread_value(&children(trees, |v| v.get(i))))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.keys()
+                .map(|k| (k.clone(), spread_value(&children(trees, |v| v.get(k)))))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn children(
+    trees: &[serde_json::Value],
+    child: impl Fn(&serde_json::Value) -> Option<&serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    trees.iter().filter_map(child).cloned().collect()
 }

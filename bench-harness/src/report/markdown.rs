@@ -32,9 +32,9 @@ pub fn report(result: &SuiteResult) -> String {
     md.push_str("![Write amplification over time](write-amplification.svg)\n\n");
     md.push_str("![Disk usage over time](disk-size.svg)\n\n");
     md.push_str("## Latency per engine\n\n");
-    for run in &result.runs {
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
         let _ = writeln!(md, "### {}\n", run.engine);
-        md.push_str(&table::latency_table(run).to_markdown());
+        md.push_str(&table::latency_table(repeats).to_markdown());
         md.push('\n');
     }
     settings(&mut md, result);
@@ -87,10 +87,45 @@ fn header(md: &mut String, result: &SuiteResult) {
             ""
         },
     );
+    let _ = writeln!(md, "{}\n", repeats_line(result.repeat_count()));
+    let _ = writeln!(md, "{}\n", isolation_line(result));
     if let Some(command) = &result.command {
         let _ = writeln!(md, "Command: `{command}`.\n");
     }
     let _ = writeln!(md, "Traffic check: {}\n", traffic_check(result));
+}
+
+/// What a figure in the tables is: one run's value, or the median of several with the range.
+fn repeats_line(repeats: usize) -> String {
+    if repeats < 2 {
+        "Each engine ran once: a figure is one run's, and nothing here says how much it moves \
+         between runs (`--repeat N` measures that)."
+            .to_string()
+    } else {
+        format!(
+            "The suite ran {repeats} times, the engine order rotated each time. Every figure in \
+             the tables is the **median (min–max)** of the {repeats} runs; the charts draw each \
+             engine's median run (by total phase time)."
+        )
+    }
+}
+
+/// Where each engine ran, and whether it started with a cold page cache.
+fn isolation_line(result: &SuiteResult) -> String {
+    let process = if result.isolated {
+        "Each engine run had a **process of its own** (no shared allocator, resident memory or \
+         warmed state)"
+    } else {
+        "The engines ran **in one process**, one after another (`--in-process`): a later \
+         engine inherits the allocator's retained memory and the page cache the earlier ones \
+         warmed"
+    };
+    let cache = match &result.page_cache {
+        Some(Ok(())) => "; the OS page cache was **dropped** before each engine run.".to_string(),
+        Some(Err(why)) => format!("; the page cache could **not** be dropped ({why})."),
+        None => "; the page cache was left as it was (`--keep-page-cache`).".to_string(),
+    };
+    format!("{process}{cache}")
 }
 
 /// Whether every engine saw the same operation counts, phase by phase (and, single-threaded,
@@ -102,6 +137,10 @@ pub fn traffic_check(result: &SuiteResult) -> String {
     let same = |other: &EngineRun| {
         first.phases.iter().zip(&other.phases).all(|(a, b)| {
             let (x, y) = (a.counts, b.counts);
+            if a.workload == "readwhilewriting" {
+                // The writer runs until the readers end: its count is each engine's own.
+                return x.gets == y.gets;
+            }
             x.ops == y.ops
                 && x.puts == y.puts
                 && x.gets == y.gets
@@ -148,16 +187,23 @@ fn phases(md: &mut String, result: &SuiteResult) {
             _ if p.workload.is_pass() => "one pass over the keys".to_string(),
             crate::workload::Pattern::ReadWhileWriting => {
                 format!(
-                    "{} reads + {} overwrites beside them",
-                    p.ops,
-                    p.ops.div_ceil(p.threads.max(1) as u64)
+                    "{} reads, one writer overwriting beside them until they end",
+                    p.ops
                 )
             }
             _ => p.ops.to_string(),
         };
+        let cold = if p.cold {
+            ", page cache dropped first"
+        } else {
+            ""
+        };
+        let rate = p.rate.map_or(String::new(), |r| {
+            format!(", open loop at {} ops/s", num(r))
+        });
         let _ = writeln!(
             md,
-            "| {} | {} | {ops} | {} |",
+            "| {} | {}{cold}{rate} | {ops} | {} |",
             p.label, p.workload.name, p.threads
         );
     }
@@ -188,9 +234,16 @@ delete workloads and YCSB A to F (zipfian constant 0.99, scrambled with FNV-64 a
 `latest` for D; scans of uniform length 1 to 100 for E). Keys are zero-padded decimal ids; \
 values are slices of one seeded random pool (incompressible). A YCSB update rewrites the \
 whole value.\n\
-- **Throughput** is operations over the phase's wall time; **MB/s** counts user key and value \
-bytes written and read. **Latency** is per operation (a scan until its last entry, a \
-read-modify-write for both halves), in HdrHistogram with 3 significant digits.\n\
+- **Throughput** is operations over the phase's wall time (under `readwhilewriting`, the \
+readers' gets: the writer runs until they end, as in db_bench); **MB/s** counts user key and \
+value bytes written and read. **Latency** is per operation (a scan until its last entry, a \
+read-modify-write for both halves), in HdrHistogram with 3 significant digits. In the default \
+**closed loop** each thread issues its next operation when the last is answered, and only the \
+engine's own calls are timed (key building, answer checks and bookkeeping are not; each thread \
+keeps its own histogram and hands it over every 10 ms): a stall then counts as one slow \
+sample, not as the requests that would have queued behind it. With `--rate OPS` (the **open \
+loop**) operations are issued on a fixed schedule and each latency runs from its intended \
+start, so a stall counts against every operation it delays.\n\
 - **Write amplification** divides bytes written by the user's key and value bytes (a delete \
 counts its key). Our engines write through `engine_api::CountingStorage`, which counts every \
 byte per I/O class below the engine, so the seam views mean the same for both: for the LSM, \
@@ -204,18 +257,18 @@ logical bytes: the live keys the harness counts from acknowledged writes, times 
 size. The peak is the largest value sampled once a second.\n\
 - **Read amplification** is storage reads through the seam (`UserRead` class) per get, in \
 phases whose reads are all gets; these are `pread` calls, and the OS page cache may serve \
-them.\n\
+them. The device row, for every engine, is `/proc/self/io` `read_bytes` per get: what really \
+came from the device. With `--cold` the page cache is dropped before each read-only phase, so \
+those reads and their latency measure the device.\n\
 - **Bitcask's data files** are sized to an eighth of the data set (between 1 and 128 MiB, \
 its default) unless `--bitcask-file-size` says otherwise: with 128 MiB files a data set of \
 this size would sit in one or two files and never merge.\n\
 - **Compaction cost** is the engine's count, wall and CPU time of compactions or merges and \
 the seam's `Compaction` bytes read and written; **stalls** are the engine's own count.\n\
-- **Peak RSS** is VmHWM from `/proc/self/status`, reset when each engine is opened. The \
-engines run one after another in one process, and the allocator keeps memory that earlier \
-engines freed: a later engine starts from a higher RSS (which inflates its peak) and can reuse \
-that memory without growing (which deflates its growth since open, the headline's \"RSS \
-growth\"). Neither isolates one engine exactly; read them as rough (or run \
-`compare --engines NAME` once per engine for a clean peak), and the engine's own **index \
-memory** (keydir, or bloom filters, indexes and memtables) as exact.\n\
+- **Peak RSS** is VmHWM from `/proc/self/status` of the process the engine ran in, reset when \
+the engine is opened. With each engine in a process of its own (the default) it is that \
+engine's alone; with `--in-process` the allocator keeps memory that earlier engines freed, so \
+a later engine's peak and growth are rough. The engine's own **index memory** (keydir, or \
+bloom filters, indexes and memtables) is exact either way.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";

@@ -7,6 +7,7 @@
 pub mod charts;
 pub mod json;
 pub mod markdown;
+pub mod spread;
 pub mod table;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! Tables of a suite's results, rendered as aligned text for the terminal or as Markdown: the
-//! same rows either way, so the two never disagree.
+//! same rows either way, so the two never disagree. With repeated runs every figure is the
+//! median with its minimum and maximum beside it ([`spread`]).
 
+use super::spread;
 use crate::metrics::latency::LatencySummary;
 use crate::metrics::{EngineRun, PhaseSummary};
 use crate::suite::SuiteResult;
@@ -117,6 +119,26 @@ pub fn headline_latency(p: &PhaseSummary) -> Option<LatencySummary> {
     }
 }
 
+/// A phase's figure in a run, if the phase ran and issued operations.
+fn in_phase(
+    label: &str,
+    figure: impl Fn(&PhaseSummary) -> Option<f64>,
+) -> impl Fn(&EngineRun) -> Option<f64> {
+    move |run: &EngineRun| {
+        phase_of(run, label)
+            .filter(|p| p.counts.ops > 0)
+            .and_then(&figure)
+    }
+}
+
+fn kops(p: &PhaseSummary) -> Option<f64> {
+    Some(p.ops_per_sec / 1000.0)
+}
+
+fn p99(p: &PhaseSummary) -> Option<f64> {
+    headline_latency(p).map(|l| l.p99_us)
+}
+
 /// Per phase and engine: throughput and tail latency, engines side by side.
 pub fn phase_table(result: &SuiteResult) -> Table {
     let mut header = vec!["phase".to_string()];
@@ -129,17 +151,18 @@ pub fn phase_table(result: &SuiteResult) -> Table {
         .iter()
         .map(|phase| {
             let mut row = vec![phase.label.clone()];
-            for run in &result.runs {
-                match phase_of(run, &phase.label) {
-                    Some(p) if p.counts.ops > 0 => {
-                        row.push(num(p.ops_per_sec / 1000.0));
-                        row.push(headline_latency(p).map_or("-".to_string(), |l| num(l.p99_us)));
-                    }
-                    Some(p) => {
-                        row.push(format!("{} s", num(p.seconds)));
-                        row.push("-".to_string());
-                    }
-                    None => row.extend(["-".to_string(), "-".to_string()]),
+            for repeats in result.engine_repeats() {
+                let ran = repeats.iter().any(|r| phase_of(r, &phase.label).is_some());
+                if ran && in_phase(&phase.label, kops)(&repeats[0]).is_none() {
+                    // A phase of no operations (a compaction): its duration says what it cost.
+                    row.push(
+                        spread::cell(repeats, |r| phase_of(r, &phase.label).map(|p| p.seconds))
+                            + " s",
+                    );
+                    row.push("-".to_string());
+                } else {
+                    row.push(spread::cell(repeats, in_phase(&phase.label, kops)));
+                    row.push(spread::cell(repeats, in_phase(&phase.label, p99)));
                 }
             }
             row
@@ -148,8 +171,8 @@ pub fn phase_table(result: &SuiteResult) -> Table {
     Table { header, rows }
 }
 
-/// Per engine, one latency table: p50, p99, p99.9 and max of every phase.
-pub fn latency_table(run: &EngineRun) -> Table {
+/// Per engine (all its repeats), one latency table: p50, p99, p99.9 and max of every phase.
+pub fn latency_table(repeats: &[EngineRun]) -> Table {
     let header = [
         "phase",
         "ops",
@@ -160,22 +183,30 @@ pub fn latency_table(run: &EngineRun) -> Table {
         "p99.9 µs",
         "max µs",
     ];
-    let rows = run
+    let Some(first) = repeats.first() else {
+        return Table::default();
+    };
+    type Pick = fn(&PhaseSummary) -> Option<f64>;
+    let columns: [Pick; 6] = [
+        kops,
+        |p| Some(p.mb_per_sec),
+        |p| headline_latency(p).map(|l| l.p50_us),
+        p99,
+        |p| headline_latency(p).map(|l| l.p999_us),
+        |p| headline_latency(p).map(|l| l.max_us),
+    ];
+    let rows = first
         .phases
         .iter()
         .filter(|p| p.counts.ops > 0)
         .map(|p| {
-            let l = p.latency.unwrap_or_default();
-            vec![
-                p.phase.clone(),
-                p.counts.ops.to_string(),
-                num(p.ops_per_sec / 1000.0),
-                num(p.mb_per_sec),
-                num(l.p50_us),
-                num(l.p99_us),
-                num(l.p999_us),
-                num(l.max_us),
-            ]
+            let mut row = vec![p.phase.clone(), p.counts.ops.to_string()];
+            row.extend(
+                columns
+                    .iter()
+                    .map(|f| spread::cell(repeats, in_phase(&p.phase, f))),
+            );
+            row
         })
         .collect();
     Table {
@@ -184,10 +215,18 @@ pub fn latency_table(run: &EngineRun) -> Table {
     }
 }
 
-/// A metric row: a name and one cell per engine.
-fn row(name: &str, runs: &[EngineRun], cell: impl Fn(&EngineRun) -> String) -> Vec<String> {
+/// A metric row: a name and one cell per engine, each the figure's spread over its repeats.
+fn row(
+    name: &str,
+    result: &SuiteResult,
+    figure: impl Fn(&EngineRun) -> Option<f64> + Copy,
+) -> Vec<String> {
     let mut row = vec![name.to_string()];
-    row.extend(runs.iter().map(cell));
+    row.extend(
+        result
+            .engine_repeats()
+            .map(|repeats| spread::cell(repeats, figure)),
+    );
     row
 }
 
@@ -195,171 +234,208 @@ fn has_flushes(run: &EngineRun) -> bool {
     run.totals.write_amp.flush_compaction_per_flush.is_some()
 }
 
+type Figure = fn(&EngineRun) -> f64;
+
+/// Figures from the counting seam: our engines only (peers do not write through it).
+fn seam(f: Figure) -> impl Fn(&EngineRun) -> Option<f64> + Copy {
+    move |r: &EngineRun| r.seam_accounting.then(|| f(r))
+}
+
+/// Figures of an LSM's flushes and compactions, from the seam.
+fn lsm(f: Figure) -> impl Fn(&EngineRun) -> Option<f64> + Copy {
+    move |r: &EngineRun| has_flushes(r).then(|| f(r))
+}
+
+/// Figures of a log-structured engine without flushes (the Bitcask), from the seam.
+fn log_only(f: Figure) -> impl Fn(&EngineRun) -> Option<f64> + Copy {
+    move |r: &EngineRun| (r.seam_accounting && !has_flushes(r)).then(|| f(r))
+}
+
+fn any(f: Figure) -> impl Fn(&EngineRun) -> Option<f64> + Copy {
+    move |r: &EngineRun| Some(f(r))
+}
+
+#[expect(clippy::cast_precision_loss, reason = "display")]
+fn mb_of(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
 /// Whole-run figures, engines side by side: amplification, compaction, memory.
 pub fn totals_table(result: &SuiteResult) -> Table {
-    let runs = &result.runs;
     let mut header = vec!["whole run".to_string()];
-    header.extend(runs.iter().map(|r| r.engine.clone()));
-    let na = || "n/a".to_string();
-    let seam = |f: fn(&EngineRun) -> f64| {
-        move |r: &EngineRun| {
-            if r.seam_accounting { num(f(r)) } else { na() }
-        }
-    };
-    let lsm = |f: fn(&EngineRun) -> f64| {
-        move |r: &EngineRun| {
-            if has_flushes(r) { num(f(r)) } else { na() }
-        }
-    };
-    let log_only = |f: fn(&EngineRun) -> f64| {
-        move |r: &EngineRun| {
-            if r.seam_accounting && !has_flushes(r) {
-                num(f(r))
-            } else {
-                na()
-            }
-        }
-    };
-    // Figures only our engines report about themselves; peers would show zeros.
-    let own = |f: fn(&EngineRun) -> String| {
-        move |r: &EngineRun| {
-            if r.seam_accounting { f(r) } else { na() }
-        }
-    };
+    header.extend(result.runs.iter().map(|r| r.engine.clone()));
+    #[expect(clippy::cast_precision_loss, reason = "display")]
     let rows = vec![
-        row("user MB written", runs, |r| {
-            mb(r.totals.write_amp.user_bytes)
-        }),
+        row(
+            "user MB written",
+            result,
+            any(|r| mb_of(r.totals.write_amp.user_bytes)),
+        ),
         row(
             "WA: all seam writes / user",
-            runs,
+            result,
             seam(|r| r.totals.write_amp.seam_total),
         ),
         row(
             "WA: log / user (appends only)",
-            runs,
+            result,
             log_only(|r| r.totals.write_amp.log),
         ),
         row(
             "WA: (log+merge+hint) / user",
-            runs,
+            result,
             log_only(|r| r.totals.write_amp.log_merge_hint),
         ),
-        row(
-            "WA: (flush+compaction) / flushed",
-            runs,
-            lsm(|r| {
-                r.totals
-                    .write_amp
-                    .flush_compaction_per_flush
-                    .unwrap_or(f64::NAN)
-            }),
-        ),
+        row("WA: (flush+compaction) / flushed", result, |r| {
+            r.totals
+                .write_amp
+                .flush_compaction_per_flush
+                .filter(|_| has_flushes(r))
+        }),
         row(
             "WA: (flush+compaction) / user",
-            runs,
+            result,
             lsm(|r| r.totals.write_amp.flush_compaction),
         ),
         row(
             "WA: (WAL+flush+compaction) / user",
-            runs,
+            result,
             lsm(|r| r.totals.write_amp.wal_flush_compaction),
         ),
-        row("WA: /proc wchar / user", runs, |r| {
-            num(r.totals.write_amp.proc_wchar)
-        }),
-        row("WA: /proc write_bytes / user", runs, |r| {
-            num(r.totals.write_amp.proc_device)
-        }),
-        row("SA: end (disk / live data)", runs, |r| {
-            num(r.totals.space_amp)
-        }),
-        row("SA: peak", runs, |r| num(r.totals.peak_space_amp)),
-        row("disk MB: end / peak", runs, |r| {
-            format!(
-                "{} / {}",
-                mb(r.totals.disk_bytes),
-                mb(r.totals.peak_disk_bytes)
-            )
-        }),
+        row(
+            "WA: /proc wchar / user",
+            result,
+            any(|r| r.totals.write_amp.proc_wchar),
+        ),
+        row(
+            "WA: /proc write_bytes / user",
+            result,
+            any(|r| r.totals.write_amp.proc_device),
+        ),
+        row(
+            "SA: end (disk / live data)",
+            result,
+            any(|r| r.totals.space_amp),
+        ),
+        row("SA: peak", result, any(|r| r.totals.peak_space_amp)),
+        row("disk MB: end", result, any(|r| mb_of(r.totals.disk_bytes))),
+        row(
+            "disk MB: peak",
+            result,
+            any(|r| mb_of(r.totals.peak_disk_bytes)),
+        ),
         row(
             "compactions or merges",
-            runs,
-            own(|r| r.totals.compaction.count.to_string()),
+            result,
+            seam(|r| r.totals.compaction.count as f64),
         ),
         row(
-            "compaction MB read / written",
-            runs,
-            own(|r| {
-                let c = &r.totals.compaction;
-                format!("{} / {}", mb(c.bytes_read), mb(c.bytes_written))
-            }),
+            "compaction MB read",
+            result,
+            seam(|r| mb_of(r.totals.compaction.bytes_read)),
         ),
         row(
-            "compaction wall s / CPU s",
-            runs,
-            own(|r| {
-                let c = &r.totals.compaction;
-                format!("{} / {}", num(c.wall_s), num(c.cpu_s))
-            }),
+            "compaction MB written",
+            result,
+            seam(|r| mb_of(r.totals.compaction.bytes_written)),
         ),
         row(
-            "stall s (count)",
-            runs,
-            own(|r| {
-                let s = &r.totals.stalls;
-                format!("{} ({})", num(s.seconds), s.count)
-            }),
+            "compaction wall s",
+            result,
+            seam(|r| r.totals.compaction.wall_s),
         ),
-        row("peak RSS MB (growth since open)", runs, |r| {
-            let t = &r.totals;
-            let growth = t.peak_rss_bytes.saturating_sub(t.rss_at_open_bytes);
-            format!("{} ({})", mb(t.peak_rss_bytes), mb(growth))
-        }),
+        row(
+            "compaction CPU s",
+            result,
+            seam(|r| r.totals.compaction.cpu_s),
+        ),
+        row("stall s", result, seam(|r| r.totals.stalls.seconds)),
+        row("stalls", result, seam(|r| r.totals.stalls.count as f64)),
+        row(
+            "peak RSS MB",
+            result,
+            any(|r| mb_of(r.totals.peak_rss_bytes)),
+        ),
+        row("RSS growth since open MB", result, any(rss_growth_mb)),
         row(
             "index memory MB",
-            runs,
-            own(|r| mb(r.totals.index_memory_bytes)),
+            result,
+            seam(|r| mb_of(r.totals.index_memory_bytes)),
         ),
-        row("process CPU s (user+sys)", runs, |r| {
-            num(r.totals.cpu.user_s + r.totals.cpu.system_s)
-        }),
+        row(
+            "process CPU s (user+sys)",
+            result,
+            any(|r| r.totals.cpu.user_s + r.totals.cpu.system_s),
+        ),
     ];
     Table { header, rows }
 }
 
-/// Read amplification of every get-only phase, engines side by side: seam reads per get.
+fn rss_growth_mb(r: &EngineRun) -> f64 {
+    mb_of(
+        r.totals
+            .peak_rss_bytes
+            .saturating_sub(r.totals.rss_at_open_bytes),
+    )
+}
+
+/// Read amplification of every get-only phase, engines side by side: seam reads and bytes per
+/// get.
 pub fn read_amp_table(result: &SuiteResult) -> Table {
-    let mut header = vec!["reads per get (seam)".to_string()];
+    let mut header = vec!["per get".to_string()];
     header.extend(result.runs.iter().map(|r| r.engine.clone()));
-    let rows = result
-        .phases
-        .iter()
-        .filter(|phase| {
-            result
-                .runs
-                .iter()
-                .any(|r| phase_of(r, &phase.label).is_some_and(|p| p.read_amp.is_some()))
-        })
-        .map(|phase| {
-            row(&phase.label, &result.runs, |r| {
-                match phase_of(r, &phase.label).and_then(|p| p.read_amp) {
-                    Some(ra) if r.seam_accounting => format!(
-                        "{} ({} B)",
-                        num(ra.seam_reads_per_get),
-                        num(ra.seam_bytes_per_get)
-                    ),
-                    _ => "n/a".to_string(),
-                }
-            })
-        })
-        .collect();
+    let get_phases = result.phases.iter().filter(|phase| {
+        result
+            .runs
+            .iter()
+            .any(|r| phase_of(r, &phase.label).is_some_and(|p| p.read_amp.is_some()))
+    });
+    let mut rows = Vec::new();
+    for phase in get_phases {
+        let label = phase.label.as_str();
+        let amp = move |r: &EngineRun| {
+            phase_of(r, label)
+                .and_then(|p| p.read_amp)
+                .filter(|_| r.seam_accounting)
+        };
+        rows.push(row(&format!("{label}: reads"), result, move |r| {
+            amp(r).map(|ra| ra.seam_reads_per_get)
+        }));
+        rows.push(row(&format!("{label}: bytes"), result, move |r| {
+            amp(r).map(|ra| ra.seam_bytes_per_get)
+        }));
+        // Every engine, peers included: what the process fetched from the device.
+        rows.push(row(
+            &format!("{label}: device bytes (/proc)"),
+            result,
+            move |r| {
+                phase_of(r, label)
+                    .and_then(|p| p.read_amp)
+                    .map(|ra| ra.device_bytes_per_get)
+            },
+        ));
+    }
     Table { header, rows }
 }
 
 /// The first phase of a run that ran `workload`.
 fn first_of<'a>(run: &'a EngineRun, workload: &str) -> Option<&'a PhaseSummary> {
     run.phases.iter().find(|p| p.workload == workload)
+}
+
+fn first_kops(workload: &'static str) -> impl Fn(&EngineRun) -> Option<f64> + Copy {
+    move |r: &EngineRun| first_of(r, workload).and_then(kops)
+}
+
+/// Write amplification as the headline shows it: from the seam for our engines, `wchar` for
+/// peers (the header says which).
+fn headline_write_amp(r: &EngineRun) -> Option<f64> {
+    let wa = &r.totals.write_amp;
+    Some(if r.seam_accounting {
+        wa.seam_total
+    } else {
+        wa.proc_wchar
+    })
 }
 
 /// One row per engine with the figures a reader looks at first.
@@ -371,53 +447,37 @@ pub fn headline_table(result: &SuiteResult) -> Table {
         "readrandom kops/s",
         "readrandom p99 µs",
         "seekrandom kops/s",
-        "write amp",
-        "space amp end / peak",
+        "write amp (peers: wchar)",
+        "space amp end",
+        "space amp peak",
         "reads per get",
         "RSS growth MB",
     ];
-    let kops = |run: &EngineRun, w: &str| {
-        first_of(run, w).map_or("-".to_string(), |p| num(p.ops_per_sec / 1000.0))
-    };
+    type Pick = Box<dyn Fn(&EngineRun) -> Option<f64>>;
+    let columns: Vec<Pick> = vec![
+        Box::new(|r| r.phases.first().and_then(kops)),
+        Box::new(first_kops("overwrite")),
+        Box::new(first_kops("readrandom")),
+        Box::new(|r| first_of(r, "readrandom").and_then(p99)),
+        Box::new(first_kops("seekrandom")),
+        Box::new(headline_write_amp),
+        Box::new(|r| Some(r.totals.space_amp)),
+        Box::new(|r| Some(r.totals.peak_space_amp)),
+        Box::new(|r| {
+            let ra = first_of(r, "readrandom").and_then(|p| p.read_amp);
+            ra.filter(|_| r.seam_accounting)
+                .map(|ra| ra.seam_reads_per_get)
+        }),
+        Box::new(|r| Some(rss_growth_mb(r))),
+    ];
     let rows = result
         .runs
         .iter()
-        .map(|run| {
-            let load = run
-                .phases
-                .first()
-                .map_or("-".to_string(), |p| num(p.ops_per_sec / 1000.0));
-            let wa = &run.totals.write_amp;
-            let write_amp = if run.seam_accounting {
-                num(wa.seam_total)
-            } else {
-                format!("{} (wchar)", num(wa.proc_wchar))
-            };
-            let reads = first_of(run, "readrandom")
-                .and_then(|p| p.read_amp)
-                .filter(|_| run.seam_accounting)
-                .map_or("n/a".to_string(), |ra| num(ra.seam_reads_per_get));
-            vec![
-                run.engine.clone(),
-                load,
-                kops(run, "overwrite"),
-                kops(run, "readrandom"),
-                first_of(run, "readrandom")
-                    .and_then(|p| p.latency)
-                    .map_or("-".to_string(), |l| num(l.p99_us)),
-                kops(run, "seekrandom"),
-                write_amp,
-                format!(
-                    "{} / {}",
-                    num(run.totals.space_amp),
-                    num(run.totals.peak_space_amp)
-                ),
-                reads,
-                mb(run
-                    .totals
-                    .peak_rss_bytes
-                    .saturating_sub(run.totals.rss_at_open_bytes)),
-            ]
+        .zip(result.engine_repeats())
+        .map(|(run, repeats)| {
+            let mut row = vec![run.engine.clone()];
+            row.extend(columns.iter().map(|f| spread::cell(repeats, f)));
+            row
         })
         .collect();
     Table {

@@ -11,7 +11,7 @@ mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use live::LiveSet;
 
 use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
-use self::worker::{Shared, Slot, lock, run_compact, run_stream};
+use self::worker::{Pace, Readers, Role, Shared, Slot, lock, run_compact, run_stream};
 use crate::error::{HarnessError, Result};
 use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
 use crate::metrics::process::{Memory, reset_peak_rss};
@@ -42,6 +42,15 @@ pub struct Phase {
     pub ops: u64,
     /// Worker threads.
     pub threads: usize,
+    /// Operations per second over all threads, issued on a fixed schedule (open loop), with
+    /// latency measured from each operation's intended start; `None` for the closed loop (each
+    /// thread issues its next operation when the last is answered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Whether the OS page cache is dropped just before the phase, so its reads come from the
+    /// device (`--cold`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cold: bool,
 }
 
 impl Phase {
@@ -52,7 +61,21 @@ impl Phase {
             workload,
             ops,
             threads,
+            rate: None,
+            cold: false,
         }
+    }
+
+    /// The same phase started with a cold page cache (see [`Phase::cold`]).
+    pub fn cold(mut self, cold: bool) -> Self {
+        self.cold = cold;
+        self
+    }
+
+    /// The same phase in the open loop at `rate` operations per second (see [`Phase::rate`]).
+    pub fn at_rate(mut self, rate: Option<f64>) -> Self {
+        self.rate = rate;
+        self
     }
 
     /// The same phase under another label.
@@ -178,6 +201,11 @@ impl Runner {
         self.live.grow(capacity);
         self.next_insert = capacity;
         self.phases_run += 1;
+        if phase.cold {
+            crate::isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!("cannot start '{}' cold: {why}", phase.label))
+            })?;
+        }
         let before = Snapshot::take(self.engine.as_ref(), &self.dir);
         let (tally, compact_summary) = self.drive(phase, &plan)?;
         let after = Snapshot::take(self.engine.as_ref(), &self.dir);
@@ -195,7 +223,17 @@ impl Runner {
     ) -> Result<(PhaseTally, Option<engine_api::CompactionSummary>)> {
         let compact = phase.workload.pattern == Pattern::Compact;
         let streams = if compact { Vec::new() } else { plan.streams() };
-        let total: u64 = streams.iter().map(|s| s.total()).sum();
+        let roles = roles(phase, streams.len());
+        let readers = Readers::default();
+        let reader_count = roles.iter().filter(|r| **r == Role::Reader).count();
+        readers.left.store(reader_count, Ordering::Relaxed);
+        // The writer of readwhilewriting runs until the readers end: the bar counts the reads.
+        let total: u64 = streams
+            .iter()
+            .zip(&roles)
+            .filter(|(_, r)| **r != Role::Writer)
+            .map(|(s, _)| s.total())
+            .sum();
         let slots: Vec<Slot> = (0..streams.len().max(1)).map(|_| Slot::default()).collect();
         let stop = AtomicBool::new(false);
         let has_deletes = matches!(&phase.workload.pattern, Pattern::Mix(m) if m.delete > 0.0);
@@ -207,6 +245,8 @@ impl Runner {
             live: &self.live,
             stop: &stop,
             check_hits: !(has_deletes && streams.len() > 1),
+            pace: Pace::for_rate(phase.rate, phase.threads, Instant::now()),
+            readers: &readers,
         };
         let bar = progress_bar(self.progress, &self.name, &phase.label, total);
         let ctx = IntervalContext {
@@ -219,6 +259,7 @@ impl Runner {
             live: &self.live,
             seam_accounting: self.seam_accounting,
             user_bytes_before: self.user_bytes,
+            pattern: &phase.workload.pattern,
         };
         let mut tally = PhaseTally::default();
         let workers = if compact { 1 } else { streams.len() };
@@ -234,9 +275,12 @@ impl Runner {
                 streams
                     .into_iter()
                     .zip(&slots)
-                    .map(|(stream, slot)| {
+                    .zip(roles)
+                    .map(|((stream, slot), role)| {
                         let shared = &shared;
-                        spawn_job(scope, &done_tx, move || run_stream(shared, stream, slot))
+                        spawn_job(scope, &done_tx, move || {
+                            run_stream(shared, stream, slot, role)
+                        })
                     })
                     .collect()
             };
@@ -286,7 +330,7 @@ impl Runner {
         let only_gets = counts.gets > 0 && counts.scans == 0;
         #[expect(clippy::cast_precision_loss, reason = "rates")]
         let (ops_per_sec, mb_per_sec) = (
-            counts.ops as f64 / seconds,
+            headline_ops(&phase.workload.pattern, &counts) as f64 / seconds,
             (counts.user_bytes_written + counts.user_bytes_read) as f64 / seconds / 1e6,
         );
         PhaseSummary {
@@ -396,5 +440,27 @@ fn panicked(shared: &Shared<'_>) -> HarnessError {
         engine: shared.engine.name().to_string(),
         phase: shared.phase.to_string(),
         detail: "a worker thread panicked inside the engine".to_string(),
+    }
+}
+
+/// Each stream's part: under `readwhilewriting` the last stream is the writer.
+fn roles(phase: &Phase, streams: usize) -> Vec<Role> {
+    let rww = phase.workload.pattern == Pattern::ReadWhileWriting;
+    (0..streams)
+        .map(|i| match (rww, i + 1 == streams) {
+            (true, true) => Role::Writer,
+            (true, false) => Role::Reader,
+            (false, _) => Role::Plain,
+        })
+        .collect()
+}
+
+/// The operations a phase's throughput counts: the readers' gets under `readwhilewriting` (as
+/// db_bench reports it; the writer is there to disturb them), every operation otherwise.
+pub(crate) fn headline_ops(pattern: &Pattern, counts: &crate::metrics::OpCounts) -> u64 {
+    if *pattern == Pattern::ReadWhileWriting {
+        counts.gets
+    } else {
+        counts.ops
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct IntervalContext<'a> {
     pub seam_accounting: bool,
     /// User bytes written from open to the start of this phase.
     pub user_bytes_before: u64,
+    /// The phase's pattern: its throughput counts the readers' gets under `readwhilewriting`.
+    pub pattern: &'a crate::workload::Pattern,
 }
 
 /// Drains the workers, reads the engine and the process, and returns the interval that ended
@@ -84,7 +86,7 @@ fn cut_interval(
     tally.peak_rss_bytes = tally.peak_rss_bytes.max(now.memory.rss_bytes);
     #[expect(clippy::cast_precision_loss, reason = "rates")]
     let (ops_per_sec, mb_per_sec) = (
-        counts.ops as f64 / seconds,
+        super::headline_ops(ctx.pattern, &counts) as f64 / seconds,
         (counts.user_bytes_written + counts.user_bytes_read) as f64 / seconds / 1e6,
     );
     let record = IntervalRecord {

@@ -97,7 +97,9 @@ impl StreamPlan {
                 update: 1.0,
                 ..Mix::default()
             };
-            let ops = split(self.ops, threads, 0);
+            // The writer runs until the last reader ends (the runner stops it): at most as
+            // many overwrites as there are reads.
+            let ops = self.ops;
             let state = MixState::new(writer, self.key_count, 0, 1, 0, None);
             out.push(
                 OpStream::new(self.thread_seed(threads), ops, Kind::Mix(state))

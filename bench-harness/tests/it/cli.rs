@@ -28,6 +28,7 @@ fn quick_run_writes_every_report_file() -> Result<(), Box<dyn std::error::Error>
         "3000",
         "--engines",
         "reference",
+        "--keep-page-cache",
         "--out",
         out_dir.to_str().ok_or("path")?,
         "--data-dir",
@@ -157,5 +158,89 @@ fn cargo_run_picks_the_harness() -> Result<(), Box<dyn std::error::Error>> {
     // "could not determine which binary to run".
     let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))?;
     assert!(manifest.contains("default-run = \"bench-harness\""));
+    Ok(())
+}
+
+#[test]
+fn repeats_rotate_the_order_and_report_the_spread() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let out_dir = tmp.path().join("report");
+    let out = harness(&[
+        "compare",
+        "--keys",
+        "2000",
+        "--workloads",
+        "readrandom",
+        "--engines",
+        "reference,bitcask",
+        "--repeat",
+        "2",
+        "--out",
+        out_dir.to_str().ok_or("path")?,
+        "--data-dir",
+        tmp.path().to_str().ok_or("path")?,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let opened: Vec<String> = stderr(&out)
+        .lines()
+        .filter_map(|l| l.split_once(": opened in").map(|(e, _)| e.to_string()))
+        .collect();
+    assert_eq!(opened, ["reference", "bitcask", "bitcask", "reference"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json"))?)?;
+    for engine in summary["engines"].as_array().ok_or("engines")? {
+        assert_eq!(engine["repeats"], 2);
+        let ops = &engine["spread"][1][1]["ops_per_sec"];
+        let (min, median, max) = (
+            ops["min"].as_f64(),
+            ops["median"].as_f64(),
+            ops["max"].as_f64(),
+        );
+        assert!(min <= median && median <= max && min > Some(0.0), "{ops}");
+    }
+    let md = std::fs::read_to_string(out_dir.join("report.md"))?;
+    assert!(md.contains("**median (min–max)** of the 2 runs"), "{md}");
+    assert!(md.contains("**process of its own**"), "{md}");
+    assert!(
+        md.contains("page cache was **dropped**") || md.contains("could **not** be dropped"),
+        "{md}"
+    );
+    Ok(())
+}
+
+#[test]
+fn cold_reads_drop_the_page_cache_or_say_why_not() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let out_dir = tmp.path().join("report");
+    let out = harness(&[
+        "compare",
+        "--keys",
+        "2000",
+        "--workloads",
+        "readrandom",
+        "--engines",
+        "bitcask",
+        "--cold",
+        "--out",
+        out_dir.to_str().ok_or("path")?,
+        "--data-dir",
+        tmp.path().to_str().ok_or("path")?,
+    ]);
+    if out.status.success() {
+        let md = std::fs::read_to_string(out_dir.join("report.md"))?;
+        assert!(
+            md.contains("| readrandom | readrandom, page cache dropped first |"),
+            "{md}"
+        );
+        assert!(md.contains("readrandom: device bytes (/proc)"), "{md}");
+    } else {
+        // Not root, or not Linux: refused before anything ran, with the reason.
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains("--cold drops the page cache"),
+            "{}",
+            stderr(&out)
+        );
+    }
     Ok(())
 }

@@ -160,3 +160,33 @@ fn tables_render() {
     assert_eq!(num(12.345), "12.3");
     assert_eq!(num(f64::NAN), "n/a");
 }
+
+#[test]
+fn spread_is_median_with_range() {
+    use bench_harness::report::spread::Spread;
+    let odd = Spread::of([3.0, 1.0, 2.0]).expect("values");
+    assert_eq!((odd.median, odd.min, odd.max, odd.n), (2.0, 1.0, 3.0, 3));
+    let even = Spread::of([4.0, 1.0, 2.0, 3.0, f64::NAN]).expect("values");
+    assert_eq!((even.median, even.n), (2.5, 4));
+    assert_eq!(even.show(), "2.50 (1.00–4.00)");
+    assert_eq!(Spread::of([7.0]).expect("one").show(), "7.00");
+    assert!(Spread::of([f64::NAN]).is_none());
+}
+
+#[test]
+fn json_spread_walks_every_number() {
+    use bench_harness::report::json::spread_value;
+    let runs = [
+        serde_json::json!({"a": 1, "b": [10, "x"], "c": true}),
+        serde_json::json!({"a": 3, "b": [30, "y"], "c": false}),
+        serde_json::json!({"a": 2, "b": [20, "z"], "c": false}),
+    ];
+    let spread = spread_value(&runs);
+    assert_eq!(
+        spread["a"],
+        serde_json::json!({"median": 2.0, "min": 1.0, "max": 3.0})
+    );
+    assert_eq!(spread["b"][0]["median"], 20.0);
+    assert_eq!(spread["b"][1], "x");
+    assert_eq!(spread["c"], true);
+}

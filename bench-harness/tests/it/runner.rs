@@ -158,3 +158,92 @@ fn fjall_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> 
 fn rocksdb_answers_like_the_reference() -> Result<(), Box<dyn std::error::Error>> {
     matches_reference("rocksdb")
 }
+
+/// The reference engine, with one `get` (the `stall_at`-th) taking 50 ms.
+struct StallOnce {
+    inner: RefEngine,
+    gets: std::sync::atomic::AtomicU64,
+    stall_at: u64,
+}
+
+impl engine_api::Engine for StallOnce {
+    fn name(&self) -> &'static str {
+        "stall-once"
+    }
+    fn put(&self, key: &[u8], value: &[u8]) -> engine_api::Result<()> {
+        self.inner.put(key, value)
+    }
+    fn get(&self, key: &[u8]) -> engine_api::Result<Option<engine_api::Value>> {
+        let n = self.gets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n == self.stall_at {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        self.inner.get(key)
+    }
+    fn delete(&self, key: &[u8]) -> engine_api::Result<()> {
+        self.inner.delete(key)
+    }
+    fn write(&self, batch: &engine_api::WriteBatch) -> engine_api::Result<()> {
+        self.inner.write(batch)
+    }
+    fn scan(&self, range: engine_api::KeyRange) -> engine_api::Result<engine_api::Scan<'_>> {
+        self.inner.scan(range)
+    }
+    fn sync(&self) -> engine_api::Result<()> {
+        self.inner.sync()
+    }
+    fn compact(&self) -> engine_api::Result<engine_api::CompactionSummary> {
+        self.inner.compact()
+    }
+    fn stats(&self) -> engine_api::Stats {
+        self.inner.stats()
+    }
+}
+
+/// Mean read latency (µs) and seconds of 200 reads at 1,000 per second (or closed-loop), one
+/// of them stalled for 50 ms.
+fn stalled_reads(rate: Option<f64>) -> Result<(f64, f64), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let options = CommonOptions {
+        sync: SyncPolicy::Never,
+        ..CommonOptions::default()
+    };
+    let engine = Arc::new(StallOnce {
+        inner: RefEngine::open(dir.path(), options)?,
+        gets: 0.into(),
+        stall_at: 10,
+    });
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    runner.run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))?;
+    let reads = Phase::new(Workload::named("readrandom")?, 200, 1).at_rate(rate);
+    let summary = runner.run_phase(&reads)?;
+    Ok((summary.latency.ok_or("latency")?.mean_us, summary.seconds))
+}
+
+#[test]
+fn the_open_loop_counts_the_queue_behind_a_stall() -> Result<(), Box<dyn std::error::Error>> {
+    let (open, seconds) = stalled_reads(Some(1_000.0))?;
+    // 200 operations one millisecond apart cannot finish before the last one is due.
+    assert!(seconds >= 0.199, "the schedule was not kept: {seconds} s");
+    // The ~49 reads due during the stall wait for it: at least 1,225 ms over 200 reads.
+    assert!(open >= 6_000.0, "open-loop mean {open} µs hides the queue");
+    let (closed, _) = stalled_reads(None)?;
+    // Closed, the stall is one slow sample among 200.
+    assert!(closed < 3_000.0, "closed-loop mean {closed} µs");
+    Ok(())
+}
+
+#[test]
+fn readwhilewriting_reports_the_readers() -> Result<(), Box<dyn std::error::Error>> {
+    let run = run(&[("fillseq", 0, 1), ("readwhilewriting", 2_000, 2)])?;
+    let p = &run.phases[1];
+    assert_eq!(p.counts.gets, 2_000, "every read ran");
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let readers = p.counts.gets as f64 / p.seconds;
+    assert!(
+        (p.ops_per_sec - readers).abs() <= 1e-6 * readers,
+        "{} vs {readers}",
+        p.ops_per_sec
+    );
+    Ok(())
+}
