@@ -93,14 +93,14 @@ impl RefEngine {
             LockMode::Exclusive
         };
         let lock = storage.lock(&dir.join(LOCK), mode)?;
-        let (map, valid_len) = replay(&storage, &dir)?;
+        let (map, valid) = replay(&storage, &dir)?;
         let writer = if options.read_only {
             None
         } else {
             Some(LogWriter {
-                file: open_log(&storage, &dir, valid_len)?,
+                file: open_log(&storage, &dir, &valid)?,
                 appended: 0,
-                synced: valid_len,
+                synced: valid.len() as u64,
             })
         };
         let inner = Arc::new(Inner {
@@ -130,14 +130,14 @@ impl RefEngine {
     }
 }
 
-/// Reads the log into a map; returns the map and the length of the valid prefix.
-fn replay(storage: &dyn Storage, dir: &Path) -> Result<(BTreeMap<Vec<u8>, Value>, u64)> {
+/// Reads the log into a map; returns the map and the log's valid prefix.
+fn replay(storage: &dyn Storage, dir: &Path) -> Result<(BTreeMap<Vec<u8>, Value>, Vec<u8>)> {
     let mut map = BTreeMap::new();
     let path = dir.join(LOG);
     if !storage.exists(&path)? {
-        return Ok((map, 0));
+        return Ok((map, Vec::new()));
     }
-    let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
+    let mut bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
     let mut at = 0usize;
     while let Some(record) = decode_record(&bytes, at) {
         for op in record.ops {
@@ -152,7 +152,8 @@ fn replay(storage: &dyn Storage, dir: &Path) -> Result<(BTreeMap<Vec<u8>, Value>
             "a valid record (a later record says these bytes had been synced)",
         ));
     }
-    Ok((map, at as u64))
+    bytes.truncate(at);
+    Ok((map, bytes))
 }
 
 /// Whether an intact record after the damaged one at `at` was written after a sync covering
@@ -161,7 +162,7 @@ fn synced_later(bytes: &[u8], at: usize) -> bool {
     (at + 1..bytes.len()).any(|q| decode_record(bytes, q).is_some_and(|r| r.synced > at as u64))
 }
 
-fn open_log(storage: &dyn Storage, dir: &Path, valid_len: u64) -> Result<Box<dyn WritableFile>> {
+fn open_log(storage: &dyn Storage, dir: &Path, valid: &[u8]) -> Result<Box<dyn WritableFile>> {
     let path = dir.join(LOG);
     if !storage.exists(&path)? {
         let file = storage.create(&path, IoClass::Log)?;
@@ -169,14 +170,21 @@ fn open_log(storage: &dyn Storage, dir: &Path, valid_len: u64) -> Result<Box<dyn
         storage.sync_dir(dir)?;
         return Ok(file);
     }
-    let file = storage.open_append(&path, IoClass::Log)?;
-    if file.len() > valid_len {
-        file.truncate(valid_len)?;
+    // The replayed bytes may exist only in the page cache: after a process crash, or after a
+    // failed sync whose pages Linux then marked clean (a sync of the same file now would
+    // succeed and prove nothing). New records will claim them durable, so write them into a
+    // fresh file and make that durable before appending: temp, sync, rename, directory sync.
+    let tmp = dir.join(format!("{LOG}.tmp"));
+    if storage.exists(&tmp)? {
+        storage.remove(&tmp)?;
     }
-    // After a process crash the replayed bytes may still be only in the page cache; new records
-    // will claim them durable, so make them so.
+    let file = storage.create(&tmp, IoClass::Recovery)?;
+    file.append(valid)?;
     file.sync()?;
-    Ok(file)
+    drop(file);
+    storage.rename(&tmp, &path)?;
+    storage.sync_dir(dir)?;
+    storage.open_append(&path, IoClass::Log)
 }
 
 fn apply(map: &mut BTreeMap<Vec<u8>, Value>, op: BatchOp) {

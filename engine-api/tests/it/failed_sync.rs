@@ -4,10 +4,6 @@ use engine_api::testing::failed_sync::{FailedSyncConfig, check};
 use engine_api::testing::reference_factory;
 
 #[test]
-#[ignore = "fails: after its first sync fails and it is reopened on the same storage, the \
-            reference engine appends to the same log and syncs; after a power loss ref.log has \
-            the failed bytes zeroed before records that vouch for them, and the open reports \
-            corruption at offset 0 (route to the engine-api owner)"]
 fn reference_engine_survives_a_failed_sync_a_reopen_and_a_power_loss() {
     let report =
         check(&reference_factory(), &FailedSyncConfig::default()).unwrap_or_else(|e| panic!("{e}"));
