@@ -1,5 +1,6 @@
 //! The lsm-engine integration tests: one binary, one module per concern.
 
+mod clean_close;
 mod common;
 mod compaction;
 mod conformance;
