@@ -32,7 +32,7 @@ use crate::stats::Counters;
 use crate::version::manifest::{read_current, read_manifest};
 use crate::version::{FileMeta, ManifestState, Version, VersionEdit, VersionSet, file_meta};
 use crate::wal::format::WalBatch;
-use crate::wal::{WalWriter, read_wal};
+use crate::wal::{WalContents, WalWriter, read_wal};
 
 /// The state a manifest replay yields.
 struct Replayed {
@@ -40,6 +40,8 @@ struct Replayed {
     log_number: u64,
     next_file: u64,
     last_seq: u64,
+    /// A WAL's synced length recorded at a clean close.
+    wal_synced: Option<(u64, u64)>,
 }
 
 /// What the WALs hold.
@@ -80,7 +82,7 @@ pub(crate) fn open(
     let names = storage.list(dir)?;
     let replayed = load_manifest(&*storage, dir, &names, &opts)?;
     let version = open_tables(&*storage, dir, &replayed, cache.as_ref())?;
-    let wals = replay_wals(&*storage, dir, &names, replayed.log_number)?;
+    let wals = replay_wals(&*storage, dir, &names, &replayed)?;
     let mut last_seq = replayed.last_seq;
     for b in &wals.batches {
         last_seq = last_seq.max(b.first_seq + b.ops.len() as u64 - 1);
@@ -90,6 +92,7 @@ pub(crate) fn open(
         current: Arc::new(version),
         log_number: replayed.log_number,
         last_sequence: last_seq,
+        wal_synced: replayed.wal_synced,
     };
     let versions = VersionSet::new(
         dir,
@@ -251,6 +254,7 @@ fn load_manifest(
         log_number: 0,
         next_file: 1,
         last_seq: 0,
+        wal_synced: None,
     };
     let Some(number) = read_current(storage, dir)? else {
         let strays = names.iter().any(|n| {
@@ -293,6 +297,7 @@ fn apply(r: &mut Replayed, edit: &VersionEdit) -> std::result::Result<(), String
     r.log_number = r.log_number.max(edit.log_number.unwrap_or(0));
     r.next_file = r.next_file.max(edit.next_file_number.unwrap_or(0));
     r.last_seq = r.last_seq.max(edit.last_sequence.unwrap_or(0));
+    r.wal_synced = edit.wal_synced.or(r.wal_synced);
     for &(level, number) in &edit.deleted {
         let removed = r
             .levels
@@ -363,8 +368,10 @@ fn replay_wals(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
-    log_number: u64,
+    replayed: &Replayed,
 ) -> Result<WalReplay> {
+    let log_number = replayed.log_number;
+    let claim = replayed.wal_synced.filter(|&(n, _)| n >= log_number);
     let mut numbers: Vec<u64> = names
         .iter()
         .filter_map(|n| match filename::parse(n) {
@@ -379,11 +386,21 @@ fn replay_wals(
         newest_has_header: false,
         before_newest: None,
     };
+    if let Some((n, _)) = claim
+        && !numbers.contains(&n)
+    {
+        return Err(Error::corruption(
+            filename::wal(dir, n),
+            0,
+            "the WAL the manifest records as synced at close",
+        ));
+    }
     let last = numbers.last().copied();
     let mut prev: Option<(u64, u64)> = None;
     for n in numbers {
         let contents = read_wal(storage, dir, n)?;
         check_chain(dir, log_number, prev, n, contents.header, Some(n) == last)?;
+        check_synced(dir, claim, n, &contents)?;
         prev = Some((n, contents.valid_len));
         if let Some((offset, bad)) = contents.bad
             && (Some(n) != last || contents.synced_after_bad)
@@ -400,6 +417,25 @@ fn replay_wals(
         replay.newest_has_header = contents.header.is_some();
     }
     Ok(replay)
+}
+
+/// A WAL whose synced length the manifest records (a clean close wrote it) must hold that many
+/// bytes of good records: its end is proven, so a shorter or damaged prefix is corruption, not
+/// a torn tail.
+fn check_synced(
+    dir: &Path,
+    claim: Option<(u64, u64)>,
+    n: u64,
+    contents: &WalContents,
+) -> Result<()> {
+    match claim {
+        Some((number, len)) if number == n && contents.valid_len < len => Err(Error::corruption(
+            filename::wal(dir, n),
+            contents.valid_len,
+            format!("{len} bytes of good records (the length synced at the last clean close)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Each WAL's header names the WAL before it and that WAL's final length: a live predecessor

@@ -25,7 +25,7 @@ use crate::options::LsmOptions;
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::sstable::BlockCache;
 use crate::stats::Counters;
-use crate::version::{Version, VersionSet};
+use crate::version::{Version, VersionEdit, VersionSet};
 use crate::wal::WalWriter;
 use crate::{compaction, flush, recovery, stats};
 
@@ -143,6 +143,29 @@ impl Inner {
         self.poison().check()?;
         let covered = self.sync_tail().inspect_err(|e| self.wal_sync_failed(e))?;
         self.commit.mark_durable(covered);
+        Ok(())
+    }
+
+    /// The clean-close protocol (`docs/lsm.md`, "Close"), with background work stopped:
+    /// 1. sync the active WAL (it is then durable through its length `L`);
+    /// 2. commit a manifest edit recording `(WAL number, L)` (append + sync).
+    ///
+    /// At the next open that WAL must hold `L` bytes of good records: a cut or damaged end is
+    /// corruption instead of a torn tail. Skipped when read-only or poisoned (nothing can be
+    /// proven then).
+    pub(crate) fn close_wal(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        let Some(wal) = writer.wal.clone() else {
+            return Ok(());
+        };
+        self.sync_wal()?;
+        let edit = VersionEdit {
+            wal_synced: Some((wal.number(), wal.len())),
+            ..VersionEdit::default()
+        };
+        self.versions
+            .log_and_apply(edit, &[], |v| self.install_version(v))?;
+        drop(writer);
         Ok(())
     }
 
@@ -347,9 +370,11 @@ impl Drop for LsmEngine {
             // A panicked flush thread has nothing left to clean up.
             let _ = flusher.join();
         }
-        // A clean shutdown makes everything acknowledged durable. After a failed sync or a
-        // simulated power loss there is nothing more to save.
-        let _ = self.inner.sync_wal();
+        // Jobs the flush thread started after the first shutdown call.
+        self.inner.compactions.shutdown();
+        // A clean shutdown makes everything acknowledged durable and its end provable. After a
+        // failed sync or a simulated power loss there is nothing more to save.
+        let _ = self.inner.close_wal();
         if !self.inner.read_only() {
             self.inner.obsolete.drain();
         }

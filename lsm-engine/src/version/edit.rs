@@ -15,6 +15,9 @@ const TAG_NEW_FILE: u64 = 5;
 const TAG_COMMITTED_TASK: u64 = 6;
 /// Unknown tags at or above this may be skipped by older readers.
 pub(crate) const SAFE_TO_IGNORE: u64 = 64;
+/// The synced length of a WAL, recorded at clean close. Only adds a check, so an older reader
+/// may skip it.
+const TAG_WAL_SYNCED: u64 = SAFE_TO_IGNORE;
 
 /// What the manifest knows about one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +50,10 @@ pub(crate) struct VersionEdit {
     /// The compaction task this edit commits, so recovery can tell a committed task from an
     /// interrupted one.
     pub(crate) committed_task: Option<u64>,
+    /// `(WAL number, length)`: that WAL was synced through `length` bytes, so at open a shorter
+    /// or damaged prefix is corruption, not a torn tail. Written by a clean close and carried
+    /// in every snapshot while the WAL is live (`docs/lsm.md`, "Close").
+    pub(crate) wal_synced: Option<(u64, u64)>,
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -90,6 +97,11 @@ impl VersionEdit {
             }
             field(&mut out, TAG_NEW_FILE, &b);
         }
+        if let Some((number, len)) = self.wal_synced {
+            let mut b = varint_body(number);
+            put_varint(&mut b, len);
+            field(&mut out, TAG_WAL_SYNCED, &b);
+        }
         out
     }
 
@@ -122,7 +134,8 @@ impl VersionEdit {
                 let f = new_file(&mut b).ok_or("a well-formed new-file field")?;
                 self.added.push((level, f));
             }
-            t if t >= SAFE_TO_IGNORE => return Ok(()),
+            TAG_WAL_SYNCED => self.wal_synced = Some((single(&mut b)?, single(&mut b)?)),
+            t if t > SAFE_TO_IGNORE => return Ok(()),
             _ => return Err("a known field tag"),
         }
         if b.is_empty() {
@@ -177,6 +190,7 @@ mod tests {
                 },
             )],
             committed_task: Some(17),
+            wal_synced: Some((12, 4096)),
         };
         let mut bytes = edit.encode();
         assert_eq!(VersionEdit::decode(&bytes), Ok(edit.clone()));
