@@ -85,9 +85,9 @@ pub(crate) fn open(
     let wals = replay_wals(&*storage, dir, &names, &replayed)?;
     let mut last_seq = replayed.last_seq;
     for b in &wals.batches {
-        last_seq = last_seq.max(b.first_seq + b.ops.len() as u64 - 1);
+        last_seq = last_seq.max(b.last_seq());
     }
-    let next_file = replayed.next_file.max(max_number(&names) + 1);
+    let next_file = replayed.next_file.max(max_number(dir, &names)? + 1);
     let state = ManifestState {
         current: Arc::new(version),
         log_number: replayed.log_number,
@@ -228,18 +228,30 @@ fn interrupted_jobs(
     Ok((jobs, keep))
 }
 
-fn max_number(names: &[String]) -> u64 {
-    names
-        .iter()
-        .filter_map(|n| match filename::parse(n)? {
-            FileKind::Wal(n)
-            | FileKind::Table(n)
-            | FileKind::Manifest(n)
-            | FileKind::CompactionLog(n) => Some(n),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+/// The largest file number in the directory. A name whose number the counter could not have
+/// reached is corruption: the counter would wrap and reuse numbers.
+fn max_number(dir: &Path, names: &[String]) -> Result<u64> {
+    let mut max = 0;
+    for name in names {
+        let n = match filename::parse(name) {
+            Some(
+                FileKind::Wal(n)
+                | FileKind::Table(n)
+                | FileKind::Manifest(n)
+                | FileKind::CompactionLog(n),
+            ) => n,
+            _ => continue,
+        };
+        if n > filename::MAX_FILE_NUMBER {
+            return Err(Error::corruption(
+                dir.join(name),
+                0,
+                "a file number below 2^56",
+            ));
+        }
+        max = max.max(n);
+    }
+    Ok(max)
 }
 
 /// Step 2.

@@ -287,7 +287,8 @@ fn check_props(props: &Props, path: &Path, offset: u64) -> Result<()> {
             && key::parse(&props.largest).is_some()
             && key::compare(&props.smallest, &props.largest) != std::cmp::Ordering::Greater
     };
-    if !keys_ok || props.min_seq > props.max_seq || props.tombstones > props.entries {
+    let seqs_ok = props.min_seq <= props.max_seq && props.max_seq <= key::MAX_SEQ;
+    if !keys_ok || !seqs_ok || props.tombstones > props.entries {
         return Err(Error::corruption(
             path,
             offset,

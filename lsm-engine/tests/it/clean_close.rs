@@ -44,7 +44,11 @@ fn newest_wal(sim: &SimStorage) -> PathBuf {
 }
 
 /// Every key of `model` is there, or the open failed with a corruption error naming `path`.
-fn kept_or_corrupt(sim: &SimStorage, model: &Model, path: &Path) -> std::result::Result<(), String> {
+fn kept_or_corrupt(
+    sim: &SimStorage,
+    model: &Model,
+    path: &Path,
+) -> std::result::Result<(), String> {
     let e = match open(sim) {
         Err(Error::Corruption { path: p, .. }) if p == path => return Ok(()),
         Err(e) => return Err(format!("open: {e}")),
@@ -57,7 +61,9 @@ fn kept_or_corrupt(sim: &SimStorage, model: &Model, path: &Path) -> std::result:
     if lost == 0 {
         Ok(())
     } else {
-        Err(format!("reopened without an error and {lost} acknowledged keys are gone"))
+        Err(format!(
+            "reopened without an error and {lost} acknowledged keys are gone"
+        ))
     }
 }
 

@@ -11,3 +11,4 @@ mod fuzz_corpus;
 mod harness;
 mod reliability;
 mod sstable;
+mod untrusted;
