@@ -26,6 +26,7 @@ use crate::filename::{self, FileKind};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
 use crate::options::LsmOptions;
+use crate::repair::{self, RecoveryReport};
 use crate::snapshot::SnapshotList;
 use crate::sstable::{BlockCache, Table};
 use crate::stats::Counters;
@@ -79,10 +80,21 @@ pub(crate) fn open(
     let cache =
         (opts.block_cache_bytes > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_bytes)));
     let obsolete = Arc::new(ObsoleteFiles::new(Arc::clone(&storage), dir.to_path_buf()));
-    let names = storage.list(dir)?;
-    let replayed = load_manifest(&*storage, dir, &names, &opts)?;
-    let version = open_tables(&*storage, dir, &replayed, cache.as_ref())?;
-    let wals = replay_wals(&*storage, dir, &names, &replayed)?;
+    let mut report = RecoveryReport::default();
+    let mut names = storage.list(dir)?;
+    let loaded = match load(&*storage, dir, &names, &opts, cache.as_ref()) {
+        Err(e) if e.is_corruption() && opts.salvage && !read_only => {
+            report = repair::rebuild(&*storage, dir, &opts, &e)?;
+            names = storage.list(dir)?;
+            load(&*storage, dir, &names, &opts, cache.as_ref())?
+        }
+        loaded => loaded?,
+    };
+    let Loaded {
+        replayed,
+        version,
+        wals,
+    } = loaded;
     let mut last_seq = replayed.last_seq;
     for b in &wals.batches {
         last_seq = last_seq.max(b.last_seq());
@@ -161,9 +173,35 @@ pub(crate) fn open(
         compaction_lock: Mutex::new(()),
         counters: Counters::default(),
         compactions: CompactionManager::new(),
+        report,
         _lock: lock,
     };
     Ok((inner, resumes))
+}
+
+/// What steps 2 to 4 read.
+struct Loaded {
+    replayed: Replayed,
+    version: Version,
+    wals: WalReplay,
+}
+
+/// Steps 2 to 4: the manifest, its tables, the WALs.
+fn load(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    opts: &LsmOptions,
+    cache: Option<&Arc<BlockCache>>,
+) -> Result<Loaded> {
+    let replayed = load_manifest(storage, dir, names, opts)?;
+    let version = open_tables(storage, dir, &replayed, cache)?;
+    let wals = replay_wals(storage, dir, names, &replayed)?;
+    Ok(Loaded {
+        replayed,
+        version,
+        wals,
+    })
 }
 
 /// Step 5a: the compaction logs. A log without a durable intent belongs to a job that never

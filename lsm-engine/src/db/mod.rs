@@ -22,6 +22,7 @@ use crate::compaction::{CompactionManager, JobInfo};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
 use crate::options::LsmOptions;
+use crate::repair::RecoveryReport;
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::sstable::BlockCache;
 use crate::stats::Counters;
@@ -94,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) counters: Counters,
     pub(crate) compactions: CompactionManager,
+    /// What the open found and repaired.
+    pub(crate) report: RecoveryReport,
     pub(crate) _lock: Box<dyn FileLock>,
 }
 
@@ -203,7 +206,8 @@ impl LsmEngine {
     /// # Errors
     /// [`Error::InvalidArgument`] for bad options or a missing directory that may not be
     /// created, [`Error::Locked`] if another engine holds the directory, [`Error::Corruption`]
-    /// for damaged files, I/O errors.
+    /// for damaged files (unless [`LsmOptions::salvage`] rebuilt the table set around them),
+    /// I/O errors.
     pub fn open(dir: impl AsRef<Path>, options: LsmOptions) -> Result<LsmEngine> {
         options.validate()?;
         let counting = CountingStorage::new(Arc::clone(&options.common.storage));
@@ -274,6 +278,12 @@ impl LsmEngine {
         } else {
             Err(Error::invalid("snapshot taken from another engine"))
         }
+    }
+
+    /// What the open found and repaired: with [`LsmOptions::salvage`], whether the table set
+    /// was rebuilt from the files on disk, what was kept and what was skipped as damaged.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
     }
 
     /// The compaction manager (see [`CompactionManager`]).

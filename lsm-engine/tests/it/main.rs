@@ -10,5 +10,6 @@ mod engine;
 mod fuzz_corpus;
 mod harness;
 mod reliability;
+mod repair;
 mod sstable;
 mod untrusted;
