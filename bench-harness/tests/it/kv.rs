@@ -92,3 +92,22 @@ fn bad_input_is_a_message_not_a_panic() {
     let (success, _, stderr) = kv(&["--engine", "lsm", "get", &dir, "apple"]);
     assert!(!success && stderr.contains("Bitcask"), "{stderr}");
 }
+
+#[test]
+fn lsm_repair_rebuilds_a_directory_whose_current_is_damaged() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("lsm", &tmp.path().join("db"));
+    std::fs::write(Path::new(&dir).join("CURRENT"), b"MANIFEST-00x\n").expect("damage CURRENT");
+    let (success, _, stderr) = kv(&["get", &dir, "apple"]);
+    assert!(!success && stderr.contains("corruption"), "{stderr}");
+    let repair = ok(&["repair", &dir]);
+    assert!(
+        repair.contains("lsm: rebuilt the table set after"),
+        "{repair}"
+    );
+    assert!(repair.contains("kept 2 live entries"), "{repair}");
+    assert_eq!(ok(&["get", &dir, "apple"]), "crimson\n");
+    assert!(!kv(&["get", &dir, "pear"]).0, "a deleted key came back");
+    assert_eq!(ok(&["scan", &dir]), "apple = crimson\nquince = yellow\n");
+    assert_eq!(ok(&["repair", &dir]), "lsm: nothing to repair\n");
+}
