@@ -4,13 +4,17 @@
 //!    sequence (a torn last record is an edit that never committed);
 //! 3. open every table the manifest names, checking each against its manifest entry;
 //! 4. replay every WAL at or above the log number into one memtable (a torn tail of the newest
-//!    is cut off; damage in an older one is corruption);
+//!    is cut off; damage in an older one is corruption, and so is damage before the length a
+//!    clean close recorded in the manifest);
 //! 5. (writable) start a new manifest holding a snapshot and point `CURRENT` at it;
 //! 6. (writable) read the compaction logs: a job whose inputs are all live was interrupted, its
 //!    recorded outputs are kept and it is queued to resume; then remove every file no committed
 //!    edit names: tables, WALs below the log number, other manifests, temporary files, logs of
 //!    committed or never-started jobs;
 //! 7. (writable) keep appending to the newest WAL after cutting its torn tail, or create one.
+//!
+//! With `LsmOptions::salvage`, a writable open whose steps 2 to 4 meet corruption rebuilds the
+//! table set first (`crate::repair`) and then runs them again on the rebuilt directory.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -78,6 +78,8 @@ fn assert_holds(e: &LsmEngine, model: &Model) {
     assert_eq!(&scanned, model);
 }
 
+type Damager = fn(&SimStorage);
+
 fn damaged_current(sim: &SimStorage) {
     sim.overwrite_file(Path::new("/db/CURRENT"), b"MANIFEST-00x\n".to_vec());
 }
@@ -95,7 +97,7 @@ fn missing_current(sim: &SimStorage) {
 
 #[test]
 fn a_salvage_open_rebuilds_the_table_set_when_current_or_the_manifest_is_unusable() {
-    let cases: [(&str, fn(&SimStorage)); 3] = [
+    let cases: [(&str, Damager); 3] = [
         ("damaged CURRENT", damaged_current),
         ("damaged manifest", damaged_manifest),
         ("missing CURRENT", missing_current),
