@@ -146,19 +146,27 @@ fn after_a_crash_a_torn_last_record_is_still_cut() {
 
 /// As the shared damage sweep, but with no torn-tail allowance: after a clean close, every
 /// damaged image of every file (WALs, tables, manifest, `CURRENT`) keeps every key or is
-/// refused as corrupt. `LSM_DAMAGE_OFFSETS` widens the sweep (default 24 offsets a file).
+/// refused as corrupt, under `Always` and `Never`. `LSM_DAMAGE_OFFSETS` widens the sweep
+/// (default 24 offsets a file).
 #[test]
 fn every_file_of_a_clean_close_damaged_keeps_every_key_or_is_corruption() {
     let offsets = std::env::var("LSM_DAMAGE_OFFSETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(24);
-    let config = DamageConfig {
-        offsets_per_file: offsets,
-        writes: 120,
-        torn_tail_allowance: false,
-        ..DamageConfig::default()
-    };
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        let config = DamageConfig {
+            policy,
+            offsets_per_file: offsets,
+            writes: 120,
+            torn_tail_allowance: false,
+            ..DamageConfig::default()
+        };
+        sweep(&config);
+    }
+}
+
+fn sweep(config: &DamageConfig) {
     let factory = |storage: Arc<dyn Storage>, dir: &Path, sync: SyncPolicy| {
         let options = LsmOptions {
             auto_compaction: false,
@@ -166,6 +174,6 @@ fn every_file_of_a_clean_close_damaged_keeps_every_key_or_is_corruption() {
         };
         Ok(Box::new(LsmEngine::open(dir, options)?) as Box<dyn Engine>)
     };
-    let report = damage::check(&factory, &config).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("lsm clean close {report}");
+    let report = damage::check(&factory, config).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("lsm clean close, {:?}: {report}", config.policy);
 }
