@@ -272,7 +272,7 @@ fn interrupted_jobs(
 
 /// The largest file number in the directory. A name whose number the counter could not have
 /// reached is corruption: the counter would wrap and reuse numbers.
-fn max_number(dir: &Path, names: &[String]) -> Result<u64> {
+pub(crate) fn max_number(dir: &Path, names: &[String]) -> Result<u64> {
     let mut max = 0;
     for name in names {
         let n = match filename::parse(name) {

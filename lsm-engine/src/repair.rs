@@ -32,6 +32,7 @@ use crate::iter::{InternalIterator, MergingIter};
 use crate::key::{self, Kind};
 use crate::memtable::{Memtable, MemtableIter};
 use crate::options::LsmOptions;
+use crate::recovery;
 use crate::sstable::block::BlockIter;
 use crate::sstable::footer::BlockHandle;
 use crate::sstable::{BuildOptions, Table, TableBuilder};
@@ -91,30 +92,51 @@ pub(crate) fn rebuild(
     cause: &Error,
 ) -> Result<RecoveryReport> {
     let names = storage.list(dir)?;
-    let mut next = next_number(&names);
+    // Numbered above every file, so the rebuild's files collide with none.
+    let mut next = recovery::max_number(dir, &names)? + 1;
     let skipped: Skipped = Arc::default();
     let mut report = RecoveryReport {
         rebuilt_after: Some(cause.to_string()),
         ..RecoveryReport::default()
     };
+    let sources = read_sources(storage, dir, &names, &skipped, &mut report)?;
+    let written = write_merged(storage, dir, opts, sources, &mut next)?;
+    storage.sync_dir(dir)?;
+    report.entries_kept = written.entries;
+    report.tables_written = written.tables.len() as u64;
+    commit(storage, dir, next, written)?;
+    report.skipped = std::mem::take(&mut *skipped.lock());
+    report.moved_aside = set_aside(storage, dir, &names, &report.skipped)?;
+    Ok(report)
+}
+
+/// Step 1: every table (block by block) and every WAL (record by record), as sorted sources.
+fn read_sources(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    skipped: &Skipped,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Box<dyn InternalIterator>>> {
     let mut sources: Vec<Box<dyn InternalIterator>> = Vec::new();
-    for n in numbers(&names, |k| matches!(k, FileKind::Table(_))) {
-        if let Some(t) = salvage_table(storage, dir, n, &skipped)? {
+    for n in numbers(names, |k| matches!(k, FileKind::Table(_))) {
+        if let Some(t) = salvage_table(storage, dir, n, skipped)? {
             sources.push(Box::new(t));
             report.tables_read += 1;
         }
     }
     let mem = Arc::new(Memtable::new());
-    for n in numbers(&names, |k| matches!(k, FileKind::Wal(_))) {
-        report.wal_batches += salvage_wal(storage, dir, n, &mem, &skipped)?;
+    for n in numbers(names, |k| matches!(k, FileKind::Wal(_))) {
+        report.wal_batches += salvage_wal(storage, dir, n, &mem, skipped)?;
         report.wals_read += 1;
     }
     sources.push(Box::new(MemtableIter::new(mem)));
-    let written = write_merged(storage, dir, opts, sources, &mut next)?;
-    storage.sync_dir(dir)?;
-    report.entries_kept = written.entries;
-    report.tables_written = written.tables.len() as u64;
-    let wal = next;
+    Ok(sources)
+}
+
+/// Steps 3 and 4: an empty WAL numbered `wal`, then a manifest naming the rebuilt tables made
+/// live through `CURRENT` (the commit point).
+fn commit(storage: &dyn Storage, dir: &Path, wal: u64, written: Written) -> Result<()> {
     drop(WalWriter::create(storage, dir, wal, (0, 0))?);
     let snapshot = VersionEdit {
         log_number: Some(wal),
@@ -124,25 +146,7 @@ pub(crate) fn rebuild(
         ..VersionEdit::default()
     };
     drop(ManifestWriter::create(storage, dir, wal + 1, &snapshot)?);
-    report.skipped = std::mem::take(&mut *skipped.lock());
-    report.moved_aside = set_aside(storage, dir, &names, &report.skipped)?;
-    Ok(report)
-}
-
-/// A number above every file's, so the rebuild's files collide with none.
-fn next_number(names: &[String]) -> u64 {
-    names
-        .iter()
-        .filter_map(|n| match filename::parse(n)? {
-            FileKind::Wal(n)
-            | FileKind::Table(n)
-            | FileKind::Manifest(n)
-            | FileKind::CompactionLog(n) => Some(n),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
-        .saturating_add(1)
+    Ok(())
 }
 
 fn numbers(names: &[String], want: impl Fn(FileKind) -> bool) -> Vec<u64> {
