@@ -16,6 +16,9 @@
 use std::path::{Path, PathBuf};
 
 pub(crate) const LOCK: &str = "LOCK";
+/// The largest file number accepted from disk: far beyond any real use, and far enough below
+/// `u64::MAX` that the counter never wraps.
+pub(crate) const MAX_FILE_NUMBER: u64 = (1 << 56) - 1;
 pub(crate) const CURRENT: &str = "CURRENT";
 const MANIFEST_PREFIX: &str = "MANIFEST-";
 

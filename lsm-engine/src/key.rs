@@ -13,6 +13,14 @@ pub type SeqNo = u64;
 /// The largest sequence number the trailer can hold.
 pub const MAX_SEQ: SeqNo = (1 << 56) - 1;
 
+/// The first of `n` sequence numbers following `last`, if all of them fit an internal key
+/// (`1..=MAX_SEQ`): a larger one would lose its top bits in the trailer.
+pub(crate) fn seq_range(last: SeqNo, n: usize) -> Option<SeqNo> {
+    let first = last.checked_add(1)?;
+    let end = last.checked_add(u64::try_from(n).ok()?)?;
+    (n > 0 && end <= MAX_SEQ).then_some(first)
+}
+
 /// Length of the trailer appended to every user key.
 pub(crate) const TRAILER_LEN: usize = 8;
 

@@ -58,6 +58,7 @@ mod memtable;
 mod obsolete;
 mod options;
 mod recovery;
+mod repair;
 mod snapshot;
 mod sstable;
 mod stats;
@@ -70,6 +71,7 @@ pub use compaction::{
 };
 pub use db::LsmEngine;
 pub use options::LsmOptions;
+pub use repair::{Damage, RecoveryReport};
 pub use snapshot::Snapshot;
 pub use sstable::{SstEntries, SstEntry, SstFileReader, SstFileWriter, SstInfo, SstOptions};
 pub use stats::compaction_table;

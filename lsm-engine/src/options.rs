@@ -61,6 +61,12 @@ pub struct LsmOptions {
     pub soft_pending_compaction_bytes: u64,
     /// Writes wait for compaction once compaction debt passes this. Default: 256 GiB.
     pub hard_pending_compaction_bytes: u64,
+    /// Opt-in salvage open (as the Bitcask's): if a writable open finds damage (an unusable
+    /// `CURRENT` or manifest, a missing or damaged table, a damaged WAL), the table set is
+    /// rebuilt from the tables and WALs on disk, keeping every intact record and skipping the
+    /// damage; [`crate::LsmEngine::recovery_report`] says what was kept and skipped
+    /// (`docs/lsm.md`, "Repair"). Default false: damage is [`engine_api::Error::Corruption`].
+    pub salvage: bool,
 }
 
 impl Default for LsmOptions {
@@ -86,6 +92,7 @@ impl Default for LsmOptions {
             max_subcompactions: 2,
             soft_pending_compaction_bytes: 64 << 30,
             hard_pending_compaction_bytes: 256 << 30,
+            salvage: false,
         }
     }
 }

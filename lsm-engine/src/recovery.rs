@@ -4,13 +4,17 @@
 //!    sequence (a torn last record is an edit that never committed);
 //! 3. open every table the manifest names, checking each against its manifest entry;
 //! 4. replay every WAL at or above the log number into one memtable (a torn tail of the newest
-//!    is cut off; damage in an older one is corruption);
+//!    is cut off; damage in an older one is corruption, and so is damage before the length a
+//!    clean close recorded in the manifest);
 //! 5. (writable) start a new manifest holding a snapshot and point `CURRENT` at it;
 //! 6. (writable) read the compaction logs: a job whose inputs are all live was interrupted, its
 //!    recorded outputs are kept and it is queued to resume; then remove every file no committed
 //!    edit names: tables, WALs below the log number, other manifests, temporary files, logs of
 //!    committed or never-started jobs;
 //! 7. (writable) keep appending to the newest WAL after cutting its torn tail, or create one.
+//!
+//! With `LsmOptions::salvage`, a writable open whose steps 2 to 4 meet corruption rebuilds the
+//! table set first (`crate::repair`) and then runs them again on the rebuilt directory.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -26,13 +30,14 @@ use crate::filename::{self, FileKind};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
 use crate::options::LsmOptions;
+use crate::repair::{self, RecoveryReport};
 use crate::snapshot::SnapshotList;
 use crate::sstable::{BlockCache, Table};
 use crate::stats::Counters;
 use crate::version::manifest::{read_current, read_manifest};
 use crate::version::{FileMeta, ManifestState, Version, VersionEdit, VersionSet, file_meta};
 use crate::wal::format::WalBatch;
-use crate::wal::{WalWriter, read_wal};
+use crate::wal::{WalContents, WalWriter, read_wal};
 
 /// The state a manifest replay yields.
 struct Replayed {
@@ -40,6 +45,8 @@ struct Replayed {
     log_number: u64,
     next_file: u64,
     last_seq: u64,
+    /// A WAL's synced length recorded at a clean close.
+    wal_synced: Option<(u64, u64)>,
 }
 
 /// What the WALs hold.
@@ -77,19 +84,31 @@ pub(crate) fn open(
     let cache =
         (opts.block_cache_bytes > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_bytes)));
     let obsolete = Arc::new(ObsoleteFiles::new(Arc::clone(&storage), dir.to_path_buf()));
-    let names = storage.list(dir)?;
-    let replayed = load_manifest(&*storage, dir, &names, &opts)?;
-    let version = open_tables(&*storage, dir, &replayed, cache.as_ref())?;
-    let wals = replay_wals(&*storage, dir, &names, replayed.log_number)?;
+    let mut report = RecoveryReport::default();
+    let mut names = storage.list(dir)?;
+    let loaded = match load(&*storage, dir, &names, &opts, cache.as_ref()) {
+        Err(e) if e.is_corruption() && opts.salvage && !read_only => {
+            report = repair::rebuild(&*storage, dir, &opts, &e)?;
+            names = storage.list(dir)?;
+            load(&*storage, dir, &names, &opts, cache.as_ref())?
+        }
+        loaded => loaded?,
+    };
+    let Loaded {
+        replayed,
+        version,
+        wals,
+    } = loaded;
     let mut last_seq = replayed.last_seq;
     for b in &wals.batches {
-        last_seq = last_seq.max(b.first_seq + b.ops.len() as u64 - 1);
+        last_seq = last_seq.max(b.last_seq());
     }
-    let next_file = replayed.next_file.max(max_number(&names) + 1);
+    let next_file = replayed.next_file.max(max_number(dir, &names)? + 1);
     let state = ManifestState {
         current: Arc::new(version),
         log_number: replayed.log_number,
         last_sequence: last_seq,
+        wal_synced: replayed.wal_synced,
     };
     let versions = VersionSet::new(
         dir,
@@ -158,9 +177,35 @@ pub(crate) fn open(
         compaction_lock: Mutex::new(()),
         counters: Counters::default(),
         compactions: CompactionManager::new(),
+        report,
         _lock: lock,
     };
     Ok((inner, resumes))
+}
+
+/// What steps 2 to 4 read.
+struct Loaded {
+    replayed: Replayed,
+    version: Version,
+    wals: WalReplay,
+}
+
+/// Steps 2 to 4: the manifest, its tables, the WALs.
+fn load(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    opts: &LsmOptions,
+    cache: Option<&Arc<BlockCache>>,
+) -> Result<Loaded> {
+    let replayed = load_manifest(storage, dir, names, opts)?;
+    let version = open_tables(storage, dir, &replayed, cache)?;
+    let wals = replay_wals(storage, dir, names, &replayed)?;
+    Ok(Loaded {
+        replayed,
+        version,
+        wals,
+    })
 }
 
 /// Step 5a: the compaction logs. A log without a durable intent belongs to a job that never
@@ -225,18 +270,30 @@ fn interrupted_jobs(
     Ok((jobs, keep))
 }
 
-fn max_number(names: &[String]) -> u64 {
-    names
-        .iter()
-        .filter_map(|n| match filename::parse(n)? {
-            FileKind::Wal(n)
-            | FileKind::Table(n)
-            | FileKind::Manifest(n)
-            | FileKind::CompactionLog(n) => Some(n),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+/// The largest file number in the directory. A name whose number the counter could not have
+/// reached is corruption: the counter would wrap and reuse numbers.
+pub(crate) fn max_number(dir: &Path, names: &[String]) -> Result<u64> {
+    let mut max = 0;
+    for name in names {
+        let n = match filename::parse(name) {
+            Some(
+                FileKind::Wal(n)
+                | FileKind::Table(n)
+                | FileKind::Manifest(n)
+                | FileKind::CompactionLog(n),
+            ) => n,
+            _ => continue,
+        };
+        if n > filename::MAX_FILE_NUMBER {
+            return Err(Error::corruption(
+                dir.join(name),
+                0,
+                "a file number below 2^56",
+            ));
+        }
+        max = max.max(n);
+    }
+    Ok(max)
 }
 
 /// Step 2.
@@ -251,6 +308,7 @@ fn load_manifest(
         log_number: 0,
         next_file: 1,
         last_seq: 0,
+        wal_synced: None,
     };
     let Some(number) = read_current(storage, dir)? else {
         let strays = names.iter().any(|n| {
@@ -293,6 +351,7 @@ fn apply(r: &mut Replayed, edit: &VersionEdit) -> std::result::Result<(), String
     r.log_number = r.log_number.max(edit.log_number.unwrap_or(0));
     r.next_file = r.next_file.max(edit.next_file_number.unwrap_or(0));
     r.last_seq = r.last_seq.max(edit.last_sequence.unwrap_or(0));
+    r.wal_synced = edit.wal_synced.or(r.wal_synced);
     for &(level, number) in &edit.deleted {
         let removed = r
             .levels
@@ -363,8 +422,10 @@ fn replay_wals(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
-    log_number: u64,
+    replayed: &Replayed,
 ) -> Result<WalReplay> {
+    let log_number = replayed.log_number;
+    let claim = replayed.wal_synced.filter(|&(n, _)| n >= log_number);
     let mut numbers: Vec<u64> = names
         .iter()
         .filter_map(|n| match filename::parse(n) {
@@ -379,11 +440,21 @@ fn replay_wals(
         newest_has_header: false,
         before_newest: None,
     };
+    if let Some((n, _)) = claim
+        && !numbers.contains(&n)
+    {
+        return Err(Error::corruption(
+            filename::wal(dir, n),
+            0,
+            "the WAL the manifest records as synced at close",
+        ));
+    }
     let last = numbers.last().copied();
     let mut prev: Option<(u64, u64)> = None;
     for n in numbers {
         let contents = read_wal(storage, dir, n)?;
         check_chain(dir, log_number, prev, n, contents.header, Some(n) == last)?;
+        check_synced(dir, claim, n, &contents)?;
         prev = Some((n, contents.valid_len));
         if let Some((offset, bad)) = contents.bad
             && (Some(n) != last || contents.synced_after_bad)
@@ -400,6 +471,25 @@ fn replay_wals(
         replay.newest_has_header = contents.header.is_some();
     }
     Ok(replay)
+}
+
+/// A WAL whose synced length the manifest records (a clean close wrote it) must hold that many
+/// bytes of good records: its end is proven, so a shorter or damaged prefix is corruption, not
+/// a torn tail.
+fn check_synced(
+    dir: &Path,
+    claim: Option<(u64, u64)>,
+    n: u64,
+    contents: &WalContents,
+) -> Result<()> {
+    match claim {
+        Some((number, len)) if number == n && contents.valid_len < len => Err(Error::corruption(
+            filename::wal(dir, n),
+            contents.valid_len,
+            format!("{len} bytes of good records (the length synced at the last clean close)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Each WAL's header names the WAL before it and that WAL's final length: a live predecessor

@@ -8,6 +8,7 @@
 //! kv scan DIR [--from K] [--to K] [--limit N]
 //! kv compact DIR                 run a full merge or compaction and print what it did
 //! kv explain get DIR KEY         the read path of one get, step by step, with its I/O
+//! kv repair DIR                  salvage open: skip damage, keep every intact record, report
 //! ```
 //!
 //! The engine is recognised from the directory (an LSM has a `CURRENT` file, a Bitcask has
@@ -70,6 +71,10 @@ enum Command {
     },
     /// Run a full merge (Bitcask) or compaction (LSM) and print what it did.
     Compact { dir: PathBuf },
+    /// Open with salvage: rebuild around damaged files (LSM: the table set from every intact
+    /// table block and WAL record; Bitcask: skip damaged records and merge them away) and
+    /// report what was kept and skipped.
+    Repair { dir: PathBuf },
     /// Explain an operation's read path.
     Explain {
         #[command(subcommand)]
@@ -166,6 +171,10 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             say!("{summary:#?}");
             Ok(())
         }
+        Command::Repair { dir } => match kind_of(dir, cli.engine, true)? {
+            Kind::Lsm => repair_lsm(dir),
+            Kind::Bitcask => repair_bitcask(dir),
+        },
         Command::Explain {
             op: ExplainOp::Get { dir, key },
         } => explain_get(&*open(dir, cli.engine, true)?, &bytes(key)?),
@@ -202,7 +211,9 @@ fn detect(dir: &Path) -> Result<Option<Kind>, String> {
     let names: Vec<String> = entries
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .collect();
-    if names.iter().any(|n| n == "CURRENT") {
+    // Not only CURRENT: a directory that lost it is still an LSM (one to repair).
+    let lsm = |n: &String| n == "CURRENT" || n.starts_with("MANIFEST-") || n.ends_with(".sst");
+    if names.iter().any(lsm) {
         Ok(Some(Kind::Lsm))
     } else if names.iter().any(|n| n.ends_with(".data")) {
         Ok(Some(Kind::Bitcask))
@@ -211,35 +222,29 @@ fn detect(dir: &Path) -> Result<Option<Kind>, String> {
     }
 }
 
-fn open(dir: &Path, asked: Option<Kind>, read_only: bool) -> Result<Arc<dyn Engine>, String> {
+/// The engine of `dir`: recognised, or as asked for a new directory.
+fn kind_of(dir: &Path, asked: Option<Kind>, existing: bool) -> Result<Kind, String> {
     let found = detect(dir)?;
-    let kind = match (found, asked) {
-        (Some(found), Some(asked)) if found != asked => {
-            return Err(format!(
-                "{} holds a {found:?} database, not {asked:?}",
-                dir.display()
-            ));
-        }
-        (Some(kind), _) | (None, Some(kind)) => kind,
-        (None, None) if read_only => {
-            return Err(format!(
-                "{} holds no database of either engine",
-                dir.display()
-            ));
-        }
-        (None, None) => {
-            return Err(format!(
-                "{} holds no database yet: say which engine with --engine bitcask|lsm",
-                dir.display()
-            ));
-        }
-    };
-    let common = CommonOptions {
-        sync: SyncPolicy::Always,
-        read_only,
-        create_if_missing: !read_only,
-        ..CommonOptions::default()
-    };
+    match (found, asked) {
+        (Some(found), Some(asked)) if found != asked => Err(format!(
+            "{} holds a {found:?} database, not {asked:?}",
+            dir.display()
+        )),
+        (Some(kind), _) | (None, Some(kind)) => Ok(kind),
+        (None, None) if existing => Err(format!(
+            "{} holds no database of either engine",
+            dir.display()
+        )),
+        (None, None) => Err(format!(
+            "{} holds no database yet: say which engine with --engine bitcask|lsm",
+            dir.display()
+        )),
+    }
+}
+
+fn open(dir: &Path, asked: Option<Kind>, read_only: bool) -> Result<Arc<dyn Engine>, String> {
+    let kind = kind_of(dir, asked, read_only)?;
+    let common = common(read_only);
     let opened: engine_api::Result<Arc<dyn Engine>> = match kind {
         Kind::Bitcask => BitcaskEngine::open(
             dir,
@@ -259,6 +264,86 @@ fn open(dir: &Path, asked: Option<Kind>, read_only: bool) -> Result<Arc<dyn Engi
         .map(|e| Arc::new(e) as Arc<dyn Engine>),
     };
     opened.map_err(|e| format!("cannot open {}: {e}", dir.display()))
+}
+
+fn common(read_only: bool) -> CommonOptions {
+    CommonOptions {
+        sync: SyncPolicy::Always,
+        read_only,
+        create_if_missing: !read_only,
+        ..CommonOptions::default()
+    }
+}
+
+fn repair_lsm(dir: &Path) -> Result<(), Failure> {
+    let options = LsmOptions {
+        common: CommonOptions {
+            create_if_missing: false,
+            ..common(false)
+        },
+        salvage: true,
+        ..LsmOptions::default()
+    };
+    let engine = LsmEngine::open(dir, options)
+        .map_err(|e| format!("cannot repair {}: {e}", dir.display()))?;
+    let r = engine.recovery_report();
+    let Some(cause) = &r.rebuilt_after else {
+        say!("lsm: nothing to repair");
+        return Ok(());
+    };
+    say!("lsm: rebuilt the table set after: {cause}");
+    say!(
+        "read {} table(s) and {} WAL(s) ({} batches); kept {} live entries in {} new table(s)",
+        r.tables_read,
+        r.wals_read,
+        r.wal_batches,
+        r.entries_kept,
+        r.tables_written
+    );
+    for d in &r.skipped {
+        say!(
+            "skipped {} bytes at offset {} of {}: {}",
+            d.len,
+            d.offset,
+            d.path.display(),
+            d.reason
+        );
+    }
+    for path in &r.moved_aside {
+        say!("kept aside: {}", path.display());
+    }
+    Ok(())
+}
+
+fn repair_bitcask(dir: &Path) -> Result<(), Failure> {
+    let options = BitcaskOptions {
+        common: CommonOptions {
+            create_if_missing: false,
+            ..common(false)
+        },
+        salvage: true,
+        ..BitcaskOptions::default()
+    };
+    let engine = BitcaskEngine::open(dir, options)
+        .map_err(|e| format!("cannot repair {}: {e}", dir.display()))?;
+    let r = engine.recovery_report().clone();
+    if r.skipped.is_empty() {
+        say!("bitcask: nothing to repair ({} live keys)", r.keys);
+        return Ok(());
+    }
+    for d in &r.skipped {
+        say!(
+            "skipped {} bytes at offset {} of {}: {}",
+            d.len,
+            d.offset,
+            d.path.display(),
+            d.reason
+        );
+    }
+    // A salvage merge rewrites the files without the damage, so the next open needs no salvage.
+    engine.compact().map_err(|e| e.to_string())?;
+    say!("bitcask: merged the damage away ({} live keys)", r.keys);
+    Ok(())
 }
 
 fn inspect(engine: &dyn Engine) -> Result<(), Failure> {

@@ -92,3 +92,50 @@ fn bad_input_is_a_message_not_a_panic() {
     let (success, _, stderr) = kv(&["--engine", "lsm", "get", &dir, "apple"]);
     assert!(!success && stderr.contains("Bitcask"), "{stderr}");
 }
+
+#[test]
+fn lsm_repair_rebuilds_a_directory_whose_current_is_damaged() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("lsm", &tmp.path().join("db"));
+    std::fs::write(Path::new(&dir).join("CURRENT"), b"MANIFEST-00x\n").expect("damage CURRENT");
+    let (success, _, stderr) = kv(&["get", &dir, "apple"]);
+    assert!(!success && stderr.contains("corruption"), "{stderr}");
+    let repair = ok(&["repair", &dir]);
+    assert!(
+        repair.contains("lsm: rebuilt the table set after"),
+        "{repair}"
+    );
+    assert!(repair.contains("kept 2 live entries"), "{repair}");
+    assert_eq!(ok(&["get", &dir, "apple"]), "crimson\n");
+    assert!(!kv(&["get", &dir, "pear"]).0, "a deleted key came back");
+    assert_eq!(ok(&["scan", &dir]), "apple = crimson\nquince = yellow\n");
+    assert_eq!(ok(&["repair", &dir]), "lsm: nothing to repair\n");
+}
+
+#[test]
+fn bitcask_repair_skips_a_damaged_record_and_merges_it_away() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("bitcask", &tmp.path().join("db"));
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    files.sort();
+    let first = &files[0];
+    let mut bytes = std::fs::read(first).expect("read");
+    let at = bytes.len() - 2; // inside the record of the first put (apple = red)
+    bytes[at] ^= 0x20;
+    std::fs::write(first, bytes).expect("damage");
+    let (success, _, stderr) = kv(&["get", &dir, "quince"]);
+    assert!(!success && stderr.contains("corruption"), "{stderr}");
+    let repair = ok(&["repair", &dir]);
+    assert!(repair.contains("skipped"), "{repair}");
+    assert!(repair.contains("merged the damage away"), "{repair}");
+    assert_eq!(ok(&["get", &dir, "apple"]), "crimson\n");
+    assert_eq!(ok(&["get", &dir, "quince"]), "yellow\n");
+    assert_eq!(
+        ok(&["repair", &dir]),
+        "bitcask: nothing to repair (2 live keys)\n"
+    );
+}

@@ -22,10 +22,11 @@ use crate::compaction::{CompactionManager, JobInfo};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
 use crate::options::LsmOptions;
+use crate::repair::RecoveryReport;
 use crate::snapshot::{Snapshot, SnapshotList};
 use crate::sstable::BlockCache;
 use crate::stats::Counters;
-use crate::version::{Version, VersionSet};
+use crate::version::{Version, VersionEdit, VersionSet};
 use crate::wal::WalWriter;
 use crate::{compaction, flush, recovery, stats};
 
@@ -94,6 +95,8 @@ pub(crate) struct Inner {
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) counters: Counters,
     pub(crate) compactions: CompactionManager,
+    /// What the open found and repaired.
+    pub(crate) report: RecoveryReport,
     pub(crate) _lock: Box<dyn FileLock>,
 }
 
@@ -146,6 +149,29 @@ impl Inner {
         Ok(())
     }
 
+    /// The clean-close protocol (`docs/lsm.md`, "Close"), with background work stopped:
+    /// 1. sync the active WAL (it is then durable through its length `L`);
+    /// 2. commit a manifest edit recording `(WAL number, L)` (append + sync).
+    ///
+    /// At the next open that WAL must hold `L` bytes of good records: a cut or damaged end is
+    /// corruption instead of a torn tail. Skipped when read-only or poisoned (nothing can be
+    /// proven then).
+    pub(crate) fn close_wal(&self) -> Result<()> {
+        let writer = self.writer.lock();
+        let Some(wal) = writer.wal.clone() else {
+            return Ok(());
+        };
+        self.sync_wal()?;
+        let edit = VersionEdit {
+            wal_synced: Some((wal.number(), wal.len())),
+            ..VersionEdit::default()
+        };
+        self.versions
+            .log_and_apply(edit, &[], |v| self.install_version(v))?;
+        drop(writer);
+        Ok(())
+    }
+
     /// Syncs the WAL writes currently go to; returns the position that covers.
     pub(crate) fn sync_tail(&self) -> Result<u64> {
         let (wal, appended) = {
@@ -180,7 +206,8 @@ impl LsmEngine {
     /// # Errors
     /// [`Error::InvalidArgument`] for bad options or a missing directory that may not be
     /// created, [`Error::Locked`] if another engine holds the directory, [`Error::Corruption`]
-    /// for damaged files, I/O errors.
+    /// for damaged files (unless [`LsmOptions::salvage`] rebuilt the table set around them),
+    /// I/O errors.
     pub fn open(dir: impl AsRef<Path>, options: LsmOptions) -> Result<LsmEngine> {
         options.validate()?;
         let counting = CountingStorage::new(Arc::clone(&options.common.storage));
@@ -251,6 +278,12 @@ impl LsmEngine {
         } else {
             Err(Error::invalid("snapshot taken from another engine"))
         }
+    }
+
+    /// What the open found and repaired: with [`LsmOptions::salvage`], whether the table set
+    /// was rebuilt from the files on disk, what was kept and what was skipped as damaged.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
     }
 
     /// The compaction manager (see [`CompactionManager`]).
@@ -347,9 +380,11 @@ impl Drop for LsmEngine {
             // A panicked flush thread has nothing left to clean up.
             let _ = flusher.join();
         }
-        // A clean shutdown makes everything acknowledged durable. After a failed sync or a
-        // simulated power loss there is nothing more to save.
-        let _ = self.inner.sync_wal();
+        // Jobs the flush thread started after the first shutdown call.
+        self.inner.compactions.shutdown();
+        // A clean shutdown makes everything acknowledged durable and its end provable. After a
+        // failed sync or a simulated power loss there is nothing more to save.
+        let _ = self.inner.close_wal();
         if !self.inner.read_only() {
             self.inner.obsolete.drain();
         }

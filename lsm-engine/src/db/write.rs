@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use engine_api::{Error, Result, SyncPolicy, WriteBatch};
 
 use super::{Inner, Sealed, SuperVersion, Writer};
+use crate::key;
 use crate::memtable::Memtable;
 use crate::wal::WalWriter;
 
@@ -43,7 +44,11 @@ impl Inner {
         // Checked again under the lock, just before the append: a write refused as poisoned
         // must never reach the WAL (a background failure may have come meanwhile).
         self.poison().check()?;
-        let first = w.last_seq + 1;
+        let first = key::seq_range(w.last_seq, ops.len()).ok_or_else(|| {
+            Error::invalid(
+                "sequence numbers exhausted: the batch would pass the internal key's maximum",
+            )
+        })?;
         let wal = w.wal.as_ref().ok_or(Error::ReadOnly)?;
         let appended = wal.append(first, ops).inspect_err(|e| {
             // A failed append may leave part of a record behind: refuse further writes.

@@ -225,6 +225,28 @@ impl Table {
         Ok((found, info))
     }
 
+    /// The handles of every data block, in key order (for a salvage, which reads each block on
+    /// its own so that one damaged block costs only its own entries).
+    pub(crate) fn data_handles(&self) -> Result<Vec<BlockHandle>> {
+        let mut index = self.index.iter();
+        index.seek_to_first()?;
+        let mut handles = Vec::new();
+        while index.valid() {
+            handles.push(self.handle_at(&index)?);
+            index.next()?;
+        }
+        Ok(handles)
+    }
+
+    /// The data block at `handle`, read and checked (bounds, kind, checksum, entries).
+    pub(crate) fn read_data_block(&self, handle: BlockHandle) -> Result<Block> {
+        self.data_block(handle).map(|(block, _)| block)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// An iterator over every entry.
     pub(crate) fn iter(self: &Arc<Self>) -> TableIter {
         TableIter {
@@ -287,7 +309,8 @@ fn check_props(props: &Props, path: &Path, offset: u64) -> Result<()> {
             && key::parse(&props.largest).is_some()
             && key::compare(&props.smallest, &props.largest) != std::cmp::Ordering::Greater
     };
-    if !keys_ok || props.min_seq > props.max_seq || props.tombstones > props.entries {
+    let seqs_ok = props.min_seq <= props.max_seq && props.max_seq <= key::MAX_SEQ;
+    if !keys_ok || !seqs_ok || props.tombstones > props.entries {
         return Err(Error::corruption(
             path,
             offset,

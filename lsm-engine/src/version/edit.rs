@@ -6,6 +6,8 @@
 //! misread).
 
 use crate::coding::{Reader, put_bytes, put_varint};
+use crate::filename::MAX_FILE_NUMBER;
+use crate::key::{self, MAX_SEQ};
 
 const TAG_LOG_NUMBER: u64 = 1;
 const TAG_NEXT_FILE: u64 = 2;
@@ -15,6 +17,9 @@ const TAG_NEW_FILE: u64 = 5;
 const TAG_COMMITTED_TASK: u64 = 6;
 /// Unknown tags at or above this may be skipped by older readers.
 pub(crate) const SAFE_TO_IGNORE: u64 = 64;
+/// The synced length of a WAL, recorded at clean close. Only adds a check, so an older reader
+/// may skip it.
+const TAG_WAL_SYNCED: u64 = SAFE_TO_IGNORE;
 
 /// What the manifest knows about one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +52,25 @@ pub(crate) struct VersionEdit {
     /// The compaction task this edit commits, so recovery can tell a committed task from an
     /// interrupted one.
     pub(crate) committed_task: Option<u64>,
+    /// `(WAL number, length)`: that WAL was synced through `length` bytes, so at open a shorter
+    /// or damaged prefix is corruption, not a torn tail. Written by a clean close and carried
+    /// in every snapshot while the WAL is live (`docs/lsm.md`, "Close").
+    pub(crate) wal_synced: Option<(u64, u64)>,
+}
+
+impl FileMeta {
+    /// Sequence numbers within an internal key's range, parseable boundary keys in order, no
+    /// more tombstones than entries.
+    fn is_consistent(&self) -> bool {
+        let keys = match (key::parse(&self.smallest), key::parse(&self.largest)) {
+            _ if self.entries == 0 => self.smallest.is_empty() && self.largest.is_empty(),
+            (Some(_), Some(_)) => key::compare(&self.smallest, &self.largest).is_le(),
+            _ => false,
+        };
+        keys && self.min_seq <= self.max_seq
+            && self.max_seq <= MAX_SEQ
+            && self.tombstones <= self.entries
+    }
 }
 
 fn field(out: &mut Vec<u8>, tag: u64, body: &[u8]) {
@@ -90,6 +114,11 @@ impl VersionEdit {
             }
             field(&mut out, TAG_NEW_FILE, &b);
         }
+        if let Some((number, len)) = self.wal_synced {
+            let mut b = varint_body(number);
+            put_varint(&mut b, len);
+            field(&mut out, TAG_WAL_SYNCED, &b);
+        }
         out
     }
 
@@ -102,7 +131,30 @@ impl VersionEdit {
             let body = r.bytes().ok_or("a field body within the record")?;
             edit.decode_field(tag, body)?;
         }
+        edit.check()?;
         Ok(edit)
+    }
+
+    /// The checksum proves only that these are the bytes written: every number must also be
+    /// one this engine could have written (sequence numbers that fit an internal key, file
+    /// numbers the counter cannot wrap from, consistent table metadata).
+    fn check(&self) -> Result<(), &'static str> {
+        let numbers = [self.log_number, self.next_file_number, self.committed_task]
+            .into_iter()
+            .flatten()
+            .chain(self.deleted.iter().map(|&(_, n)| n))
+            .chain(self.added.iter().map(|(_, f)| f.number))
+            .chain(self.wal_synced.map(|(n, _)| n));
+        if numbers.into_iter().any(|n| n > MAX_FILE_NUMBER) {
+            return Err("file numbers below 2^56");
+        }
+        if self.last_sequence.is_some_and(|s| s > MAX_SEQ) {
+            return Err("a last sequence number that fits an internal key");
+        }
+        if !self.added.iter().all(|(_, f)| f.is_consistent()) {
+            return Err("consistent table metadata");
+        }
+        Ok(())
     }
 
     fn decode_field(&mut self, tag: u64, body: &[u8]) -> Result<(), &'static str> {
@@ -122,7 +174,8 @@ impl VersionEdit {
                 let f = new_file(&mut b).ok_or("a well-formed new-file field")?;
                 self.added.push((level, f));
             }
-            t if t >= SAFE_TO_IGNORE => return Ok(()),
+            TAG_WAL_SYNCED => self.wal_synced = Some((single(&mut b)?, single(&mut b)?)),
+            t if t > SAFE_TO_IGNORE => return Ok(()),
             _ => return Err("a known field tag"),
         }
         if b.is_empty() {
@@ -177,6 +230,7 @@ mod tests {
                 },
             )],
             committed_task: Some(17),
+            wal_synced: Some((12, 4096)),
         };
         let mut bytes = edit.encode();
         assert_eq!(VersionEdit::decode(&bytes), Ok(edit.clone()));

@@ -20,6 +20,8 @@ pub(crate) struct ManifestState {
     pub(crate) current: Arc<Version>,
     pub(crate) log_number: u64,
     pub(crate) last_sequence: u64,
+    /// The last recorded synced length of a WAL (see [`VersionEdit::wal_synced`]).
+    pub(crate) wal_synced: Option<(u64, u64)>,
 }
 
 struct Inner {
@@ -97,6 +99,8 @@ impl VersionSet {
             next_file_number: Some(self.next_file_number()),
             last_sequence: Some(state.last_sequence),
             added: state.current.snapshot_files(),
+            // Still true while its WAL is live; moot once a flush made the WAL obsolete.
+            wal_synced: state.wal_synced.filter(|&(n, _)| n >= state.log_number),
             ..VersionEdit::default()
         }
     }
@@ -164,6 +168,7 @@ impl VersionSet {
             .unwrap_or(state.log_number)
             .max(state.log_number);
         state.last_sequence = edit.last_sequence.unwrap_or(0).max(state.last_sequence);
+        state.wal_synced = edit.wal_synced.or(state.wal_synced);
         edit.log_number = Some(state.log_number);
         edit.last_sequence = Some(state.last_sequence);
         edit.next_file_number = Some(self.next_file_number());

@@ -6,10 +6,10 @@
 //! crc32   = CRC-32 (ISO-HDLC) over len, kind and payload
 //! ```
 
-use engine_api::BatchOp;
+use engine_api::{BatchOp, MAX_VALUE_LEN, check_key};
 
 use crate::coding::{Reader, put_bytes, u32_at, u32_of};
-use crate::key::{Kind, SeqNo};
+use crate::key::{self, Kind, SeqNo};
 
 /// Bytes before a record's payload.
 pub(crate) const HEADER_LEN: usize = 9;
@@ -202,32 +202,66 @@ pub(crate) fn encode_batch(first_seq: SeqNo, synced: u64, ops: &[BatchOp]) -> Ve
     out
 }
 
-/// Decodes a batch payload; `None` if it is malformed.
-pub(crate) fn decode_batch(payload: &[u8]) -> Option<WalBatch> {
+/// Decodes a batch payload; `Err` says what is malformed. The checksum only proves the bytes
+/// are the ones written, so every number is checked too: the sequence numbers must fit an
+/// internal key (`1..=MAX_SEQ`), keys and values the engine's limits.
+pub(crate) fn decode_batch(payload: &[u8]) -> Result<WalBatch, &'static str> {
     let mut r = Reader::new(payload);
-    let first_seq = r.u64()?;
-    let synced = r.u64()?;
-    let count = r.u32()?;
+    let first_seq = r.u64().ok_or("a batch header")?;
+    let synced = r.u64().ok_or("a batch header")?;
+    let count = r.u32().ok_or("a batch header")?;
     let mut ops = Vec::new();
     for _ in 0..count {
-        let kind = Kind::from_u8(r.u8()?)?;
-        let key = r.bytes()?.to_vec();
-        ops.push(match kind {
-            Kind::Put => BatchOp::Put {
-                key,
-                value: r.bytes()?.to_vec(),
-            },
-            Kind::Delete => BatchOp::Delete { key },
-        });
+        ops.push(decode_op(&mut r).ok_or("as many well-formed operations as the count says")?);
     }
     if !r.is_empty() || ops.is_empty() {
-        return None;
+        return Err("a batch of at least one operation and no trailing bytes");
     }
-    Some(WalBatch {
+    let batch = WalBatch {
         first_seq,
         synced,
         ops,
+    };
+    batch.check()?;
+    Ok(batch)
+}
+
+fn decode_op(r: &mut Reader<'_>) -> Option<BatchOp> {
+    let kind = Kind::from_u8(r.u8()?)?;
+    let key = r.bytes()?.to_vec();
+    Some(match kind {
+        Kind::Put => BatchOp::Put {
+            key,
+            value: r.bytes()?.to_vec(),
+        },
+        Kind::Delete => BatchOp::Delete { key },
     })
+}
+
+impl WalBatch {
+    /// The sequence number of the last operation (the batch was checked at decode).
+    pub(crate) fn last_seq(&self) -> SeqNo {
+        self.first_seq
+            .saturating_add(self.ops.len() as u64)
+            .saturating_sub(1)
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        let fits = self
+            .first_seq
+            .checked_sub(1)
+            .and_then(|last| key::seq_range(last, self.ops.len()));
+        if fits.is_none() {
+            return Err("sequence numbers between 1 and the internal key's maximum");
+        }
+        let sizes_ok = self.ops.iter().all(|op| {
+            check_key(op.key()).is_ok() && op.value().is_none_or(|v| v.len() <= MAX_VALUE_LEN)
+        });
+        if !sizes_ok {
+            return Err("keys and values within the engine's limits");
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

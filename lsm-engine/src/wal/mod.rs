@@ -9,5 +9,5 @@ pub(crate) mod format;
 mod reader;
 mod writer;
 
-pub(crate) use reader::read_wal;
+pub(crate) use reader::{WalContents, read_wal};
 pub(crate) use writer::WalWriter;

@@ -40,8 +40,8 @@ pub(crate) fn read_wal(storage: &dyn Storage, dir: &Path, number: u64) -> Result
                 .ok_or_else(|| Error::corruption(&path, record.offset, "one WAL header, first"))?;
             continue;
         }
-        let batch = decode_batch(record.payload).ok_or_else(|| {
-            Error::corruption(&path, record.offset, "a well-formed WAL batch payload")
+        let batch = decode_batch(record.payload).map_err(|what| {
+            Error::corruption(&path, record.offset, format!("a WAL batch with {what}"))
         })?;
         batches.push(batch);
     }
@@ -64,7 +64,7 @@ fn synced_later(bytes: &[u8], at: u64) -> bool {
     (start + 1..bytes.len()).any(|q| {
         decode_at(bytes, q, RecordKind::Batch)
             .ok()
-            .and_then(|(r, _)| decode_batch(r.payload))
+            .and_then(|(r, _)| decode_batch(r.payload).ok())
             .is_some_and(|b| b.synced > at)
     })
 }

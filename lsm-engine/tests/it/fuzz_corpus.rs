@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use engine_api::testing::fuzz::{self, WRITE_ENV, corpus_dir, replay};
 use engine_api::{Engine, FaultOp, SimStorage, Storage, SyncPolicy};
-use lsm_engine::fuzzing;
+use lsm_engine::fuzzing::{self, craft};
 use lsm_engine::{LsmEngine, LsmOptions};
 
 use crate::common::tiny_options;
@@ -83,6 +83,59 @@ fn table_parts(kind: &str) -> Vec<Vec<u8>> {
     seeds
 }
 
+fn with(mut seeds: Vec<Vec<u8>>, more: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    seeds.extend(more);
+    seeds
+}
+
+/// WAL records whose checksums hold around impossible numbers (`untrusted.rs`).
+fn absurd_wal_records() -> Vec<Vec<u8>> {
+    let op = |k: &[u8]| engine_api::BatchOp::Put {
+        key: k.to_vec(),
+        value: b"v".to_vec(),
+    };
+    let mut huge_count = 7u64.to_le_bytes().to_vec();
+    huge_count.extend_from_slice(&[0; 8]);
+    huge_count.extend_from_slice(&u32::MAX.to_le_bytes());
+    vec![
+        craft::wal_batch(u64::MAX, 0, &[op(b"a"), op(b"b")]),
+        craft::wal_batch(craft::MAX_SEQ, 0, &[op(b"a"), op(b"b")]),
+        craft::wal_batch(0, 0, &[op(b"a")]),
+        craft::wal_batch(5, 0, &[op(b"")]),
+        craft::wal_record(&huge_count),
+    ]
+}
+
+/// Manifest records whose checksums hold around impossible numbers (`untrusted.rs`).
+fn absurd_edits() -> Vec<Vec<u8>> {
+    let table = craft::Table {
+        number: 9,
+        smallest: craft::internal_key(b"a", 1),
+        largest: craft::internal_key(b"b", 1),
+        max_seq: u64::MAX,
+        entries: 2,
+        ..craft::Table::default()
+    };
+    [
+        craft::Edit {
+            last_sequence: Some(u64::MAX),
+            ..craft::Edit::default()
+        },
+        craft::Edit {
+            next_file_number: Some(u64::MAX),
+            deleted: vec![(u32::MAX, u64::MAX)],
+            ..craft::Edit::default()
+        },
+        craft::Edit {
+            added: vec![(u32::MAX, table)],
+            ..craft::Edit::default()
+        },
+    ]
+    .iter()
+    .map(craft::manifest_record)
+    .collect()
+}
+
 /// Writes `seeds` as the target's corpus when asked, then replays the corpus.
 fn run(target: &str, mutations: u32, seeds: impl FnOnce() -> Vec<Vec<u8>>, body: &dyn Fn(&[u8])) {
     let dir = corpus_dir(root(), target);
@@ -103,7 +156,7 @@ fn lsm_wal_record() {
     run(
         "lsm_wal_record",
         2000,
-        || files_named(|n| n.contains(".log@")),
+        || with(files_named(|n| n.contains(".log@")), absurd_wal_records()),
         &fuzzing::wal_record,
     );
 }
@@ -113,7 +166,7 @@ fn lsm_manifest_edit() {
     run(
         "lsm_manifest_edit",
         2000,
-        || files_named(|n| n.starts_with("MANIFEST-")),
+        || with(files_named(|n| n.starts_with("MANIFEST-")), absurd_edits()),
         &fuzzing::manifest_edit,
     );
 }

@@ -1,5 +1,6 @@
 //! The lsm-engine integration tests: one binary, one module per concern.
 
+mod clean_close;
 mod common;
 mod compaction;
 mod conformance;
@@ -9,4 +10,6 @@ mod engine;
 mod fuzz_corpus;
 mod harness;
 mod reliability;
+mod repair;
 mod sstable;
+mod untrusted;
