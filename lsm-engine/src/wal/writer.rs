@@ -51,8 +51,14 @@ impl WalWriter {
         self.file.len()
     }
 
-    /// Reopens WAL `number` for appending, first cutting a torn tail beyond `valid_len`; a WAL
-    /// whose header was torn (so it holds nothing) is emptied and given `header`.
+    /// Reopens WAL `number` for appending with only its good prefix (the first `valid_len`
+    /// bytes); a WAL whose header was torn (so it holds nothing) is emptied and given `header`.
+    ///
+    /// The prefix was read back at open, but it may exist only in the page cache: after a
+    /// process crash, or after a failed sync whose pages Linux then marked clean, so that a
+    /// sync of this file now would succeed and prove nothing. Later records (and the close
+    /// claim) will vouch for it, so it is first written into a fresh file and made durable:
+    /// temp, sync, rename over the WAL, directory sync. The WAL keeps its number and bytes.
     pub(crate) fn reopen(
         storage: &dyn Storage,
         dir: &Path,
@@ -60,24 +66,23 @@ impl WalWriter {
         valid_len: u64,
         header: Option<(u64, u64)>,
     ) -> Result<Self> {
-        let file = storage.open_append(&filename::wal(dir, number), IoClass::Log)?;
-        let valid_len = if header.is_some() { 0 } else { valid_len };
-        if file.len() > valid_len {
-            file.truncate(valid_len)?;
-        }
-        if let Some((prev, len)) = header {
-            file.append(&encode_record(
-                RecordKind::WalHeader,
-                &encode_header(prev, len),
-            ))?;
-        }
-        let valid_len = file.len();
-        // The good prefix was read back at open; syncing makes it (and the cut) durable.
-        file.sync()?;
+        let path = filename::wal(dir, number);
+        let prefix = match header {
+            Some((prev, len)) => encode_record(RecordKind::WalHeader, &encode_header(prev, len)),
+            None => good_prefix(storage, &path, valid_len)?,
+        };
+        let tmp = dir.join(format!("{number:06}.log.tmp"));
+        let rewrite = storage.create(&tmp, IoClass::Recovery)?;
+        rewrite.append(&prefix)?;
+        rewrite.sync()?;
+        drop(rewrite);
+        storage.rename(&tmp, &path)?;
+        storage.sync_dir(dir)?;
+        let file = storage.open_append(&path, IoClass::Log)?;
         Ok(WalWriter {
             number,
+            synced: AtomicU64::new(file.len()),
             file,
-            synced: AtomicU64::new(valid_len),
         })
     }
 
@@ -96,4 +101,11 @@ impl WalWriter {
         self.synced.fetch_max(len, Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// The first `valid_len` bytes of the WAL at `path` (what recovery found good).
+fn good_prefix(storage: &dyn Storage, path: &Path, valid_len: u64) -> Result<Vec<u8>> {
+    let len = usize::try_from(valid_len)
+        .map_err(|_| engine_api::Error::corruption(path, valid_len, "a WAL that fits in memory"))?;
+    storage.open(path, IoClass::Recovery)?.read_vec(0, len)
 }

@@ -60,10 +60,6 @@ fn linearizable_during_compactions() {
 
 /// Issue 11, item 2 (shared kit): a failed sync, a reopen on the same storage, a power loss.
 #[test]
-#[ignore = "fails: after the first file sync fails and the LSM is reopened on the same storage, \
-            a power loss leaves /db/000002.log with its failed (page-cache-only) bytes zeroed \
-            and the next open reports corruption at offset 0: the reopened engine built on or \
-            re-synced bytes that were never durable (route to the LSM owner)"]
 fn reopen_after_a_failed_sync_then_power_loss() {
     let report = engine_api::testing::failed_sync::check(
         &tiny_factory(),
