@@ -61,6 +61,8 @@ mod recovery;
 mod snapshot;
 mod sstable;
 mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod version;
 mod wal;
 

@@ -2,11 +2,13 @@
 
 mod common;
 mod compaction;
+mod compaction_faults;
 mod conformance;
 mod crash;
 mod damage;
 mod engine;
 mod fuzz_corpus;
 mod harness;
+mod races;
 mod reliability;
 mod sstable;
