@@ -104,11 +104,11 @@ pub(crate) fn open(
     let (mem, wal) = if read_only {
         (Memtable::new(), None)
     } else {
-        let (keep, voided);
-        (resumes, keep, voided) = interrupted_jobs(&*storage, dir, &names, &versions)?;
-        compactions.set_voided_logs(voided);
+        let logs = interrupted_jobs(&*storage, dir, &names, &versions)?;
+        resumes = logs.jobs;
+        compactions.set_voided_logs(logs.voided);
         versions.roll_manifest()?;
-        remove_orphans(&*storage, dir, &versions, &keep)?;
+        remove_orphans(&*storage, dir, &versions, &logs.keep)?;
         obsolete.drain();
         let wal = match wals.newest {
             Some((n, valid)) => {
@@ -165,6 +165,16 @@ pub(crate) fn open(
     Ok((inner, resumes))
 }
 
+/// What the compaction logs at open hold.
+struct Logs {
+    /// Interrupted jobs to resume.
+    jobs: Vec<Job>,
+    /// The file names to keep: the logs of those jobs and their finished outputs.
+    keep: HashSet<String>,
+    /// Logs set aside as void: (file name, why).
+    voided: Vec<(String, String)>,
+}
+
 /// Step 6a: the compaction logs, newest first. A log without a durable intent belongs to a job
 /// that never started; a log whose inputs are all gone belongs to a committed job; a log with
 /// some inputs gone belongs to a job planned on a manifest record that was then undone as a
@@ -176,14 +186,13 @@ pub(crate) fn open(
 /// [`CompactionManager::voided_logs`], and removed with its outputs: a damaged log, one whose
 /// recorded outputs are not on disk at their recorded size, and a stale log sharing an input
 /// with a newer one (a crash while a resumed job replaced its log can leave both; the newer
-/// holds everything the older did). Returns the jobs to resume, the file names to keep and the
-/// voided logs.
+/// holds everything the older did).
 fn interrupted_jobs(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
     versions: &VersionSet,
-) -> Result<(Vec<Job>, HashSet<String>, Vec<(String, String)>)> {
+) -> Result<Logs> {
     let version = versions.current();
     let mut logs: Vec<u64> = names
         .iter()
@@ -237,7 +246,7 @@ fn interrupted_jobs(
             path,
         ));
     }
-    Ok((jobs, keep, voided))
+    Ok(Logs { jobs, keep, voided })
 }
 
 /// Why an interrupted job's log cannot be resumed, if it cannot: an input already claimed by a
@@ -248,7 +257,12 @@ fn distrust(
     logged: &LoggedJob,
     claimed: &HashSet<u64>,
 ) -> Option<String> {
-    if let Some(i) = logged.plan.inputs.iter().find(|i| claimed.contains(&i.number)) {
+    if let Some(i) = logged
+        .plan
+        .inputs
+        .iter()
+        .find(|i| claimed.contains(&i.number))
+    {
         return Some(format!(
             "stale: input table {} belongs to a newer log",
             i.number

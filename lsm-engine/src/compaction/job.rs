@@ -237,11 +237,7 @@ pub(crate) fn resumed(
 }
 
 /// Runs `job` to its commit. `Ok(None)` if it was cancelled (its log stays, to resume).
-pub(crate) fn run(
-    inner: &Inner,
-    job: &Job,
-    cancel: &Cancel,
-) -> Result<Option<CompactionSummary>> {
+pub(crate) fn run(inner: &Inner, job: &Job, cancel: &Cancel) -> Result<Option<CompactionSummary>> {
     let started = Instant::now();
     let cpu_before = thread_cpu_time();
     if job.kind == JobKind::Move {

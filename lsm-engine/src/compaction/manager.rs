@@ -295,19 +295,19 @@ impl CompactionManager {
             Err(std::io::Error::other("the test hooks refused the spawn"))
         } else {
             std::thread::Builder::new()
-            .name("lsm-compaction".into())
-            .spawn(move || {
-                let manager = &bg.compactions;
-                let result = job::run(&bg, &job, &manager.cancel);
-                if let Err(e) = &result {
-                    bg.poison_on_io(e);
-                    manager.halt(e);
-                }
-                bg.obsolete.drain();
-                manager.release(&job);
-                bg.notify_bg();
-                manager.check_and_compact();
-            })
+                .name("lsm-compaction".into())
+                .spawn(move || {
+                    let manager = &bg.compactions;
+                    let result = job::run(&bg, &job, &manager.cancel);
+                    if let Err(e) = &result {
+                        bg.poison_on_io(e);
+                        manager.halt(e);
+                    }
+                    bg.obsolete.drain();
+                    manager.release(&job);
+                    bg.notify_bg();
+                    manager.check_and_compact();
+                })
         };
         match spawned {
             Ok(t) => {

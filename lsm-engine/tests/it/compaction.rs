@@ -298,7 +298,11 @@ fn check_every_key(e: &LsmEngine, n: u32, model: &BTreeMap<Vec<u8>, Vec<u8>>, wh
             "{when}: key {i} reads wrong"
         );
     }
-    assert_eq!(contents(e), *model, "{when}: the scan differs from the model");
+    assert_eq!(
+        contents(e),
+        *model,
+        "{when}: the scan differs from the model"
+    );
 }
 
 #[test]

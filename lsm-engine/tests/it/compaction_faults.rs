@@ -40,8 +40,11 @@ fn within_bound<T: Send + 'static>(what: &str, writes: impl FnOnce() -> T + Send
     std::thread::spawn(move || {
         let _ = tx.send(writes());
     });
-    rx.recv_timeout(HANG)
-        .unwrap_or_else(|_| panic!("{what}: the writer hangs"))
+    match rx.recv_timeout(HANG) {
+        Ok(done) => done,
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: the writer hangs"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: the checks failed"),
+    }
 }
 
 #[test]
@@ -79,7 +82,9 @@ fn a_compaction_halted_by_a_damaged_table_refuses_writes_with_its_cause() {
         "L0 grew past the stop threshold: {}",
         s.levels[0].files
     );
-    let why = s.background_error.expect("stats say why compaction stopped");
+    let why = s
+        .background_error
+        .expect("stats say why compaction stopped");
     assert!(why.contains("corrupt"), "{why}");
     assert!(err.to_string().contains("corrupt"), "{err}");
 }
@@ -90,24 +95,23 @@ fn writers_stalled_while_no_compaction_thread_could_start_go_on_once_one_can() {
     let e = Arc::new(LsmEngine::open("/db", stalling(&sim)).unwrap());
     let hooks = e.test_hooks();
     hooks.fail_spawns(true);
-    let writer = Arc::clone(&e);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let r = (0..600u32).try_for_each(|i| writer.put(&key(i), &value(i, 0)));
-        let _ = tx.send(r);
+    let engine = Arc::clone(&e);
+    let written = within_bound("a writer stalled with no compaction thread", move || {
+        let writer = Arc::clone(&engine);
+        let writes = std::thread::spawn(move || {
+            (0..600u32).try_for_each(|i| writer.put(&key(i), &value(i, 0)))
+        });
+        // Wait until the writer is stopped by a full L0, then let threads start again.
+        while engine.stats().levels[0].files < 4 {
+            assert!(
+                !writes.is_finished(),
+                "the writer finished without ever stalling"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        hooks.fail_spawns(false);
+        writes.join().unwrap()
     });
-    // Wait (a condition, not a duration) until the writer is stopped by a full L0.
-    while e.stats().levels[0].files < 4 {
-        assert!(
-            rx.try_recv().is_err(),
-            "the writer finished without ever stalling"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    hooks.fail_spawns(false);
-    let written = rx
-        .recv_timeout(HANG)
-        .unwrap_or_else(|_| panic!("the stalled writer hangs: nothing retried the compaction"));
     written.unwrap();
     e.compaction_manager().wait_idle();
     for i in (0..600).step_by(41) {
@@ -143,17 +147,27 @@ fn interrupted_compaction() -> (SimStorage, BTreeMap<Vec<u8>, Vec<u8>>) {
 
 /// Opens `image`, lets every job finish, and checks that nothing was lost and that compaction
 /// still runs (a halted one poisons writes).
-fn open_and_settle(image: &SimStorage, model: &BTreeMap<Vec<u8>, Vec<u8>>, what: &str) -> LsmEngine {
+fn open_and_settle(
+    image: &SimStorage,
+    model: &BTreeMap<Vec<u8>, Vec<u8>>,
+    what: &str,
+) -> LsmEngine {
     let e = LsmEngine::open("/db", resume_options(image))
         .unwrap_or_else(|err| panic!("{what}: open: {err}"));
     e.compaction_manager().wait_idle();
     assert_eq!(contents(&e), *model, "{what}");
     let counts = e.compaction_manager().jobs_started();
-    assert!(counts.resumed <= 1, "{what}: one job resumed twice: {counts:?}");
+    assert!(
+        counts.resumed <= 1,
+        "{what}: one job resumed twice: {counts:?}"
+    );
     assert_eq!(e.stats().background_error, None, "{what}");
     e.put(b"after", b"x")
         .unwrap_or_else(|err| panic!("{what}: write after the resume: {err}"));
-    assert!(files_with(image, ".clog").is_empty(), "{what}: a log outlived its job");
+    assert!(
+        files_with(image, ".clog").is_empty(),
+        "{what}: a log outlived its job"
+    );
     e
 }
 
@@ -176,7 +190,10 @@ fn a_crash_while_a_resumed_job_replaces_its_log_resumes_it_once() {
         }
         open_and_settle(&after, &model, &format!("crash after remove {n}"));
     }
-    assert!(two_logs > 0, "no crash point left two logs: the window was not reached");
+    assert!(
+        two_logs > 0,
+        "no crash point left two logs: the window was not reached"
+    );
 }
 
 #[test]
@@ -223,7 +240,8 @@ fn dropping_the_engine_stops_a_running_compaction_at_once() {
     // merged stream every new key starts at an entry count of 1 modulo 256.
     for v in 0..256u32 {
         for k in 0..200u32 {
-            e.put(format!("k{k:04}").as_bytes(), &v.to_le_bytes()).unwrap();
+            e.put(format!("k{k:04}").as_bytes(), &v.to_le_bytes())
+                .unwrap();
         }
     }
     e.flush().unwrap();
@@ -237,7 +255,9 @@ fn dropping_the_engine_stops_a_running_compaction_at_once() {
     });
     e.put(b"k", b"first").unwrap();
     e.flush().unwrap();
-    reached.recv_timeout(HANG).expect("the L0 compaction never started");
+    reached
+        .recv_timeout(HANG)
+        .expect("the L0 compaction never started");
     drop(e);
     let after = hooks.entries_after_cancel();
     assert!(

@@ -10,7 +10,11 @@ use lsm_engine::LsmEngine;
 use crate::common::open_tiny_manual;
 
 /// A hook that tells the test it was reached, then waits until the test lets it go.
-fn stop_here() -> (impl FnOnce() + Send + 'static, mpsc::Receiver<()>, mpsc::Sender<()>) {
+fn stop_here() -> (
+    impl FnOnce() + Send + 'static,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+) {
     let (reached_tx, reached) = mpsc::channel();
     let (release, release_rx) = mpsc::channel::<()>();
     let hook = move || {

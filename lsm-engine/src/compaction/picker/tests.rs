@@ -133,7 +133,13 @@ fn deeper_levels_pick_the_smallest_overlap_and_respect_reservations() {
     // Busy files are never picked.
     let busy: HashSet<u64> = [1, 12].into_iter().collect();
     assert_eq!(
-        pick(&levels, &shape(&levels, &busy, &cfg()), &busy, &[], u64::MAX),
+        pick(
+            &levels,
+            &shape(&levels, &busy, &cfg()),
+            &busy,
+            &[],
+            u64::MAX
+        ),
         None
     );
 }
@@ -227,16 +233,23 @@ fn l0_never_compacts_past_a_level_holding_data() {
     levels[6] = vec![file(20, 2 * MIB, "a", "z")];
     let busy = HashSet::new();
     let s = shape(&levels, &busy, &cfg());
-    assert_eq!(s.base_level, 3, "the first non-empty level bounds the base: {s:?}");
+    assert_eq!(
+        s.base_level, 3,
+        "the first non-empty level bounds the base: {s:?}"
+    );
     let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
     assert_eq!((p.level, p.output_level), (0, 3));
-    assert_eq!(p.next_inputs.iter().map(|f| f.number).collect::<Vec<_>>(), vec![10]);
+    assert_eq!(
+        p.next_inputs.iter().map(|f| f.number).collect::<Vec<_>>(),
+        vec![10]
+    );
     // While L3's file is in another job, L0 waits rather than go past it.
     let busy: HashSet<u64> = [10].into_iter().collect();
     let s = shape(&levels, &busy, &cfg());
     let p = pick(&levels, &s, &busy, &[], u64::MAX);
     assert!(
-        p.as_ref().is_none_or(|p| p.level != 0 || p.output_level <= 3),
+        p.as_ref()
+            .is_none_or(|p| p.level != 0 || p.output_level <= 3),
         "L0 compacts past older data in L3: {p:?}"
     );
 }
@@ -250,7 +263,9 @@ fn a_tombstone_dense_file_of_the_last_level_is_rewritten() {
     let busy = HashSet::new();
     let s = shape(&levels, &busy, &cfg());
     let p = pick(&levels, &s, &busy, &[], u64::MAX);
-    let got = p.as_ref().map(|p| (p.level, p.output_level, p.inputs[0].number, p.trivial_move));
+    let got = p
+        .as_ref()
+        .map(|p| (p.level, p.output_level, p.inputs[0].number, p.trivial_move));
     assert_eq!(got, Some((6, 6, 2, false)), "{p:?}");
     // While a snapshot older than the file's newest entry lives, a rewrite would keep the
     // tombstones: no pick (else the same file would be rewritten again and again).
