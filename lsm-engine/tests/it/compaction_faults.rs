@@ -25,11 +25,13 @@ fn contents(e: &LsmEngine) -> BTreeMap<Vec<u8>, Vec<u8>> {
         .collect()
 }
 
-/// Tiny options that stall writers early: slowdown at 3 L0 files, stop at 4.
+/// Tiny options that stall writers early: slowdown at 3 L0 files, stop at 4; with a base size
+/// that keeps a small tree in one level, every L0 job merges into the last level.
 fn stalling(sim: &SimStorage) -> LsmOptions {
     LsmOptions {
         l0_slowdown_trigger: 3,
         l0_stop_trigger: 4,
+        max_bytes_for_level_base: 1 << 20,
         ..tiny_options(Arc::new(sim.clone()), SyncPolicy::Never)
     }
 }
@@ -50,20 +52,7 @@ fn within_bound<T: Send + 'static>(what: &str, writes: impl FnOnce() -> T + Send
 #[test]
 fn a_compaction_halted_by_a_damaged_table_refuses_writes_with_its_cause() {
     let sim = SimStorage::new();
-    {
-        let e = open_tiny_manual(&sim);
-        for i in 0..400 {
-            e.put(&key(i), &value(i, 0)).unwrap();
-        }
-        e.compact().unwrap();
-    }
-    // Damage the first data block of every table: opening still works (footer, index and
-    // filter are intact), merging fails.
-    for t in files_with(&sim, ".sst") {
-        let mut bytes = sim.read_file(&t).unwrap();
-        bytes[20] ^= 0x40;
-        sim.overwrite_file(&t, bytes);
-    }
+    damaged_tree(&sim);
     let e = Arc::new(LsmEngine::open("/db", stalling(&sim)).unwrap());
     let writer = Arc::clone(&e);
     let refused = within_bound("writes after the halt", move || {
@@ -87,6 +76,53 @@ fn a_compaction_halted_by_a_damaged_table_refuses_writes_with_its_cause() {
         .expect("stats say why compaction stopped");
     assert!(why.contains("corrupt"), "{why}");
     assert!(err.to_string().contains("corrupt"), "{err}");
+}
+
+/// Writes 400 keys, compacts them into the last level and damages the first data block of
+/// every table: opening still works (footer, index and filter are intact), merging fails.
+fn damaged_tree(sim: &SimStorage) {
+    {
+        let e = open_tiny_manual(sim);
+        for i in 0..400 {
+            e.put(&key(i), &value(i, 0)).unwrap();
+        }
+        e.compact().unwrap();
+    }
+    for t in files_with(sim, ".sst") {
+        let mut bytes = sim.read_file(&t).unwrap();
+        bytes[20] ^= 0x40;
+        sim.overwrite_file(&t, bytes);
+    }
+}
+
+#[test]
+fn a_writer_waiting_at_the_stop_threshold_hears_that_compaction_halted() {
+    let sim = SimStorage::new();
+    damaged_tree(&sim);
+    let e = Arc::new(LsmEngine::open("/db", stalling(&sim)).unwrap());
+    let hooks = e.test_hooks();
+    // No compaction can start until the writer waits at the stop threshold; then the first
+    // one fails on the damaged tables and halts.
+    hooks.fail_spawns(true);
+    let engine = Arc::clone(&e);
+    let refused = within_bound("a writer stalled when compaction halts", move || {
+        let writer = Arc::clone(&engine);
+        let writes = std::thread::spawn(move || {
+            (0..3000u32).find_map(|i| writer.put(&key(i % 400), &value(i, 1)).err())
+        });
+        while engine.stats().levels[0].files < 4 {
+            assert!(
+                !writes.is_finished(),
+                "the writer finished without ever stalling"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        hooks.fail_spawns(false);
+        writes.join().unwrap()
+    });
+    let err = refused.expect("every write was accepted");
+    assert!(matches!(err, Error::Poisoned { .. }), "{err}");
+    assert!(e.stats().background_error.is_some());
 }
 
 #[test]
