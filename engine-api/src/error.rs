@@ -40,7 +40,9 @@ pub enum Error {
     /// A sync failed earlier. The engine refuses all writes from then on and never retries the
     /// sync, because after a failed `fsync` the kernel may have dropped the dirty pages and a
     /// second `fsync` can report success for data that is gone. Reads are still served. Drop
-    /// the engine and reopen the directory to recover from what is on disk.
+    /// the engine and reopen the directory to recover from what is on disk. Also returned once
+    /// a background job (an LSM compaction) has stopped on something it cannot retry, such as
+    /// a damaged input: `cause` says which, and a reopen meets the same damage.
     Poisoned {
         /// The error that poisoned the engine, rendered as text.
         cause: String,
@@ -107,7 +109,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
             Error::Poisoned { cause } => write!(
                 f,
-                "engine is poisoned after a failed sync ({cause}); writes are refused, reopen to recover"
+                "engine is poisoned ({cause}); writes are refused, reopen to recover"
             ),
             Error::Locked { path } => write!(
                 f,

@@ -265,6 +265,9 @@ pub struct Stats {
     pub levels: Vec<LevelStats>,
     /// Per-file detail (Bitcask data files with live ratios, LSM tables).
     pub files: Vec<FileStats>,
+    /// Why background work (compaction) stopped for good, if it did: the engine then refuses
+    /// writes with [`crate::Error::Poisoned`] carrying the same cause.
+    pub background_error: Option<String>,
 }
 
 /// `a / b` as a float, 0 when `b` is 0.

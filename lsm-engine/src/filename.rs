@@ -51,7 +51,11 @@ pub(crate) fn manifest_name(number: u64) -> String {
 }
 
 pub(crate) fn compaction_log(dir: &Path, number: u64) -> PathBuf {
-    dir.join(format!("{number:06}.clog"))
+    dir.join(compaction_log_name(number))
+}
+
+pub(crate) fn compaction_log_name(number: u64) -> String {
+    format!("{number:06}.clog")
 }
 
 pub(crate) fn manifest(dir: &Path, number: u64) -> PathBuf {

@@ -62,6 +62,8 @@ mod repair;
 mod snapshot;
 mod sstable;
 mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod version;
 mod wal;
 

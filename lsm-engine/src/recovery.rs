@@ -11,7 +11,10 @@
 //!    recorded outputs are kept and it is queued to resume; then remove every file no committed
 //!    edit names: tables, WALs below the log number, other manifests, temporary files, logs of
 //!    committed or never-started jobs;
-//! 7. (writable) keep appending to the newest WAL after cutting its torn tail, or create one.
+//! 7. (writable) rewrite the newest WAL's good prefix into a fresh file (temp, sync, rename,
+//!    directory sync) and keep appending to it, or create one: the prefix was read back, but
+//!    may exist only in the page cache (after a crash, or a failed sync), and later records
+//!    will vouch for it.
 //!
 //! With `LsmOptions::salvage`, a writable open whose steps 2 to 4 meet corruption rebuilds the
 //! table set first (`crate::repair`) and then runs them again on the rebuilt directory.
@@ -24,7 +27,7 @@ use std::sync::atomic::AtomicU64;
 use engine_api::{Error, GroupCommit, IoClass, IoCounters, LockMode, Result, Storage};
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::compaction::{CompactionManager, Job, read_log, resumed};
+use crate::compaction::{CompactionManager, Job, LoggedJob, read_log, resumed};
 use crate::db::{Background, Inner, SuperVersion, WalTail, Writer};
 use crate::filename::{self, FileKind};
 use crate::memtable::Memtable;
@@ -119,13 +122,15 @@ pub(crate) fn open(
         Arc::clone(&obsolete),
     );
     let mut resumes = Vec::new();
+    let compactions = CompactionManager::new();
     let (mem, wal) = if read_only {
         (Memtable::new(), None)
     } else {
-        let keep;
-        (resumes, keep) = interrupted_jobs(&*storage, dir, &names, &versions)?;
+        let logs = interrupted_jobs(&*storage, dir, &names, &versions)?;
+        resumes = logs.jobs;
+        compactions.set_voided_logs(logs.voided);
         versions.roll_manifest()?;
-        remove_orphans(&*storage, dir, &versions, &keep)?;
+        remove_orphans(&*storage, dir, &versions, &logs.keep)?;
         obsolete.drain();
         let wal = match wals.newest {
             Some((n, valid)) => {
@@ -176,7 +181,7 @@ pub(crate) fn open(
         bg_cv: Condvar::new(),
         compaction_lock: Mutex::new(()),
         counters: Counters::default(),
-        compactions: CompactionManager::new(),
+        compactions,
         report,
         _lock: lock,
     };
@@ -208,57 +213,79 @@ fn load(
     })
 }
 
-/// Step 5a: the compaction logs. A log without a durable intent belongs to a job that never
-/// started; a log whose inputs are all gone belongs to a committed job; a log with some inputs
-/// gone belongs to a job planned on a manifest record that was then undone as a torn write: all
-/// three are removed with the orphans. A log whose inputs are all live belongs to an
-/// interrupted job: its recorded outputs are kept and it is resumed. Returns the jobs to resume and the file names to keep.
+/// What the compaction logs at open hold.
+struct Logs {
+    /// Interrupted jobs to resume.
+    jobs: Vec<Job>,
+    /// The file names to keep: the logs of those jobs and their finished outputs.
+    keep: HashSet<String>,
+    /// Logs set aside as void: (file name, why).
+    voided: Vec<(String, String)>,
+}
+
+/// Step 6a: the compaction logs, newest first. A log without a durable intent belongs to a job
+/// that never started; a log whose inputs are all gone belongs to a committed job; a log with
+/// some inputs gone belongs to a job planned on a manifest record that was then undone as a
+/// torn write: all three are removed with the orphans. A log whose inputs are all live belongs
+/// to an interrupted job: its recorded outputs are kept and it is resumed.
+///
+/// A log is an optimisation (losing one loses no data: its job's inputs are still live), so a
+/// log that cannot be trusted is void rather than fatal, reported in
+/// [`CompactionManager::voided_logs`], and removed with its outputs: a damaged log, one whose
+/// recorded outputs are not on disk at their recorded size, and a stale log sharing an input
+/// with a newer one (a crash while a resumed job replaced its log can leave both; the newer
+/// holds everything the older did).
 fn interrupted_jobs(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
     versions: &VersionSet,
-) -> Result<(Vec<Job>, HashSet<String>)> {
+) -> Result<Logs> {
     let version = versions.current();
+    let mut logs: Vec<u64> = names
+        .iter()
+        .filter_map(|name| match filename::parse(name)? {
+            FileKind::CompactionLog(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    logs.sort_unstable_by(|a, b| b.cmp(a));
     let mut jobs = Vec::new();
     let mut keep = HashSet::new();
-    for name in names {
-        let Some(FileKind::CompactionLog(n)) = filename::parse(name) else {
-            continue;
-        };
-        let Some(logged) = read_log(storage, dir, n)? else {
-            continue;
-        };
+    let mut voided = Vec::new();
+    let mut claimed = HashSet::new();
+    for n in logs {
         let path = filename::compaction_log(dir, n);
+        let name = filename::compaction_log_name(n);
+        let logged = match read_log(storage, dir, n) {
+            Ok(Some(logged)) => logged,
+            Ok(None) => continue,
+            Err(e @ Error::Corruption { .. }) => {
+                voided.push((name, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let live = logged
             .plan
             .inputs
             .iter()
             .filter(|i| version.find(i.number).is_some())
             .count();
-        if live == 0 {
+        if live == 0 || live != logged.plan.inputs.len() {
+            // Committed, or void (some inputs live and some not: a commit removes all of a
+            // job's inputs in one edit, so it never committed; an input is missing because the
+            // manifest record that added it was the last record and was undone as a torn
+            // write). Its log and outputs are removed with the orphans.
             continue;
         }
-        if live != logged.plan.inputs.len() {
-            // Some inputs are live and some are not. A commit removes all of a job's inputs in
-            // one edit, so this job never committed; an input is missing because the manifest
-            // record that added it (a flush, or another job's commit) was the last record and
-            // was undone as a torn write, its data still in the WAL or in that job's inputs.
-            // The job is void: its log and outputs are removed with the orphans.
+        if let Some(why) = distrust(storage, dir, &logged, &claimed) {
+            voided.push((name, why));
             continue;
         }
-        for d in &logged.done {
-            let output = filename::table(dir, d.number);
-            if storage.file_len(&output).ok() != Some(d.size) {
-                return Err(Error::corruption(
-                    output,
-                    0,
-                    "the output its compaction log records",
-                ));
-            }
-            keep.insert(filename::table_name(d.number));
-        }
-        keep.insert(name.clone());
+        claimed.extend(logged.plan.inputs.iter().map(|i| i.number));
+        keep.extend(logged.done.iter().map(|d| filename::table_name(d.number)));
+        keep.insert(name);
         let id = versions.new_file_number();
         jobs.push(resumed(
             logged,
@@ -267,7 +294,37 @@ fn interrupted_jobs(
             path,
         ));
     }
-    Ok((jobs, keep))
+    Ok(Logs { jobs, keep, voided })
+}
+
+/// Why an interrupted job's log cannot be resumed, if it cannot: an input already claimed by a
+/// newer log, or a recorded output missing or not of its recorded size.
+fn distrust(
+    storage: &dyn Storage,
+    dir: &Path,
+    logged: &LoggedJob,
+    claimed: &HashSet<u64>,
+) -> Option<String> {
+    if let Some(i) = logged
+        .plan
+        .inputs
+        .iter()
+        .find(|i| claimed.contains(&i.number))
+    {
+        return Some(format!(
+            "stale: input table {} belongs to a newer log",
+            i.number
+        ));
+    }
+    logged.done.iter().find_map(|d| {
+        let len = storage.file_len(&filename::table(dir, d.number)).ok();
+        (len != Some(d.size)).then(|| {
+            format!(
+                "output table {} is not on disk at its recorded size {}",
+                d.number, d.size
+            )
+        })
+    })
 }
 
 /// The largest file number in the directory. A name whose number the counter could not have

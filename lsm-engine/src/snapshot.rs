@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -17,9 +18,16 @@ pub(crate) struct SnapshotList {
 }
 
 impl SnapshotList {
-    /// The oldest pinned sequence number, if any snapshot is live.
-    pub(crate) fn oldest(&self) -> Option<SeqNo> {
-        self.pinned.lock().keys().next().copied()
+    /// The compaction cutoff: the oldest sequence number a live snapshot or a read now can see.
+    /// Read under the same lock a new snapshot pins under, so the two are ordered: either the
+    /// snapshot is pinned first and the cutoff is at or below it, or the cutoff is computed
+    /// first and the snapshot, reading `visible` later, is at or above it. (Read separately, a
+    /// plan made between a snapshot's read of `visible` and its pin could drop a version the
+    /// snapshot needs.)
+    pub(crate) fn cutoff(&self, visible: &AtomicU64) -> SeqNo {
+        let pinned = self.pinned.lock();
+        let now = visible.load(Ordering::SeqCst);
+        pinned.keys().next().map_or(now, |&oldest| oldest.min(now))
     }
 }
 
@@ -36,8 +44,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn new(list: &Arc<SnapshotList>, seq: SeqNo) -> Snapshot {
-        *list.pinned.lock().entry(seq).or_default() += 1;
+    /// Pins the sequence number `visible` holds now, reading it under the list's lock (see
+    /// [`SnapshotList::cutoff`]).
+    pub(crate) fn new(list: &Arc<SnapshotList>, visible: &AtomicU64) -> Snapshot {
+        let mut pinned = list.pinned.lock();
+        let seq = visible.load(Ordering::SeqCst);
+        *pinned.entry(seq).or_default() += 1;
+        drop(pinned);
         Snapshot {
             seq,
             list: Arc::clone(list),

@@ -199,6 +199,7 @@ pub(crate) fn collect(inner: &Inner) -> Stats {
     stats.index_memory_bytes = memtable_bytes + table_memory;
     stats.levels = levels;
     stats.files = files;
+    stats.background_error = inner.compactions.halted();
     stats
 }
 

@@ -5,14 +5,15 @@
 use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use engine_api::{CompactionSummary, Error, IoClass, Result, thread_cpu_time};
 
 use super::log::{CompactionLog, DoneOutput, JobPlan};
 use super::picker::{FileSummary, Pick, Range, deeper_spans};
-use super::task::{CompactionOutput, CompactionTask, KeySpan, OutputTable, TaskInput, run_task};
+use super::task::{
+    Cancel, CompactionOutput, CompactionTask, KeySpan, OutputTable, TaskInput, run_task,
+};
 use crate::db::Inner;
 use crate::filename;
 use crate::sstable::Table;
@@ -56,9 +57,8 @@ fn level_u32(l: usize) -> u32 {
 }
 
 /// The oldest sequence number a live snapshot (or a read now) can see.
-fn seq_cutoff(inner: &Inner) -> u64 {
-    let visible = inner.visible_seq.load(Ordering::SeqCst);
-    inner.snapshots.oldest().map_or(visible, |s| s.min(visible))
+pub(crate) fn seq_cutoff(inner: &Inner) -> u64 {
+    inner.snapshots.cutoff(&inner.visible_seq)
 }
 
 /// Splits `files` (the job's inputs) into at most `max` key ranges of similar input bytes, at
@@ -237,11 +237,7 @@ pub(crate) fn resumed(
 }
 
 /// Runs `job` to its commit. `Ok(None)` if it was cancelled (its log stays, to resume).
-pub(crate) fn run(
-    inner: &Inner,
-    job: &Job,
-    cancel: &AtomicBool,
-) -> Result<Option<CompactionSummary>> {
+pub(crate) fn run(inner: &Inner, job: &Job, cancel: &Cancel) -> Result<Option<CompactionSummary>> {
     let started = Instant::now();
     let cpu_before = thread_cpu_time();
     if job.kind == JobKind::Move {
@@ -249,8 +245,11 @@ pub(crate) fn run(
     }
     let log = CompactionLog::create(&*inner.storage, &inner.dir, job.id(), &job.plan, &job.done)?;
     if let Some(old) = &job.replaces {
-        // The new log holds everything the old one did.
-        let _ = inner.storage.remove(old);
+        // The new log holds everything the old one did; the removal is made durable before
+        // any work, so a crash leaves one log of this job. (A crash between the two steps
+        // still can leave both: open keeps the newest, `crate::recovery`.)
+        inner.storage.remove(old)?;
+        inner.storage.sync_dir(&inner.dir)?;
     }
     let outputs =
         run_subtasks(inner, job, &log, cancel).inspect_err(|e| abandon(inner, &log, e))?;
@@ -320,7 +319,7 @@ fn run_subtasks(
     inner: &Inner,
     job: &Job,
     log: &CompactionLog,
-    cancel: &AtomicBool,
+    cancel: &Cancel,
 ) -> Result<Option<Vec<CompactionOutput>>> {
     let tasks: Vec<CompactionTask> = job
         .plan
@@ -450,6 +449,7 @@ mod tests {
             size,
             entries: 1,
             tombstones: 0,
+            max_seq: 0,
             smallest: lo.as_bytes().to_vec(),
             largest: lo.as_bytes().to_vec(),
         }

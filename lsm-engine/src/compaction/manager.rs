@@ -9,15 +9,15 @@
 //! compaction holding every level.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 
-use engine_api::{CompactionSummary, Result};
+use engine_api::{CompactionSummary, Error, Result};
 use parking_lot::{Condvar, Mutex};
 
 use super::job::{self, Job, JobKind};
 use super::picker::{self, LevelConfig, Range, Reservation};
+use super::task::Cancel;
 use crate::db::Inner;
 
 /// A reserved (level, user-key range); `None` ends are unbounded.
@@ -61,6 +61,8 @@ pub struct JobCounts {
     pub resumed: u64,
     /// Outputs those resumed jobs kept from their interrupted runs instead of rewriting.
     pub reused_outputs: u64,
+    /// Compaction logs set aside as void at open ([`CompactionManager::voided_logs`]).
+    pub voided_logs: u64,
 }
 
 #[derive(Default)]
@@ -78,9 +80,12 @@ struct State {
     started: [u64; 3],
     /// Finished outputs of interrupted jobs that their resumed runs kept.
     reused_outputs: u64,
-    /// A job failed on something retrying cannot fix (a damaged input): no more background
-    /// jobs, rather than the same failing job again and again. `compact()` still reports it.
+    /// A job failed on something retrying cannot fix (a damaged input, a rejected edit): no
+    /// more background jobs, rather than the same failing job again and again; writes are
+    /// refused with this cause (nothing would ever lift a stall) and stats report it.
     halted: Option<String>,
+    /// Compaction logs found at open and set aside as void: (file name, why).
+    voided_logs: Vec<(String, String)>,
 }
 
 /// See the module documentation.
@@ -88,7 +93,7 @@ pub struct CompactionManager {
     engine: OnceLock<Weak<Inner>>,
     state: Mutex<State>,
     changed: Condvar,
-    cancel: AtomicBool,
+    cancel: Cancel,
 }
 
 impl std::fmt::Debug for CompactionManager {
@@ -125,7 +130,7 @@ impl CompactionManager {
             engine: OnceLock::new(),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            cancel: AtomicBool::new(false),
+            cancel: Cancel::default(),
         }
     }
 
@@ -139,15 +144,47 @@ impl CompactionManager {
         self.engine.get().and_then(Weak::upgrade)
     }
 
+    /// The engine's test hooks.
+    #[cfg(feature = "testing")]
+    pub(crate) fn hooks(&self) -> &Arc<crate::testing::TestHooks> {
+        &self.cancel.hooks
+    }
+
     /// The jobs running now.
     pub fn active_jobs(&self) -> Vec<JobInfo> {
         self.state.lock().running.clone()
     }
 
-    /// Whether background compaction stopped after a job failed on something retrying cannot
-    /// fix; writes then no longer stall on L0 or debt (nothing would ever lift the stall).
-    pub(crate) fn halted(&self) -> bool {
-        self.state.lock().halted.is_some()
+    /// Why background compaction stopped for good, if it did (a job failed on something
+    /// retrying cannot fix).
+    pub(crate) fn halted(&self) -> Option<String> {
+        self.state.lock().halted.clone()
+    }
+
+    /// `Err(Error::Poisoned)` with the cause once background compaction has stopped for good:
+    /// a write then would only grow L0 without bound, or wait forever at the stop threshold.
+    pub(crate) fn check_running(&self) -> Result<()> {
+        match self.halted() {
+            None => Ok(()),
+            Some(cause) => Err(Error::Poisoned { cause }),
+        }
+    }
+
+    fn halt(&self, e: &Error) {
+        let mut st = self.state.lock();
+        st.halted
+            .get_or_insert_with(|| format!("background compaction stopped: {e}"));
+        self.changed.notify_all();
+    }
+
+    /// Compaction logs set aside as void at open (damaged, or a stale copy of another job's
+    /// log): (file name, why). Losing a log loses no data: the job's inputs are still live.
+    pub fn voided_logs(&self) -> Vec<(String, String)> {
+        self.state.lock().voided_logs.clone()
+    }
+
+    pub(crate) fn set_voided_logs(&self, voided: Vec<(String, String)>) {
+        self.state.lock().voided_logs = voided;
     }
 
     /// Compaction debt (bytes over level targets) at the last check.
@@ -164,6 +201,7 @@ impl CompactionManager {
             merges,
             resumed,
             reused_outputs: st.reused_outputs,
+            voided_logs: st.voided_logs.len() as u64,
         }
     }
 
@@ -173,7 +211,7 @@ impl CompactionManager {
         let Some(inner) = self.engine() else {
             return;
         };
-        if inner.read_only() || inner.poison().is_set() || self.cancel.load(Ordering::SeqCst) {
+        if inner.read_only() || inner.poison().is_set() || self.cancel.is_set() {
             return;
         }
         let o = &inner.opts;
@@ -186,8 +224,8 @@ impl CompactionManager {
         if st.halted.is_some() {
             return;
         }
-        while let Some(job) = st.resumes.pop() {
-            self.start(&mut st, &inner, job);
+        for job in std::mem::take(&mut st.resumes) {
+            let _ = self.start(&mut st, &inner, job);
         }
         loop {
             let version = inner.versions.current();
@@ -200,11 +238,16 @@ impl CompactionManager {
             {
                 return;
             }
-            let Some(pick) = picker::pick(&levels, &shape, &st.busy, &st.reservations) else {
+            let cutoff = job::seq_cutoff(&inner);
+            let Some(pick) = picker::pick(&levels, &shape, &st.busy, &st.reservations, cutoff)
+            else {
                 return;
             };
             let job = job::from_pick(&inner, &pick, &levels);
-            self.start(&mut st, &inner, job);
+            if !self.start(&mut st, &inner, job) {
+                // The same pick would only fail again: stop here, the next check retries.
+                return;
+            }
         }
     }
 
@@ -238,35 +281,49 @@ impl CompactionManager {
         self.changed.notify_all();
     }
 
-    fn start(&self, st: &mut State, inner: &Arc<Inner>, job: Job) {
+    /// Reserves for `job` and starts it on its own thread; false if no thread could be
+    /// spawned (the reservation is given back).
+    fn start(&self, st: &mut State, inner: &Arc<Inner>, job: Job) -> bool {
         Self::reserve(st, &job);
         let id = job.id();
         let inputs: Vec<u64> = job.plan.inputs.iter().map(|i| i.number).collect();
+        // A resumed job exists nowhere else: kept to queue again if no thread takes it.
+        let retry = (job.kind == JobKind::Resumed).then(|| job.clone());
         st.threads.retain(|t| !t.is_finished());
         let bg = Arc::clone(inner);
-        let spawned = std::thread::Builder::new()
-            .name("lsm-compaction".into())
-            .spawn(move || {
-                let manager = &bg.compactions;
-                let result = job::run(&bg, &job, &manager.cancel);
-                if let Err(e) = &result {
-                    bg.poison_on_io(e);
-                    manager.state.lock().halted = Some(e.to_string());
-                }
-                bg.obsolete.drain();
-                manager.release(&job);
-                bg.notify_bg();
-                manager.check_and_compact();
-            });
+        let spawned = if spawn_refused(&self.cancel) {
+            Err(std::io::Error::other("the test hooks refused the spawn"))
+        } else {
+            std::thread::Builder::new()
+                .name("lsm-compaction".into())
+                .spawn(move || {
+                    let manager = &bg.compactions;
+                    let result = job::run(&bg, &job, &manager.cancel);
+                    if let Err(e) = &result {
+                        bg.poison_on_io(e);
+                        manager.halt(e);
+                    }
+                    bg.obsolete.drain();
+                    manager.release(&job);
+                    bg.notify_bg();
+                    manager.check_and_compact();
+                })
+        };
         match spawned {
-            Ok(t) => st.threads.push(t),
+            Ok(t) => {
+                st.threads.push(t);
+                true
+            }
             Err(_) => {
-                // No thread: give the reservation back; the next check tries again.
+                // No thread: give the reservation back; the next check tries again (after a
+                // flush, a finished job, or from a writer stalled at the stop threshold).
                 for n in inputs {
                     st.busy.remove(&n);
                 }
                 st.reservations.retain(|r| r.job != id);
                 st.running.retain(|r| r.id != id);
+                st.resumes.extend(retry);
+                false
             }
         }
     }
@@ -320,7 +377,7 @@ impl CompactionManager {
         };
         let job = job::full(inner, &levels, inputs);
         Self::reserve(&mut self.state.lock(), &job);
-        let result = job::run(inner, &job, &AtomicBool::new(false));
+        let result = job::run(inner, &job, &Cancel::default());
         self.release(&job);
         let summary = result
             .inspect_err(|e| inner.poison_on_io(e))?
@@ -338,7 +395,7 @@ impl CompactionManager {
     /// Stops every job (each at its next checkpoint: finished outputs stay, recorded in its log,
     /// to resume at the next open) and waits for their threads.
     pub(crate) fn shutdown(&self) {
-        self.cancel.store(true, Ordering::SeqCst);
+        self.cancel.set();
         loop {
             let threads = std::mem::take(&mut self.state.lock().threads);
             if threads.is_empty() {
@@ -350,6 +407,16 @@ impl CompactionManager {
             }
         }
     }
+}
+
+#[cfg(feature = "testing")]
+fn spawn_refused(cancel: &Cancel) -> bool {
+    cancel.hooks.spawn_fails()
+}
+
+#[cfg(not(feature = "testing"))]
+fn spawn_refused(_: &Cancel) -> bool {
+    false
 }
 
 impl Default for CompactionManager {

@@ -4,7 +4,8 @@
 //! finished outputs, resumed at open). `docs/lsm.md` ("Compaction") has the protocol:
 //! 1. reserve the inputs' (level, key range) pairs and files;
 //! 2. create the job's log with its intent (every subtask: inputs, key range, reserved output
-//!    numbers, `seq_cutoff`), sync it, sync the directory;
+//!    numbers, `seq_cutoff`), sync it, sync the directory; a resumed job then removes the log
+//!    it replaces and syncs the directory again;
 //! 3. run the subtasks in parallel; each output is synced, its name made durable (directory
 //!    sync), then recorded in the log (append, sync);
 //! 4. commit one manifest edit: inputs deleted, outputs added, the job id;
@@ -14,7 +15,9 @@
 //! A crash before 4 leaves the inputs live and the log on disk: open keeps the recorded outputs
 //! and resumes the job after the last one (unrecorded outputs are removed as orphans). After 4
 //! the outputs are live; the log, if it survived, is recognised as committed (its inputs are no
-//! longer live) and removed.
+//! longer live) and removed. A crash inside step 2 of a resumed job can leave its old and new
+//! logs both: open resumes only the newest log of a set of inputs, and sets aside a damaged log
+//! as void (a log is an optimisation: its job's inputs are still live).
 
 mod job;
 mod log;

@@ -4,14 +4,25 @@
 //! - Level targets follow RocksDB's dynamic level bytes: the largest level's size sets the last
 //!   level's target, each level above gets a `multiplier`-th of the one below, and the base level
 //!   (where L0 compacts into) is the highest whose target still exceeds `base_bytes /
-//!   multiplier`. No target is below `base_bytes`; levels above the base stay empty.
+//!   multiplier`, but never deeper than the first non-empty level below L0: L0 always lands on
+//!   top of everything older (RocksDB keeps the same invariant). When the tree is reshaped under
+//!   the picker (the largest level shrinks after mass deletes, or the engine is reopened with a
+//!   larger `max_bytes_for_level_base` or `num_levels`), the base stays at the data; a base
+//!   computed from the largest level alone would let an L0 job write newer versions below
+//!   older ones still sitting in a level above it (reads would return the older value, and a
+//!   tombstone dropped at the bottom would bring a deleted key back for good). No target is
+//!   below `base_bytes`; levels above the base stay empty.
 //! - Scores: L0 = files not being compacted / `l0_trigger`; deeper levels = bytes not being
-//!   compacted / target; a non-empty level above the base is drained first; the last level is
-//!   never scored. A level is due at 1.0.
+//!   compacted / target; the last level is never scored by size. A level is due at 1.0.
 //! - Picks: the highest-scoring due level that can run beside the running jobs. L0 goes whole
 //!   to the base level (one such job at a time: L0 files overlap). A deeper level gives the file
 //!   with the smallest overlap with the next level (RocksDB's `kMinOverlappingRatio`). A pick
 //!   whose inputs overlap nothing below is a trivial move (a manifest edit, no rewrite).
+//! - Deletion-triggered picks, when nothing is due by size: a tombstone-dense file of a level
+//!   above the last is pushed down; a tombstone-dense file of the last level whose every entry
+//!   is at or below the snapshot cutoff is rewritten in place, which drops its tombstones and
+//!   the versions they delete (RocksDB's bottommost-file compaction). The cutoff condition
+//!   keeps this from rewriting the same file again and again while a snapshot holds it.
 //! - Reservations: a job reserves (level, user-key range) for its input level and its output
 //!   level; a pick is refused if it intersects a reservation on either level or uses a file
 //!   another job holds.
@@ -28,6 +39,8 @@ pub(crate) struct FileSummary {
     pub(crate) size: u64,
     pub(crate) entries: u64,
     pub(crate) tombstones: u64,
+    /// The newest sequence number in the table.
+    pub(crate) max_seq: u64,
     /// Smallest and largest user keys.
     pub(crate) smallest: Vec<u8>,
     pub(crate) largest: Vec<u8>,
@@ -46,6 +59,7 @@ pub(crate) fn summarize(version: &Version) -> Vec<Vec<FileSummary>> {
                     size: t.size(),
                     entries: t.props().entries,
                     tombstones: t.props().tombstones,
+                    max_seq: t.props().max_seq,
                     smallest: smallest_user(t).to_vec(),
                     largest: largest_user(t).to_vec(),
                 })
@@ -160,10 +174,22 @@ pub(crate) fn targets(level_bytes: &[u64], cfg: &LevelConfig) -> (usize, Vec<u64
             *slot = up;
         }
     }
+    if let Some(first) = first_non_empty(level_bytes) {
+        base = base.min(first);
+    }
     for slot in t.iter_mut().skip(base) {
         *slot = (*slot).max(cfg.base_bytes);
     }
     (base, t)
+}
+
+/// The first level below L0 holding data.
+fn first_non_empty(level_bytes: &[u64]) -> Option<usize> {
+    level_bytes
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(n, &b)| (b > 0).then_some(n))
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -188,12 +214,6 @@ pub(crate) fn shape(levels: &[Vec<FileSummary>], busy: &HashSet<u64>, cfg: &Leve
             ratio(idle.len() as u64, cfg.l0_trigger.max(1) as u64)
         } else if n == last {
             0.0
-        } else if n < base_level {
-            if idle.is_empty() {
-                0.0
-            } else {
-                10.0 + ratio(idle_bytes, cfg.base_bytes.max(1))
-            }
         } else {
             ratio(idle_bytes, target.max(1))
         };
@@ -256,11 +276,13 @@ fn free(res: &[Reservation], level: usize, range: &Range) -> bool {
 }
 
 /// The next compaction to start beside the running jobs, if any level is due and one fits.
+/// `cutoff` is the oldest sequence number a snapshot or read can see (`seq_cutoff`).
 pub(crate) fn pick(
     levels: &[Vec<FileSummary>],
     shape: &Shape,
     busy: &HashSet<u64>,
     res: &[Reservation],
+    cutoff: u64,
 ) -> Option<Pick> {
     let mut due: Vec<(usize, f64)> = shape
         .scores
@@ -277,7 +299,9 @@ pub(crate) fn pick(
             pick_deeper(levels, level, busy, res, |_| true)
         }
     });
-    by_size.or_else(|| pick_tombstones(levels, busy, res))
+    by_size
+        .or_else(|| pick_tombstones(levels, busy, res))
+        .or_else(|| pick_bottom(levels, busy, res, cutoff))
 }
 
 /// Whether a file is mostly tombstones: worth pushing down even when its level is within its
@@ -294,6 +318,33 @@ fn pick_tombstones(
 ) -> Option<Pick> {
     let last = levels.len().checked_sub(1)?;
     (1..last).find_map(|level| pick_deeper(levels, level, busy, res, tombstone_dense))
+}
+
+/// A deletion-triggered pick of the last level: a tombstone-dense file no snapshot needs as it
+/// is, rewritten in place. The last level is never scored by size, so without this the
+/// tombstones a trivial move (or a merge under a snapshot) left there would stay forever.
+fn pick_bottom(
+    levels: &[Vec<FileSummary>],
+    busy: &HashSet<u64>,
+    res: &[Reservation],
+    cutoff: u64,
+) -> Option<Pick> {
+    let last = levels.len().checked_sub(1).filter(|&l| l >= 1)?;
+    levels
+        .get(last)?
+        .iter()
+        .filter(|f| !busy.contains(&f.number) && tombstone_dense(f) && f.max_seq <= cutoff)
+        .find_map(|f| {
+            let range = Range::of(&[f]);
+            free(res, last, &range).then(|| Pick {
+                level: last,
+                output_level: last,
+                inputs: vec![f.clone()],
+                next_inputs: Vec::new(),
+                trivial_move: false,
+                reserve: vec![(last, range)],
+            })
+        })
 }
 
 fn overlapping<'a>(

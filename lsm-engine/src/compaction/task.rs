@@ -121,6 +121,35 @@ pub struct CompactionOutput {
     pub complete: bool,
 }
 
+/// A job's stop flag, which its tasks check as they merge.
+#[derive(Debug, Default)]
+pub(crate) struct Cancel {
+    flag: AtomicBool,
+    #[cfg(feature = "testing")]
+    pub(crate) hooks: Arc<crate::testing::TestHooks>,
+}
+
+impl Cancel {
+    pub(crate) fn set(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// Test hooks: counts entries merged once the flag is set, and stops after the first.
+    #[cfg(feature = "testing")]
+    fn observe(&self, entries_in: u64) {
+        if self.is_set() {
+            self.hooks.note_entry_after_cancel();
+        }
+        if entries_in == 1 {
+            self.hooks.fire_after_first_merge_entry(&|| self.is_set());
+        }
+    }
+}
+
 /// The garbage-collection rule, applied entry by entry in internal-key order.
 struct Gc<'a> {
     cutoff: SeqNo,
@@ -189,7 +218,7 @@ pub(crate) fn run_task(
     task: &CompactionTask,
     storage: &dyn Storage,
     on_output: &mut dyn FnMut(&OutputTable) -> Result<()>,
-    cancel: Option<&AtomicBool>,
+    cancel: Option<&Cancel>,
 ) -> Result<CompactionOutput> {
     let mut sink = OutputSink::new(task, storage, on_output);
     let result = merge(task, storage, &mut sink, cancel);
@@ -234,7 +263,7 @@ fn merge(
     task: &CompactionTask,
     storage: &dyn Storage,
     sink: &mut OutputSink<'_>,
-    cancel: Option<&AtomicBool>,
+    cancel: Option<&Cancel>,
 ) -> Result<CompactionOutput> {
     let started = Instant::now();
     let cpu_before = engine_api::thread_cpu_time();
@@ -247,7 +276,7 @@ fn merge(
         user: None,
         newer_seq: SeqNo::MAX,
     };
-    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let cancelled = || cancel.is_some_and(Cancel::is_set);
     out.complete = true;
     while merged.valid() {
         let ikey = merged.key();
@@ -256,12 +285,19 @@ fn merge(
         if task.end.as_deref().is_some_and(|end| parsed.user >= end) {
             break;
         }
-        let new_user = sink.last_user.as_deref() != Some(parsed.user);
-        if new_user && out.entries_in % 256 == 0 && cancelled() {
+        // Checked before every entry (one relaxed load): a check tied to key boundaries and an
+        // entry count can be skipped for good by multi-version keys. Stopping mid-key is safe:
+        // the unfinished output is dropped, and finished ones end on a key boundary.
+        if cancelled() {
             out.complete = false;
             break;
         }
+        let new_user = sink.last_user.as_deref() != Some(parsed.user);
         out.entries_in += 1;
+        #[cfg(feature = "testing")]
+        if let Some(c) = cancel {
+            c.observe(out.entries_in);
+        }
         match gc.judge(parsed.user, parsed.seq, parsed.kind) {
             Verdict::Shadowed => out.shadowed_dropped += 1,
             Verdict::Tombstone => out.tombstones_dropped += 1,

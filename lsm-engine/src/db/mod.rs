@@ -9,7 +9,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::thread::JoinHandle;
 
 use engine_api::{
@@ -184,6 +184,12 @@ impl Inner {
         Ok(appended)
     }
 
+    /// Runs the test hook between a read's two steps.
+    pub(crate) fn between_read_steps(&self) {
+        #[cfg(feature = "testing")]
+        self.compactions.hooks().fire_between_read_steps();
+    }
+
     /// Poisons the engine if `e` is an I/O error: after one, what reached the disk is unknown.
     pub(crate) fn poison_on_io(&self, e: &Error) {
         if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
@@ -246,10 +252,15 @@ impl LsmEngine {
 
     /// A read view of everything acknowledged so far, unaffected by later writes.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(
-            &self.inner.snapshots,
-            self.inner.visible_seq.load(Ordering::SeqCst),
-        )
+        #[cfg(feature = "testing")]
+        self.inner.compactions.hooks().fire_before_snapshot();
+        Snapshot::new(&self.inner.snapshots, &self.inner.visible_seq)
+    }
+
+    /// The engine's test hooks.
+    #[cfg(feature = "testing")]
+    pub fn test_hooks(&self) -> Arc<crate::testing::TestHooks> {
+        Arc::clone(self.inner.compactions.hooks())
     }
 
     /// The value of `key` as of `snapshot`.
@@ -259,7 +270,7 @@ impl LsmEngine {
     pub fn get_at(&self, snapshot: &Snapshot, key: &[u8]) -> Result<Option<Value>> {
         check_key(key)?;
         self.check_snapshot(snapshot)?;
-        self.inner.get_at(key, snapshot.sequence(), None)
+        self.inner.get_at(key, Some(snapshot.sequence()), None)
     }
 
     /// The pairs in `range` as of `snapshot`, in ascending key order.
@@ -269,7 +280,7 @@ impl LsmEngine {
     pub fn scan_at(&self, snapshot: &Snapshot, range: KeyRange) -> Result<Scan<'_>> {
         range.validate()?;
         self.check_snapshot(snapshot)?;
-        Ok(self.inner.scan_at(snapshot.sequence(), range))
+        Ok(self.inner.scan_at(Some(snapshot.sequence()), range))
     }
 
     fn check_snapshot(&self, snapshot: &Snapshot) -> Result<()> {
@@ -320,8 +331,7 @@ impl Engine for LsmEngine {
 
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         check_key(key)?;
-        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
-        self.inner.get_at(key, seq, None)
+        self.inner.get_at(key, None, None)
     }
 
     fn delete(&self, key: &[u8]) -> Result<()> {
@@ -341,8 +351,7 @@ impl Engine for LsmEngine {
 
     fn scan(&self, range: KeyRange) -> Result<Scan<'_>> {
         range.validate()?;
-        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
-        Ok(self.inner.scan_at(seq, range))
+        Ok(self.inner.scan_at(None, range))
     }
 
     fn sync(&self) -> Result<()> {
@@ -359,9 +368,8 @@ impl Engine for LsmEngine {
 
     fn explain_get(&self, key: &[u8]) -> Result<ReadTrace> {
         check_key(key)?;
-        let seq = self.inner.visible_seq.load(Ordering::SeqCst);
         let mut steps = Vec::new();
-        let value = self.inner.get_at(key, seq, Some(&mut steps))?;
+        let value = self.inner.get_at(key, None, Some(&mut steps))?;
         Ok(ReadTrace {
             steps,
             value: value.map(|v| v.to_vec()),

@@ -1,11 +1,21 @@
 //! The read path: memtable, sealed memtables newest first, L0 newest first, then at most one
 //! table per deeper level; each table's bloom filter before any of its blocks. Scans merge every
-//! source. Both read at a sequence number, taken before the super-version so every write at or
-//! below it is in the sources read.
+//! source. Both read one super-version at one sequence number, taken in that order (as
+//! RocksDB's `GetImpl` does): the super-version first, which pins its tables, then the
+//! sequence number. Taken the other way round, a compaction planned and committed between the
+//! two could drop the version the read needs (shadowed by a newer one the read must not see).
+//! In this order a compaction after the super-version changes nothing the read holds, and a
+//! compaction before it had a cutoff at or below the sequence number taken after it. Writes
+//! the super-version misses (they went to a memtable created after it) are all newer than
+//! every write it holds, so the read sees a consistent prefix: the state at some point after
+//! the read began.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use engine_api::{KeyRange, Result, Scan, TraceStep, Value};
 
-use super::Inner;
+use super::{Inner, SuperVersion};
 use crate::iter::{InternalIterator, LevelIter, MergingIter, UserIter};
 use crate::key::SeqNo;
 use crate::memtable::{Lookup, Memtable, MemtableIter};
@@ -50,15 +60,24 @@ fn resolve(found: Lookup) -> Option<Value> {
 }
 
 impl Inner {
-    /// The value of `user` at `seq`, with the steps taken if `steps` is given.
+    /// What a read reads: the current super-version, then the sequence number `at` (a
+    /// snapshot's) or, without one, the latest visible: in that order (module documentation).
+    fn read_view(&self, at: Option<SeqNo>) -> (Arc<SuperVersion>, SeqNo) {
+        let sv = self.current();
+        self.between_read_steps();
+        let seq = at.unwrap_or_else(|| self.visible_seq.load(Ordering::SeqCst));
+        (sv, seq)
+    }
+
+    /// The value of `user` at `at` (latest if `None`), with the steps taken if `steps` is given.
     pub(crate) fn get_at(
         &self,
         user: &[u8],
-        seq: SeqNo,
+        at: Option<SeqNo>,
         steps: Option<&mut Vec<TraceStep>>,
     ) -> Result<Option<Value>> {
         let mut trace = Trace(steps);
-        let sv = self.current();
+        let (sv, seq) = self.read_view(at);
         let found = sv.mem.get(user, seq);
         trace.text(|| format!("memtable: {}", outcome(found.as_ref())));
         if let Some(found) = found {
@@ -74,9 +93,10 @@ impl Inner {
         version_get(&sv.version, user, seq, &mut trace)
     }
 
-    /// A lazy scan of `range` at `seq` over every source of the current super-version.
-    pub(crate) fn scan_at(&self, seq: SeqNo, range: KeyRange) -> Scan<'static> {
-        let sv = self.current();
+    /// A lazy scan of `range` at `at` (latest if `None`) over every source of the current
+    /// super-version.
+    pub(crate) fn scan_at(&self, at: Option<SeqNo>, range: KeyRange) -> Scan<'static> {
+        let (sv, seq) = self.read_view(at);
         let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
         children.push(memtable_iter(&sv.mem));
         for sealed in sv.imms.iter().rev() {

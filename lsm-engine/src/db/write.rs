@@ -37,6 +37,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         self.poison().check()?;
+        self.compactions.check_running()?;
         self.throttle()?;
         let ops = batch.ops();
         let mut w = self.writer.lock();
@@ -81,10 +82,14 @@ impl Inner {
     /// Write stalls: past the slowdown thresholds (L0 files, compaction debt) each write sleeps
     /// a little, longer the closer the tree is to the stop threshold, so writers slow down
     /// smoothly instead of hitting a wall; at the stop thresholds writes wait for compaction.
-    /// Done before taking the writer lock, so the sleeping writer delays only itself.
+    /// Done before taking the writer lock, so the sleeping writer delays only itself. A writer
+    /// waiting at a stop threshold re-checks, each time it wakes, poison, shutdown and whether
+    /// compaction has stopped for good (each an error: nothing would lift the stall), and asks
+    /// the manager to start what is due (a job whose thread could not be spawned is retried
+    /// there: no flush comes to retry it while every writer waits).
     fn throttle(&self) -> Result<()> {
         let o = &self.opts;
-        if !o.auto_compaction || self.compactions.halted() {
+        if !o.auto_compaction {
             return Ok(());
         }
         let started = Instant::now();
@@ -99,6 +104,8 @@ impl Inner {
                     "pending-bytes-stop"
                 });
                 self.poison().check()?;
+                self.compactions.check_running()?;
+                self.compactions.check_and_compact();
                 let mut bg = self.bg.lock();
                 if bg.shutdown {
                     return Err(Error::invalid("engine is shutting down"));

@@ -3,12 +3,14 @@
 mod clean_close;
 mod common;
 mod compaction;
+mod compaction_faults;
 mod conformance;
 mod crash;
 mod damage;
 mod engine;
 mod fuzz_corpus;
 mod harness;
+mod races;
 mod reliability;
 mod repair;
 mod sstable;

@@ -16,6 +16,7 @@ fn file(number: u64, size: u64, lo: &str, hi: &str) -> FileSummary {
         size,
         entries: 10,
         tombstones: 0,
+        max_seq: 10,
         smallest: lo.as_bytes().to_vec(),
         largest: hi.as_bytes().to_vec(),
     }
@@ -59,7 +60,7 @@ fn l0_goes_whole_to_the_base_level_once_due() {
     let busy = HashSet::new();
     let s = shape(&levels, &busy, &cfg());
     assert!(s.scores[0] < 1.0);
-    assert_eq!(pick(&levels, &s, &busy, &[]), None);
+    assert_eq!(pick(&levels, &s, &busy, &[], u64::MAX), None);
     levels[0].push(file(4, MIB, "k", "z"));
     levels[6] = vec![
         file(10, MIB, "a", "c"),
@@ -67,7 +68,7 @@ fn l0_goes_whole_to_the_base_level_once_due() {
         file(12, MIB, "zz", "zzz"),
     ];
     let s = shape(&levels, &busy, &cfg());
-    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
     assert_eq!((p.level, p.output_level, p.trivial_move), (0, 6, false));
     assert_eq!(p.inputs.len(), 4);
     let next: Vec<u64> = p.next_inputs.iter().map(|f| f.number).collect();
@@ -78,7 +79,7 @@ fn l0_goes_whole_to_the_base_level_once_due() {
         level: 0,
         range: Range::all(),
     }];
-    assert_eq!(pick(&levels, &s, &busy, &res), None);
+    assert_eq!(pick(&levels, &s, &busy, &res, u64::MAX), None);
 }
 
 #[test]
@@ -91,7 +92,7 @@ fn a_file_overlapping_nothing_below_is_moved() {
         ..cfg()
     };
     let s = shape(&levels, &busy, &cfg);
-    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
     assert!(p.trivial_move && p.next_inputs.is_empty());
 }
 
@@ -109,7 +110,7 @@ fn deeper_levels_pick_the_smallest_overlap_and_respect_reservations() {
     let s = shape(&levels, &busy, &cfg());
     assert_eq!(s.base_level, 5);
     assert!(s.scores[5] > 1.0, "{s:?}");
-    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
     assert_eq!(
         p.inputs[0].number, 1,
         "file 1 overlaps 300 MiB, file 2 overlaps 310 MiB"
@@ -123,7 +124,7 @@ fn deeper_levels_pick_the_smallest_overlap_and_respect_reservations() {
             hi: Some(b"c".to_vec()),
         },
     }];
-    let p = pick(&levels, &s, &busy, &res).unwrap();
+    let p = pick(&levels, &s, &busy, &res, u64::MAX).unwrap();
     assert_eq!(p.inputs[0].number, 2);
     assert_eq!(
         p.next_inputs.iter().map(|f| f.number).collect::<Vec<_>>(),
@@ -132,7 +133,13 @@ fn deeper_levels_pick_the_smallest_overlap_and_respect_reservations() {
     // Busy files are never picked.
     let busy: HashSet<u64> = [1, 12].into_iter().collect();
     assert_eq!(
-        pick(&levels, &shape(&levels, &busy, &cfg()), &busy, &[]),
+        pick(
+            &levels,
+            &shape(&levels, &busy, &cfg()),
+            &busy,
+            &[],
+            u64::MAX
+        ),
         None
     );
 }
@@ -153,7 +160,7 @@ fn disjoint_ranges_of_one_level_can_be_picked_together() {
     let mut picked = Vec::new();
     for job in 0..4 {
         let s = shape(&levels, &busy, &cfg());
-        let Some(p) = pick(&levels, &s, &busy, &res) else {
+        let Some(p) = pick(&levels, &s, &busy, &res, u64::MAX) else {
             break;
         };
         for f in p.inputs.iter().chain(&p.next_inputs) {
@@ -184,7 +191,7 @@ fn tombstone_dense_files_are_pushed_down_even_within_target() {
         s.scores.iter().all(|&x| x < 1.0),
         "nothing is due by size: {s:?}"
     );
-    let p = pick(&levels, &s, &busy, &[]).unwrap();
+    let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
     assert_eq!((p.level, p.inputs[0].number), (5, 2));
 }
 
@@ -213,4 +220,54 @@ fn full_compaction_takes_everything_newest_first_unless_settled() {
     assert_eq!(full_compaction(&settled), None);
     settled[6][0].tombstones = 2;
     assert!(full_compaction(&settled).is_some(), "tombstones to collect");
+}
+
+#[test]
+fn l0_never_compacts_past_a_level_holding_data() {
+    // A tree reshaped under the picker (mass deletes shrank the last level, or a reopen with a
+    // larger `max_bytes_for_level_base`): L3 still holds data while the last level alone would
+    // put the base at L6.
+    let mut levels = empty();
+    levels[0] = (1..=4).map(|n| file(n, MIB, "a", "z")).collect();
+    levels[3] = vec![file(10, MIB, "a", "m")];
+    levels[6] = vec![file(20, 2 * MIB, "a", "z")];
+    let busy = HashSet::new();
+    let s = shape(&levels, &busy, &cfg());
+    assert_eq!(
+        s.base_level, 3,
+        "the first non-empty level bounds the base: {s:?}"
+    );
+    let p = pick(&levels, &s, &busy, &[], u64::MAX).unwrap();
+    assert_eq!((p.level, p.output_level), (0, 3));
+    assert_eq!(
+        p.next_inputs.iter().map(|f| f.number).collect::<Vec<_>>(),
+        vec![10]
+    );
+    // While L3's file is in another job, L0 waits rather than go past it.
+    let busy: HashSet<u64> = [10].into_iter().collect();
+    let s = shape(&levels, &busy, &cfg());
+    let p = pick(&levels, &s, &busy, &[], u64::MAX);
+    assert!(
+        p.as_ref()
+            .is_none_or(|p| p.level != 0 || p.output_level <= 3),
+        "L0 compacts past older data in L3: {p:?}"
+    );
+}
+
+#[test]
+fn a_tombstone_dense_file_of_the_last_level_is_rewritten() {
+    let mut levels = empty();
+    levels[6] = vec![file(1, MIB, "a", "c"), file(2, MIB, "d", "f")];
+    levels[6][1].entries = 100;
+    levels[6][1].tombstones = 60;
+    let busy = HashSet::new();
+    let s = shape(&levels, &busy, &cfg());
+    let p = pick(&levels, &s, &busy, &[], u64::MAX);
+    let got = p
+        .as_ref()
+        .map(|p| (p.level, p.output_level, p.inputs[0].number, p.trivial_move));
+    assert_eq!(got, Some((6, 6, 2, false)), "{p:?}");
+    // While a snapshot older than the file's newest entry lives, a rewrite would keep the
+    // tombstones: no pick (else the same file would be rewritten again and again).
+    assert_eq!(pick(&levels, &s, &busy, &[], 9), None);
 }
