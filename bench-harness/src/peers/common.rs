@@ -32,3 +32,19 @@ pub(crate) fn peer_error(op: &'static str, dir: &Path, e: impl Display) -> engin
 pub(crate) fn setting(name: &str, value: impl ToString) -> (String, String) {
     (name.to_string(), value.to_string())
 }
+
+/// What a peer's `compact` reports: one job and its wall time (peers tell no more).
+pub(crate) fn one_job(started: std::time::Instant) -> engine_api::CompactionSummary {
+    let mut summary = engine_api::CompactionSummary::default();
+    summary.jobs = 1;
+    summary.duration = started.elapsed();
+    summary
+}
+
+/// A peer's stats as far as the harness knows them: its name and the user traffic it took.
+pub(crate) fn peer_stats(name: &str, counters: &UserCounters) -> engine_api::Stats {
+    let mut stats = engine_api::Stats::default();
+    stats.engine = name.to_string();
+    counters.fill(&mut stats);
+    stats
+}

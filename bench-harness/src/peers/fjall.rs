@@ -25,7 +25,7 @@ use fjall::config::{
 };
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
-use super::common::{UserCounters, peer_error, setting};
+use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
 use crate::engines::{EngineConfig, EngineEntry};
 
 /// fjall's version, from the lock file of this build.
@@ -241,16 +241,11 @@ impl Engine for FjallEngine {
         let err = |e| peer_error("compact", &self.dir, e);
         self.keyspace.rotate_memtable_and_wait().map_err(err)?;
         self.keyspace.major_compact().map_err(err)?;
-        let mut summary = CompactionSummary::default();
-        summary.jobs = 1;
-        summary.duration = started.elapsed();
-        Ok(summary)
+        Ok(one_job(started))
     }
 
     fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
-        stats.engine = "fjall".to_string();
-        self.counters.fill(&mut stats);
+        let mut stats = peer_stats("fjall", &self.counters);
         stats.live_keys = self.keyspace.approximate_len() as u64;
         stats.disk_bytes = self.db.disk_space().unwrap_or(0);
         stats.file_count = self.keyspace.table_count() as u64;

@@ -18,7 +18,7 @@ use engine_api::{
 use parking_lot::RwLock;
 use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
-use super::common::{UserCounters, peer_error, setting};
+use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
 use crate::engines::{EngineConfig, EngineEntry};
 use crate::metrics::process::disk_usage;
 
@@ -222,16 +222,11 @@ impl Engine for RedbEngine {
             .write()
             .compact()
             .map_err(|e| peer_error("compact", &self.dir, e))?;
-        let mut summary = CompactionSummary::default();
-        summary.jobs = 1;
-        summary.duration = started.elapsed();
-        Ok(summary)
+        Ok(one_job(started))
     }
 
     fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
-        stats.engine = "redb".to_string();
-        self.counters.fill(&mut stats);
+        let mut stats = peer_stats("redb", &self.counters);
         stats.live_keys = self
             .read_table("stats")
             .and_then(|t| t.len().map_err(|e| peer_error("stats", &self.dir, e)))

@@ -22,7 +22,7 @@ use rocksdb::{
     Direction, IteratorMode, Options, ReadOptions, WriteOptions,
 };
 
-use super::common::{UserCounters, peer_error, setting};
+use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
 use crate::engines::{EngineConfig, EngineEntry};
 use crate::metrics::process::disk_usage;
 
@@ -244,16 +244,11 @@ impl Engine for RocksEngine {
         // Like ours, rewrite the bottom level too, so tombstones and overwrites go everywhere.
         how.set_bottommost_level_compaction(BottommostLevelCompaction::ForceOptimized);
         self.db.compact_range_opt::<&[u8], &[u8]>(None, None, &how);
-        let mut summary = CompactionSummary::default();
-        summary.jobs = 1;
-        summary.duration = started.elapsed();
-        Ok(summary)
+        Ok(one_job(started))
     }
 
     fn stats(&self) -> Stats {
-        let mut stats = Stats::default();
-        stats.engine = "rocksdb".to_string();
-        self.counters.fill(&mut stats);
+        let mut stats = peer_stats("rocksdb", &self.counters);
         let property = |name: &str| self.db.property_int_value(name).ok().flatten().unwrap_or(0);
         stats.live_keys = property("rocksdb.estimate-num-keys");
         stats.index_memory_bytes = property("rocksdb.estimate-table-readers-mem")

@@ -130,8 +130,11 @@ impl RefEngine {
     }
 }
 
+/// The replayed contents and the log's valid prefix.
+type Replayed = (BTreeMap<Vec<u8>, Value>, Vec<u8>);
+
 /// Reads the log into a map; returns the map and the log's valid prefix.
-fn replay(storage: &dyn Storage, dir: &Path) -> Result<(BTreeMap<Vec<u8>, Value>, Vec<u8>)> {
+fn replay(storage: &dyn Storage, dir: &Path) -> Result<Replayed> {
     let mut map = BTreeMap::new();
     let path = dir.join(LOG);
     if !storage.exists(&path)? {
