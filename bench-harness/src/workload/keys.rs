@@ -38,12 +38,18 @@ impl KeyCodec {
         Self::digits(max_id) <= self.size
     }
 
-    /// Writes the key of `id` into `out` (replacing its contents).
+    /// Writes the key of `id` into `out` (replacing its contents), without allocating: it runs
+    /// once per operation.
     pub fn encode(&self, id: u64, out: &mut Vec<u8>) {
         out.clear();
         let digits = Self::digits(id);
-        out.resize(self.size.saturating_sub(digits), b'0');
-        out.extend_from_slice(id.to_string().as_bytes());
+        out.resize(self.size.saturating_sub(digits) + digits, b'0');
+        let mut rest = id;
+        for byte in out.iter_mut().rev().take(digits) {
+            let digit = (rest % 10) as u8;
+            *byte = b'0' + digit;
+            rest /= 10;
+        }
     }
 
     /// Writes a key next to `id`'s that no workload ever writes.

@@ -313,6 +313,14 @@ fn keys_are_fixed_width_and_ordered() {
     assert_eq!(m.len(), 8);
     assert_ne!(m, a);
     assert!(codec.fits(99_999_999) && !codec.fits(100_000_000));
+    for id in [0, 7, 10, 99, 12_345_678, u64::MAX] {
+        let wide = KeyCodec::new(24);
+        wide.encode(id, &mut a);
+        assert_eq!(a, format!("{id:024}").into_bytes(), "{id}");
+    }
+    // An id wider than the key keeps all its digits (the suite refuses such ids up front).
+    codec.encode(123_456_789, &mut a);
+    assert_eq!(a, b"123456789");
 }
 
 #[test]
