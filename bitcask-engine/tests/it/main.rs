@@ -11,5 +11,6 @@ mod crash;
 mod damage;
 mod engine;
 mod fuzz_corpus;
+mod keydir_memory;
 mod reliability;
 mod visibility;

@@ -135,6 +135,8 @@ struct State {
     capacity: Option<u64>,
     used: u64,
     frozen: bool,
+    read_only: bool,
+    refused: Vec<String>,
 }
 
 #[derive(Default, Clone)]
@@ -229,7 +231,24 @@ impl Rng {
     }
 }
 
+fn read_only_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ReadOnlyFilesystem,
+        "simulated read-only file system",
+    )
+}
+
 impl State {
+    /// On a read-only storage, records the call (`op path`) and fails it, as a read-only mount
+    /// fails every call that would change it with `EROFS`.
+    fn refuse_if_read_only(&mut self, op: &str, path: &Path) -> io::Result<()> {
+        if self.read_only {
+            self.refused.push(format!("{op} {}", path.display()));
+            return Err(read_only_error());
+        }
+        Ok(())
+    }
+
     /// Counts a call, applies armed faults, and reports whether the call must fail.
     fn enter(&mut self, op: FaultOp) -> io::Result<()> {
         if self.frozen {
@@ -569,6 +588,19 @@ impl SimStorage {
         true
     }
 
+    /// Makes the storage read-only (or writable again), as a read-only mount or a directory
+    /// the user cannot write: every call that would change it fails with
+    /// `ErrorKind::ReadOnlyFilesystem` and is recorded in [`SimStorage::refused_writes`].
+    /// Reads, listings and shared locks on existing or missing lock files still work.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.state.lock().read_only = read_only;
+    }
+
+    /// Every call refused because the storage was read-only, as `operation path`, oldest first.
+    pub fn refused_writes(&self) -> Vec<String> {
+        self.state.lock().refused.clone()
+    }
+
     /// Names of every live file, with full paths.
     pub fn all_files(&self) -> Vec<PathBuf> {
         self.state.lock().live.keys().cloned().collect()
@@ -576,6 +608,20 @@ impl SimStorage {
 
     fn io<T>(&self, op: &'static str, path: &Path, r: io::Result<T>) -> Result<T> {
         r.map_err(|e| Error::io(op, path, e))
+    }
+
+    /// A call that changes the storage: refused (and recorded) while read-only.
+    fn write_call<T>(
+        &self,
+        kind: FaultOp,
+        op: &'static str,
+        path: &Path,
+        f: impl FnOnce(&mut State) -> io::Result<T>,
+    ) -> Result<T> {
+        self.call(kind, op, path, |s| {
+            s.refuse_if_read_only(op, path)?;
+            f(s)
+        })
     }
 
     fn call<T>(
@@ -614,6 +660,9 @@ impl SimStorage {
 impl Storage for SimStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
         self.plain("create_dir", dir, |s| {
+            if !s.dirs.contains(dir) {
+                s.refuse_if_read_only("create_dir", dir)?;
+            }
             for ancestor in dir.ancestors() {
                 s.dirs.insert(ancestor.to_path_buf());
             }
@@ -622,7 +671,7 @@ impl Storage for SimStorage {
     }
 
     fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let ino = self.call(FaultOp::Create, "create", path, |s| s.create(path))?;
+        let ino = self.write_call(FaultOp::Create, "create", path, |s| s.create(path))?;
         Ok(Box::new(SimFile {
             sim: self.clone(),
             ino,
@@ -631,7 +680,7 @@ impl Storage for SimStorage {
     }
 
     fn open_append(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let ino = self.call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
+        let ino = self.write_call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
         Ok(Box::new(SimFile {
             sim: self.clone(),
             ino,
@@ -649,7 +698,7 @@ impl Storage for SimStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.call(FaultOp::Rename, "rename", from, |s| {
+        self.write_call(FaultOp::Rename, "rename", from, |s| {
             if parent(from) != parent(to) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -671,7 +720,7 @@ impl Storage for SimStorage {
     }
 
     fn remove(&self, path: &Path) -> Result<()> {
-        self.call(FaultOp::Remove, "remove", path, |s| {
+        self.write_call(FaultOp::Remove, "remove", path, |s| {
             let ino = s.inode_of(path)?;
             s.live.remove(path);
             s.release_if_unreferenced(ino);
@@ -709,7 +758,7 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.call(FaultOp::SyncDir, "sync_dir", dir, |s| {
+        self.write_call(FaultOp::SyncDir, "sync_dir", dir, |s| {
             s.sync_dir(dir);
             Ok(())
         })
@@ -731,8 +780,12 @@ impl Storage for SimStorage {
                 path: path.to_path_buf(),
             });
         }
-        if !s.live.contains_key(path) {
-            s.create(path).map_err(|e| Error::io("lock", path, e))?;
+        // A shared lock never creates its file: a read-only open must write nothing. Locks are
+        // keyed by path, so a shared holder of a missing file still excludes a writer.
+        if mode == LockMode::Exclusive && !s.live.contains_key(path) {
+            s.refuse_if_read_only("lock", path)
+                .and_then(|()| s.create(path))
+                .map_err(|e| Error::io("lock", path, e))?;
         }
         let count = held.map_or(0, |(_, c)| c);
         s.locks.insert(path.to_path_buf(), (mode, count + 1));
@@ -751,14 +804,17 @@ struct SimFile {
 
 impl WritableFile for SimFile {
     fn append(&self, data: &[u8]) -> Result<()> {
-        self.sim.call(FaultOp::Append, "append", &self.path, |s| {
-            s.append(self.ino, data)
-        })
+        self.sim
+            .write_call(FaultOp::Append, "append", &self.path, |s| {
+                s.append(self.ino, data)
+            })
     }
 
     fn sync(&self) -> Result<()> {
         let mut s = self.sim.state.lock();
-        let r = s.enter(FaultOp::Sync);
+        let r = s
+            .enter(FaultOp::Sync)
+            .and_then(|()| s.refuse_if_read_only("sync", &self.path));
         match &r {
             Ok(()) => {
                 s.sync_file(self.ino);
@@ -778,7 +834,7 @@ impl WritableFile for SimFile {
 
     fn truncate(&self, len: u64) -> Result<()> {
         self.sim
-            .call(FaultOp::Truncate, "truncate", &self.path, |s| {
+            .write_call(FaultOp::Truncate, "truncate", &self.path, |s| {
                 let inode = s.inodes.get_mut(&self.ino).ok_or_else(frozen_error)?;
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 if len < inode.live.len() {

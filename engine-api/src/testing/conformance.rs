@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::EngineFactory;
 use crate::{
-    CrashMode, Engine, Error, FaultOp, KeyRange, MAX_KEY_LEN, MAX_VALUE_LEN, SimStorage,
+    CrashMode, Engine, Error, FaultOp, KeyRange, MAX_KEY_LEN, MAX_VALUE_LEN, SimStorage, Storage,
     SyncPolicy, WriteBatch,
 };
 
@@ -595,4 +595,106 @@ pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
             "fail={fail}: the put returned {result:?}"
         );
     }
+}
+
+/// Opens read-only through the factory, panicking if it cannot.
+fn open_read_only(f: &dyn EngineFactory, sim: &SimStorage) -> crate::Result<Box<dyn Engine>> {
+    f.open_read_only(Arc::new(sim.clone()), Path::new(DIR))
+        .unwrap_or_else(|| {
+            panic!("the factory has no read-only open: wrap it with testing::with_read_only")
+        })
+}
+
+/// Every live file with its contents.
+fn files_and_contents(sim: &SimStorage) -> BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+    sim.all_files()
+        .into_iter()
+        .map(|p| {
+            let data = sim.read_file(&p);
+            (p, data)
+        })
+        .collect()
+}
+
+/// A read-only open works on a read-only file system (a read-only mount, a directory the user
+/// cannot write) and writes nothing: no file created, not even the lock file when it is
+/// missing, nothing appended, synced, renamed or removed, by the open, by reads, by refused
+/// writes, by `sync` and `compact`, or by the close. Readers share the directory; a writer is
+/// excluded while one reads, whether or not the lock file exists.
+pub fn read_only_open_writes_nothing(f: &dyn EngineFactory) {
+    let sim = SimStorage::new();
+    let e = open(f, &sim, SyncPolicy::Always);
+    let mut model = Contents::new();
+    for i in 0..60u32 {
+        let key = format!("key{:02}", i % 40).into_bytes();
+        let value = format!("v{i}").into_bytes();
+        put(&*e, &key, &value);
+        model.insert(key, value);
+    }
+    del(&*e, b"key03");
+    model.remove(&b"key03"[..]);
+    drop(e);
+    for lock_file in [true, false] {
+        if !lock_file {
+            // A directory copied without its lock file, or one whose lock file was cleaned up.
+            for p in sim.all_files() {
+                if p.file_name().is_some_and(|n| n == "LOCK") {
+                    Storage::remove(&sim, &p).unwrap_or_else(|err| panic!("remove LOCK: {err}"));
+                }
+            }
+        }
+        let before = files_and_contents(&sim);
+        sim.set_read_only(true);
+        let ro = open_read_only(f, &sim).unwrap_or_else(|err| {
+            panic!(
+                "lock file present: {lock_file}: read-only open failed on a read-only file \
+                 system: {err}; refused writes: {:?}",
+                sim.refused_writes()
+            )
+        });
+        assert_eq!(contents(&*ro), model, "read-only open sees other contents");
+        assert_eq!(get(&*ro, b"key01").as_deref(), Some(&b"v41"[..]));
+        let second = open_read_only(f, &sim)
+            .unwrap_or_else(|err| panic!("a second reader was refused: {err}"));
+        assert_eq!(get(&*second, b"key39").as_deref(), Some(&b"v39"[..]));
+        let refused = |r: crate::Result<()>, what: &str| match r {
+            Err(Error::ReadOnly) => {}
+            other => panic!("{what} on a read-only engine: expected ReadOnly, got {other:?}"),
+        };
+        refused(ro.put(b"new", b"x"), "put");
+        refused(ro.delete(b"key01"), "delete");
+        let mut batch = WriteBatch::new();
+        batch.put(b"batch", b"x");
+        refused(ro.write(&batch), "write");
+        let _ = ro.compact();
+        let _ = ro.sync();
+        sim.set_read_only(false);
+        match f.open(Arc::new(sim.clone()), Path::new(DIR), SyncPolicy::Always) {
+            Err(Error::Locked { .. }) => {}
+            Err(other) => panic!("writer while a reader holds the directory: {other}"),
+            Ok(_) => panic!("a writer opened a directory held by a reader"),
+        }
+        sim.set_read_only(true);
+        drop(second);
+        drop(ro);
+        assert_eq!(
+            sim.refused_writes(),
+            Vec::<String>::new(),
+            "lock file present: {lock_file}: a read-only engine tried to write"
+        );
+        assert!(
+            files_and_contents(&sim) == before,
+            "lock file present: {lock_file}: a read-only engine changed the files"
+        );
+        sim.set_read_only(false);
+    }
+    let missing = f.open_read_only(Arc::new(sim.clone()), Path::new("/missing"));
+    assert!(
+        missing.is_some_and(|r| r.is_err()),
+        "read-only open of a missing directory"
+    );
+    assert!(
+        !Storage::exists(&sim, Path::new("/missing")).unwrap_or(true),
+        "read-only open created the directory"
+    );
 }
