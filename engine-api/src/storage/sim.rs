@@ -137,6 +137,7 @@ struct State {
     frozen: bool,
     read_only: bool,
     refused: Vec<String>,
+    periodic_syncs: u64,
 }
 
 #[derive(Default, Clone)]
@@ -557,6 +558,13 @@ impl SimStorage {
         self.state.lock().calls.get(&op).copied().unwrap_or(0)
     }
 
+    /// How many file syncs a [`crate::PeriodicTask`] thread completed successfully. A sync is
+    /// atomic here, so a count that grew by two since a write was acknowledged means a whole
+    /// run of the task began after it (one run syncs at most once).
+    pub fn periodic_syncs(&self) -> u64 {
+        self.state.lock().periodic_syncs
+    }
+
     /// How many calls of any kind in `ops` were made.
     pub fn calls_of(&self, ops: &[FaultOp]) -> u64 {
         ops.iter().map(|op| self.calls(*op)).sum()
@@ -818,6 +826,9 @@ impl WritableFile for SimFile {
         match &r {
             Ok(()) => {
                 s.sync_file(self.ino);
+                if crate::durability::in_periodic_task() {
+                    s.periodic_syncs += 1;
+                }
                 s.leave(FaultOp::Sync);
             }
             Err(_) if !s.frozen => s.fail_sync(self.ino),
