@@ -111,7 +111,8 @@ pub enum LockMode {
 ///
 /// All paths are full paths. Every method may be called from any thread.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates a directory and its parents. Directories are assumed durable once created.
+    /// Creates a directory and its missing parents, and makes their names durable: syncs the
+    /// parent of each directory it created, outermost first.
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
 
     /// Creates a new, empty file for appending. Fails if the file exists. The new name is

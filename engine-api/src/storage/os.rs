@@ -28,7 +28,16 @@ impl OsStorage {
 
 impl Storage for OsStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create_dir", dir, e))
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .collect();
+        fs::create_dir_all(dir).map_err(|e| Error::io("create_dir", dir, e))?;
+        // A new directory's name is durable only once its parent is synced, outermost first.
+        for created in missing.iter().rev() {
+            self.sync_dir(parent_or_dot(created))?;
+        }
+        Ok(())
     }
 
     fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {

@@ -15,8 +15,11 @@
 //! durable image even if a later sync succeeds, so an engine that retries a failed sync and then
 //! acknowledges would be caught by a crash test.
 //!
-//! Simplifications, each stricter than or equal to ext4: directories are durable once created;
-//! renames must stay within one directory; a file sync never makes the file's name durable.
+//! Directories follow the same rule as files: a new directory's name is durable only after a
+//! sync of its parent (which [`Storage::create_dir_all`] does), and a crash that loses it loses
+//! the files inside. Simplifications, each stricter than or equal to ext4: directories are never
+//! removed or renamed; renames must stay within one directory; a file sync never makes the
+//! file's name durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -127,6 +130,8 @@ struct State {
     live: BTreeMap<PathBuf, u64>,
     durable: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose own name is durable (their parent was synced after their creation).
+    durable_dirs: BTreeSet<PathBuf>,
     pending: Vec<DirOp>,
     locks: HashMap<PathBuf, (LockMode, usize)>,
     calls: HashMap<FaultOp, u64>,
@@ -164,12 +169,15 @@ enum DirOp {
     Remove {
         path: PathBuf,
     },
+    MakeDir {
+        path: PathBuf,
+    },
 }
 
 impl DirOp {
     fn dir(&self) -> PathBuf {
         let path = match self {
-            DirOp::Create { path, .. } | DirOp::Remove { path } => path,
+            DirOp::Create { path, .. } | DirOp::Remove { path } | DirOp::MakeDir { path } => path,
             DirOp::Rename { to, .. } => to,
         };
         parent(path)
@@ -187,6 +195,7 @@ impl DirOp {
             DirOp::Remove { path } => {
                 names.remove(path);
             }
+            DirOp::MakeDir { .. } => {}
         }
     }
 }
@@ -381,17 +390,51 @@ impl State {
             }
         }
         self.pending.retain(|op| op.dir() != dir);
+        let children: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| parent(d) == dir)
+            .cloned()
+            .collect();
+        self.durable_dirs.extend(children);
+    }
+
+    /// Creates `dir` and its missing ancestors in the live view; returns the new ones whose
+    /// names need a sync of their parent, outermost first. A directory without a parent (the
+    /// root) is durable at once.
+    fn make_dirs(&mut self, dir: &Path) -> Vec<PathBuf> {
+        let mut created = Vec::new();
+        for ancestor in dir.ancestors() {
+            if !self.dirs.insert(ancestor.to_path_buf()) {
+                continue;
+            }
+            if parent(ancestor).as_os_str().is_empty() {
+                self.durable_dirs.insert(ancestor.to_path_buf());
+            } else {
+                self.pending.push(DirOp::MakeDir {
+                    path: ancestor.to_path_buf(),
+                });
+                created.push(ancestor.to_path_buf());
+            }
+        }
+        created.reverse();
+        created
     }
 
     /// Builds the state a power loss could leave, in `mode`, with choices drawn from `rng`.
     fn crash_image(&self, mode: CrashMode, rng: &mut Rng) -> State {
-        let names = self.crash_names(mode, rng);
+        let (names, dirs) = self.crash_names(mode, rng);
         let mut image = State {
-            dirs: self.dirs.clone(),
+            durable_dirs: dirs.clone(),
+            dirs,
             next_ino: self.next_ino,
             ..State::default()
         };
         for (path, &ino) in &names {
+            if !image.dirs.contains(&parent(path)) {
+                // Its directory's name was never made durable: the file went with it.
+                continue;
+            }
             if image.inodes.contains_key(&ino) {
                 // A second name for one inode cannot arise from create/rename/remove alone.
                 continue;
@@ -416,12 +459,33 @@ impl State {
         image
     }
 
-    fn crash_names(&self, mode: CrashMode, rng: &mut Rng) -> BTreeMap<PathBuf, u64> {
-        match mode {
-            CrashMode::KeepAll => return self.live.clone(),
-            CrashMode::DropUnsynced | CrashMode::UndoDirOps => return self.durable.clone(),
-            CrashMode::KeepPrefix | CrashMode::GarbleTail => {}
+    /// The file names and directories a crash in `mode` leaves.
+    fn crash_names(
+        &self,
+        mode: CrashMode,
+        rng: &mut Rng,
+    ) -> (BTreeMap<PathBuf, u64>, BTreeSet<PathBuf>) {
+        let (names, mut dirs) = match mode {
+            CrashMode::KeepAll => (self.live.clone(), self.dirs.clone()),
+            CrashMode::DropUnsynced | CrashMode::UndoDirOps => {
+                (self.durable.clone(), self.durable_dirs.clone())
+            }
+            CrashMode::KeepPrefix | CrashMode::GarbleTail => self.kept_prefix(rng),
+        };
+        // A directory survives only if every ancestor did.
+        let orphans: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| d.ancestors().skip(1).any(|a| !dirs.contains(a)))
+            .cloned()
+            .collect();
+        for orphan in orphans {
+            dirs.remove(&orphan);
         }
+        (names, dirs)
+    }
+
+    /// Each directory keeps a random prefix of its own pending operations.
+    fn kept_prefix(&self, rng: &mut Rng) -> (BTreeMap<PathBuf, u64>, BTreeSet<PathBuf>) {
         // Each directory keeps a random prefix of its own pending operations.
         let mut per_dir: BTreeMap<PathBuf, usize> = BTreeMap::new();
         for op in &self.pending {
@@ -433,15 +497,19 @@ impl State {
             .collect();
         let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
         let mut names = self.durable.clone();
+        let mut dirs = self.durable_dirs.clone();
         for op in &self.pending {
             let dir = op.dir();
             let index = seen.entry(dir.clone()).or_default();
             if *index < keep.get(&dir).copied().unwrap_or(0) {
                 op.apply(&mut names);
+                if let DirOp::MakeDir { path } = op {
+                    dirs.insert(path.clone());
+                }
             }
             *index += 1;
         }
-        names
+        (names, dirs)
     }
 }
 
@@ -667,15 +735,17 @@ impl SimStorage {
 
 impl Storage for SimStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.plain("create_dir", dir, |s| {
+        let created = self.plain("create_dir", dir, |s| {
             if !s.dirs.contains(dir) {
                 s.refuse_if_read_only("create_dir", dir)?;
             }
-            for ancestor in dir.ancestors() {
-                s.dirs.insert(ancestor.to_path_buf());
-            }
-            Ok(())
-        })
+            Ok(s.make_dirs(dir))
+        })?;
+        // As OsStorage does: a new directory's name is durable once its parent is synced.
+        for new in &created {
+            self.sync_dir(&parent(new))?;
+        }
+        Ok(())
     }
 
     fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {

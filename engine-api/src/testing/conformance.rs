@@ -770,3 +770,25 @@ pub fn periodic_policy_loses_at_most_one_period(f: &dyn EngineFactory) {
         );
     }
 }
+
+/// The engine's own directory, created by the open, survives a power loss right after it:
+/// its name is durable once its parent is synced, which nothing but the open can do.
+pub fn new_directory_survives_power_loss(f: &dyn EngineFactory) {
+    for (seed, mode) in CrashMode::POWER_LOSS.into_iter().enumerate() {
+        let sim = SimStorage::new();
+        let e = open(f, &sim, SyncPolicy::Always);
+        put(&*e, b"k", b"v");
+        let after = sim.crash(mode, seed as u64);
+        drop(e);
+        assert!(
+            Storage::exists(&after, Path::new(DIR)).unwrap_or(false),
+            "{mode:?}: the directory the open created vanished"
+        );
+        let e = open(f, &after, SyncPolicy::Always);
+        assert_eq!(
+            get(&*e, b"k").as_deref(),
+            Some(&b"v"[..]),
+            "{mode:?}: acknowledged write lost"
+        );
+    }
+}
