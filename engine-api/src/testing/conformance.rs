@@ -792,3 +792,62 @@ pub fn new_directory_survives_power_loss(f: &dyn EngineFactory) {
         );
     }
 }
+
+/// A read-only open of what a power loss left (torn tails, unsynced files, leftovers of an
+/// interrupted compaction) writes nothing either, repairs nothing, and reads what a read-write
+/// open reads after its repairs.
+pub fn read_only_open_after_a_crash_writes_nothing(f: &dyn EngineFactory) {
+    let modes = [
+        CrashMode::KeepPrefix,
+        CrashMode::GarbleTail,
+        CrashMode::UndoDirOps,
+    ];
+    for (seed, mode) in modes.into_iter().enumerate() {
+        let sim = SimStorage::new();
+        let e = open(f, &sim, SyncPolicy::Never);
+        for i in 0..300u32 {
+            let key = format!("key{:03}", i % 90).into_bytes();
+            if i % 11 == 5 {
+                del(&*e, &key);
+            } else {
+                put(
+                    &*e,
+                    &key,
+                    format!("v{i}-{}", "y".repeat((i % 60) as usize)).as_bytes(),
+                );
+            }
+            if i == 150 {
+                e.compact().unwrap_or_else(|err| panic!("compact: {err}"));
+                e.sync().unwrap_or_else(|err| panic!("sync: {err}"));
+            }
+        }
+        let after = sim.crash(mode, seed as u64);
+        drop(e);
+        let before = files_and_contents(&after);
+        after.set_read_only(true);
+        let ro = open_read_only(f, &after).unwrap_or_else(|err| {
+            panic!(
+                "{mode:?}: read-only open after a crash failed: {err}; refused writes: {:?}",
+                after.refused_writes()
+            )
+        });
+        let seen = contents(&*ro);
+        drop(ro);
+        assert_eq!(
+            after.refused_writes(),
+            Vec::<String>::new(),
+            "{mode:?}: a read-only open after a crash tried to write"
+        );
+        assert!(
+            files_and_contents(&after) == before,
+            "{mode:?}: a read-only open after a crash changed the files"
+        );
+        after.set_read_only(false);
+        let rw = open(f, &after, SyncPolicy::Never);
+        assert_eq!(
+            contents(&*rw),
+            seen,
+            "{mode:?}: the read-only open read other contents than the read-write open"
+        );
+    }
+}

@@ -149,7 +149,8 @@ macro_rules! conformance_tests {
             always_policy_survives_power_loss, sync_makes_never_policy_durable,
             concurrent_writers_and_readers, stats_count_user_bytes, model_always,
             model_never, crash_at_every_durability_point, writes_visible_only_once_durable,
-            read_only_open_writes_nothing, periodic_policy_loses_at_most_one_period,
+            read_only_open_writes_nothing, read_only_open_after_a_crash_writes_nothing,
+            periodic_policy_loses_at_most_one_period,
             new_directory_survives_power_loss);
     };
     (@each $factory:expr; $($check:ident),*) => {
