@@ -111,8 +111,9 @@ pub enum LockMode {
 ///
 /// All paths are full paths. Every method may be called from any thread.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates a directory and its missing parents, and makes their names durable: syncs the
-    /// parent of each directory it created, outermost first.
+    /// Creates a directory and its missing parents, and makes the whole path durable: syncs the
+    /// parent of every component, outermost first (a component that exists may come from an
+    /// earlier call cut off before its syncs). Engines call it at every read-write open.
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
 
     /// Creates a new, empty file for appending. Fails if the file exists. The new name is

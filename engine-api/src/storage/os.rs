@@ -33,9 +33,18 @@ impl Storage for OsStorage {
             .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
             .collect();
         fs::create_dir_all(dir).map_err(|e| Error::io("create_dir", dir, e))?;
-        // A new directory's name is durable only once its parent is synced, outermost first.
-        for created in missing.iter().rev() {
-            self.sync_dir(parent_or_dot(created))?;
+        // A directory's name is durable only once its parent is synced. Sync the parent of
+        // every component, outermost first, not only of those created now: one that exists may
+        // come from an earlier call killed before its syncs.
+        let components: Vec<&Path> = dir.ancestors().filter(|c| c.parent().is_some()).collect();
+        for component in components.into_iter().rev() {
+            match self.sync_dir(parent_or_dot(component)) {
+                // An ancestor we may not read is not one we made: its name is not ours to sync.
+                Err(Error::Io { source, .. })
+                    if source.kind() == ErrorKind::PermissionDenied
+                        && !missing.contains(&component) => {}
+                other => other?,
+            }
         }
         Ok(())
     }

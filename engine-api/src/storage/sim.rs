@@ -399,11 +399,9 @@ impl State {
         self.durable_dirs.extend(children);
     }
 
-    /// Creates `dir` and its missing ancestors in the live view; returns the new ones whose
-    /// names need a sync of their parent, outermost first. A directory without a parent (the
-    /// root) is durable at once.
-    fn make_dirs(&mut self, dir: &Path) -> Vec<PathBuf> {
-        let mut created = Vec::new();
+    /// Creates `dir` and its missing ancestors in the live view. Their names are durable only
+    /// after a sync of their parent; a directory without a parent (the root) is durable at once.
+    fn make_dirs(&mut self, dir: &Path) {
         for ancestor in dir.ancestors() {
             if !self.dirs.insert(ancestor.to_path_buf()) {
                 continue;
@@ -414,11 +412,8 @@ impl State {
                 self.pending.push(DirOp::MakeDir {
                     path: ancestor.to_path_buf(),
                 });
-                created.push(ancestor.to_path_buf());
             }
         }
-        created.reverse();
-        created
     }
 
     /// Builds the state a power loss could leave, in `mode`, with choices drawn from `rng`.
@@ -735,15 +730,21 @@ impl SimStorage {
 
 impl Storage for SimStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        let created = self.plain("create_dir", dir, |s| {
+        self.plain("create_dir", dir, |s| {
             if !s.dirs.contains(dir) {
                 s.refuse_if_read_only("create_dir", dir)?;
             }
-            Ok(s.make_dirs(dir))
+            s.make_dirs(dir);
+            Ok(())
         })?;
-        // As OsStorage does: a new directory's name is durable once its parent is synced.
-        for new in &created {
-            self.sync_dir(&parent(new))?;
+        // As OsStorage does: sync the parent of every component (not only of new ones, which an
+        // earlier call cut off before its syncs may have left), outermost first.
+        let components: Vec<&Path> = dir
+            .ancestors()
+            .filter(|c| !parent(c).as_os_str().is_empty())
+            .collect();
+        for component in components.into_iter().rev() {
+            self.sync_dir(&parent(component))?;
         }
         Ok(())
     }

@@ -791,6 +791,25 @@ pub fn new_directory_survives_power_loss(f: &dyn EngineFactory) {
             "{mode:?}: acknowledged write lost"
         );
     }
+    // An open cut off after creating the directory but before syncing its parent (here: that
+    // sync fails), then a successful open that finds the directory: the name must still be
+    // made durable before writes are acknowledged in it.
+    let sim = SimStorage::new();
+    sim.inject_fault(FaultOp::SyncDir, 0, false);
+    if let Ok(e) = f.open(Arc::new(sim.clone()), Path::new(DIR), SyncPolicy::Always) {
+        drop(e);
+    }
+    let e = open(f, &sim, SyncPolicy::Always);
+    put(&*e, b"k", b"v");
+    let after = sim.crash(CrashMode::UndoDirOps, 7);
+    drop(e);
+    let e = open(f, &after, SyncPolicy::Always);
+    assert_eq!(
+        get(&*e, b"k").as_deref(),
+        Some(&b"v"[..]),
+        "after an open whose directory sync failed, a later open left the directory's name \
+         unsynced: acknowledged write lost"
+    );
 }
 
 /// A read-only open of what a power loss left (torn tails, unsynced files, leftovers of an

@@ -301,4 +301,14 @@ fn new_directories_are_durable_only_after_their_parent_sync() {
     }
     let after = sim.crash(CrashMode::KeepAll, 3);
     assert!(after.exists(Path::new("/a/b/c/f")).unwrap());
+    // Calling it again on the existing path makes the whole path durable.
+    let sim = SimStorage::new();
+    sim.inject_fault(FaultOp::SyncDir, 0, false);
+    assert!(sim.create_dir_all(Path::new("/a/b/c")).is_err());
+    sim.create_dir_all(Path::new("/a/b/c")).unwrap();
+    let again = sim.crash(CrashMode::UndoDirOps, 4);
+    assert!(
+        again.exists(Path::new("/a/b/c")).unwrap(),
+        "retry left the path unsynced"
+    );
 }
