@@ -812,41 +812,60 @@ pub fn new_directory_survives_power_loss(f: &dyn EngineFactory) {
     );
 }
 
-/// A read-only open of what a power loss left (torn tails, unsynced files, leftovers of an
+/// Puts and deletes with a compaction in the middle; with `freeze`, the storage freezes at
+/// that durability point from the compaction on, and the workload stops at the first error.
+fn crash_workload(e: &dyn Engine, sim: &SimStorage, freeze: Option<u64>) {
+    let ok = |r: crate::Result<()>| match r {
+        Ok(()) => true,
+        Err(_) if sim.is_frozen() => false,
+        Err(err) => panic!("workload failed: {err}"),
+    };
+    for i in 0..300u32 {
+        let key = format!("key{:03}", i % 90).into_bytes();
+        let value = format!("v{i}-{}", "y".repeat((i % 60) as usize)).into_bytes();
+        let r = if i % 11 == 5 {
+            e.delete(&key)
+        } else {
+            e.put(&key, &value)
+        };
+        if !ok(r) {
+            return;
+        }
+        if i == 150 {
+            if let Some(n) = freeze {
+                sim.freeze_after(&FaultOp::DURABILITY_POINTS, n);
+            }
+            if !ok(e.compact().map(drop)) || !ok(e.sync()) {
+                return;
+            }
+        }
+    }
+}
+
+/// A read-only open of what a crash left (torn tails, unsynced files, leftovers of an
 /// interrupted compaction) writes nothing either, repairs nothing, and reads what a read-write
 /// open reads after its repairs.
 pub fn read_only_open_after_a_crash_writes_nothing(f: &dyn EngineFactory) {
-    let modes = [
-        CrashMode::KeepPrefix,
-        CrashMode::GarbleTail,
-        CrashMode::UndoDirOps,
+    let cases = [
+        (CrashMode::KeepPrefix, None),
+        (CrashMode::GarbleTail, None),
+        (CrashMode::UndoDirOps, None),
+        (CrashMode::KeepAll, Some(2)),
+        (CrashMode::KeepAll, Some(5)),
+        (CrashMode::DropUnsynced, Some(3)),
     ];
-    for (seed, mode) in modes.into_iter().enumerate() {
+    for (seed, (mode, freeze)) in cases.into_iter().enumerate() {
         let sim = SimStorage::new();
         let e = open(f, &sim, SyncPolicy::Never);
-        for i in 0..300u32 {
-            let key = format!("key{:03}", i % 90).into_bytes();
-            if i % 11 == 5 {
-                del(&*e, &key);
-            } else {
-                put(
-                    &*e,
-                    &key,
-                    format!("v{i}-{}", "y".repeat((i % 60) as usize)).as_bytes(),
-                );
-            }
-            if i == 150 {
-                e.compact().unwrap_or_else(|err| panic!("compact: {err}"));
-                e.sync().unwrap_or_else(|err| panic!("sync: {err}"));
-            }
-        }
+        crash_workload(&*e, &sim, freeze);
         let after = sim.crash(mode, seed as u64);
         drop(e);
+        let case = format!("{mode:?}, frozen at durability point {freeze:?} of the compaction");
         let before = files_and_contents(&after);
         after.set_read_only(true);
         let ro = open_read_only(f, &after).unwrap_or_else(|err| {
             panic!(
-                "{mode:?}: read-only open after a crash failed: {err}; refused writes: {:?}",
+                "{case}: read-only open after a crash failed: {err}; refused writes: {:?}",
                 after.refused_writes()
             )
         });
@@ -855,18 +874,18 @@ pub fn read_only_open_after_a_crash_writes_nothing(f: &dyn EngineFactory) {
         assert_eq!(
             after.refused_writes(),
             Vec::<String>::new(),
-            "{mode:?}: a read-only open after a crash tried to write"
+            "{case}: a read-only open after a crash tried to write"
         );
         assert!(
             files_and_contents(&after) == before,
-            "{mode:?}: a read-only open after a crash changed the files"
+            "{case}: a read-only open after a crash changed the files"
         );
         after.set_read_only(false);
         let rw = open(f, &after, SyncPolicy::Never);
         assert_eq!(
             contents(&*rw),
             seen,
-            "{mode:?}: the read-only open read other contents than the read-write open"
+            "{case}: the read-only open read other contents than the read-write open"
         );
     }
 }
