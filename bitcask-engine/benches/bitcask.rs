@@ -178,6 +178,38 @@ fn merge(c: &mut Criterion) {
     g.finish();
 }
 
+/// A key of `len` bytes (16 or more): [`key`] padded with a repeat of its own bytes.
+fn long_key(i: u64, len: usize) -> Vec<u8> {
+    key(i).iter().copied().cycle().take(len).collect()
+}
+
+/// Keydir bytes per live key beyond the key (memory figures, printed; no timing): 1 M keys of
+/// 16, 32 and 64 bytes after loading, then after deleting every other key. The keydir's
+/// figure is capacities, not lengths, so it is exact and the same on every run.
+fn keydir_memory(_c: &mut Criterion) {
+    let n = 1_000_000u64;
+    for len in [16usize, 32, 64] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let e = open(dir.path(), SyncPolicy::Never);
+        let empty = e.stats().index_memory_bytes;
+        let beyond = |live: u64| {
+            let used = e.stats().index_memory_bytes - empty;
+            engine_api::ratio(used, live) - len as f64
+        };
+        for i in 0..n {
+            e.put(&long_key(i, len), b"v").expect("put");
+        }
+        let loaded = beyond(n);
+        for i in (0..n).step_by(2) {
+            e.delete(&long_key(i, len)).expect("delete");
+        }
+        let halved = beyond(n / 2);
+        eprintln!(
+            "figure: keydir, {len}-byte keys: {loaded:.1} bytes per key beyond the key after loading {n}, {halved:.1} after deleting half"
+        );
+    }
+}
+
 /// Keydir bytes per key (a memory figure, printed) and open time with and without hints.
 fn open_and_keydir(c: &mut Criterion) {
     let n = 1_000_000u64;
@@ -238,6 +270,7 @@ mod group {
         get,
         put_always,
         merge,
+        keydir_memory,
         open_and_keydir
     );
 }

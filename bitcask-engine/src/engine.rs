@@ -106,10 +106,12 @@ impl BitcaskEngine {
         let dir = dir.as_ref().to_path_buf();
         let common = &options.common;
         let storage = CountingStorage::new(Arc::clone(&common.storage));
-        if !storage.exists(&dir)? {
-            if !common.create_if_missing || common.read_only {
-                return Err(Error::invalid(format!("{} does not exist", dir.display())));
-            }
+        if !storage.exists(&dir)? && (!common.create_if_missing || common.read_only) {
+            return Err(Error::invalid(format!("{} does not exist", dir.display())));
+        }
+        if !common.read_only {
+            // Even if it exists: an open cut off before syncing the new directory's parent leaves
+            // a name that is not durable yet.
             storage.create_dir_all(&dir)?;
         }
         let mode = if common.read_only {

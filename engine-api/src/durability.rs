@@ -151,6 +151,17 @@ impl GroupCommit {
     }
 }
 
+thread_local! {
+    static IN_PERIODIC_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is a [`PeriodicTask`]'s. `SimStorage` counts the syncs such
+/// threads complete, which lets the test kit check the `Periodic(d)` promise by observed syncs
+/// rather than by wall time.
+pub fn in_periodic_task() -> bool {
+    IN_PERIODIC_TASK.get()
+}
+
 /// A background thread that runs a task every `interval` until the handle is dropped (and once
 /// more at that point, if `run_on_stop`). Used for periodic syncs and background checks.
 #[derive(Debug)]
@@ -174,6 +185,7 @@ impl PeriodicTask {
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
+                IN_PERIODIC_TASK.set(true);
                 loop {
                     match stopped.recv_timeout(interval) {
                         Err(RecvTimeoutError::Timeout) => {

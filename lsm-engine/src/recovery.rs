@@ -72,10 +72,12 @@ pub(crate) fn open(
     opts: LsmOptions,
 ) -> Result<(Inner, Vec<Job>)> {
     let read_only = opts.common.read_only;
-    if !storage.exists(dir)? {
-        if !opts.common.create_if_missing || read_only {
-            return Err(Error::invalid(format!("{} does not exist", dir.display())));
-        }
+    if !storage.exists(dir)? && (!opts.common.create_if_missing || read_only) {
+        return Err(Error::invalid(format!("{} does not exist", dir.display())));
+    }
+    if !read_only {
+        // Even if it exists: an open cut off before syncing the new directory's parent leaves
+        // a name that is not durable yet.
         storage.create_dir_all(dir)?;
     }
     let mode = if read_only {

@@ -7,9 +7,12 @@
 //! - `slots`: linear-probing slots of 4 bytes, `tag (8 bits) | entry index (24 bits)`; the tag is
 //!   8 more bits of the hash, so a probe rarely touches an entry whose key differs.
 //!
-//! Removal swaps the last entry into the hole and shifts later slots back (no tombstones). The
-//! arena is rewritten once deleted keys make up half of it. Vectors grow by 1/8 (not by doubling)
-//! and the slot array by 1/2 at 75% load (linear probing slows sharply beyond), which keeps the overhead near 35 bytes per key.
+//! Removal swaps the last entry into the hole and shifts later slots back (no tombstones).
+//! Vectors grow by 1/16 (not by doubling) and the slot array by 1/2 at 75% load (linear probing
+//! slows sharply beyond), which keeps the overhead near 35 bytes per key. Memory goes back after
+//! deletes too: the arena is rewritten once deleted keys make up 1/16 of it, the entries shrink
+//! once less than 7/8 of them is used, and the slots are rebuilt at 65% load once it falls
+//! below 45%.
 
 use super::Loc;
 
@@ -19,6 +22,14 @@ const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 /// Most entries a shard holds (the slot index has 24 bits).
 pub(crate) const MAX_ENTRIES: usize = INDEX_MASK as usize;
 const MAX_LOAD_NUM: usize = 75;
+/// Below this load (in percent) a removal rebuilds the slots at [`REBUILD_LOAD_NUM`]; growth
+/// leaves the slots at 50%, so only deletes get there.
+const MIN_LOAD_NUM: usize = 45;
+const REBUILD_LOAD_NUM: usize = 65;
+/// The arena is rewritten once deleted keys make up this fraction (1/n) of it...
+const ARENA_GARBAGE_DIV: usize = 16;
+/// ...and at least this many bytes (tiny shards are not worth the copy).
+const MIN_GARBAGE: usize = 64;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -202,10 +213,10 @@ impl Table {
         }
         let key_off = u32::try_from(self.arena.len()).map_err(|_| Full)?;
         let key_len = u16::try_from(key.len()).map_err(|_| Full)?;
-        reserve_by_eighth(&mut self.arena, 2 + key.len());
+        reserve_by_sixteenth(&mut self.arena, 2 + key.len());
         self.arena.extend_from_slice(&key_len.to_le_bytes());
         self.arena.extend_from_slice(key);
-        reserve_by_eighth(&mut self.entries, 1);
+        reserve_by_sixteenth(&mut self.entries, 1);
         let index = self.entries.len();
         let mut entry = Entry {
             seq: 0,
@@ -247,7 +258,7 @@ impl Table {
     /// Gives back what a generous [`Table::reserve`] did not use.
     pub(crate) fn shrink(&mut self) {
         let n = self.entries.len();
-        self.entries.shrink_to(n + n / 16);
+        self.entries.shrink_to(n + n / 32);
         self.arena
             .shrink_to(self.arena.len() + self.arena.len() / 16);
         if n * 100 < self.slots.len() * 35 {
@@ -289,11 +300,27 @@ impl Table {
         }
         self.entries.swap_remove(index);
         self.garbage += 2 + key_len;
-        if self.garbage > 4096 && self.garbage * 2 > self.arena.len() {
-            self.compact_arena();
-        }
         if self.entries.is_empty() {
             *self = Table::default();
+        } else {
+            self.give_back();
+        }
+    }
+
+    /// After a removal, hands memory back once enough of it is unused, so that the bound of
+    /// 40 bytes per live key beyond the key holds after mass deletes too. Each threshold sits
+    /// well away from the matching growth step, so alternating puts and deletes do not
+    /// rebuild every time: every rebuild or copy is paid for by a fraction of the entries.
+    fn give_back(&mut self) {
+        let n = self.entries.len();
+        if self.garbage > MIN_GARBAGE && self.garbage * ARENA_GARBAGE_DIV > self.arena.len() {
+            self.compact_arena();
+        }
+        if n * 8 < self.entries.capacity() * 7 {
+            self.entries.shrink_to(n + n / 32);
+        }
+        if n * 100 < self.slots.len() * MIN_LOAD_NUM {
+            self.rebuild_slots((n * 100 / REBUILD_LOAD_NUM + 1).max(16));
         }
     }
 
@@ -347,7 +374,8 @@ impl Table {
 
     fn compact_arena(&mut self) {
         let live: usize = self.arena.len() - self.garbage;
-        let mut arena = Vec::with_capacity(live + live / 8);
+        // A little room for the next keys: growth by a sixteenth takes over when it fills.
+        let mut arena = Vec::with_capacity(live + live / 64);
         for e in &mut self.entries {
             let off = e.key_off as usize;
             let len = self
@@ -371,11 +399,11 @@ fn pack(hash: u64, index: usize) -> u32 {
     (tag_of(hash) << INDEX_BITS) | (index as u32 & INDEX_MASK)
 }
 
-/// Grows a vector by an eighth of its size (at least `extra`), not by doubling: slower growth
+/// Grows a vector by a sixteenth of its size (at least `extra`), not by doubling: slower growth
 /// wastes less of the memory the keydir is measured on.
-fn reserve_by_eighth<T>(v: &mut Vec<T>, extra: usize) {
+fn reserve_by_sixteenth<T>(v: &mut Vec<T>, extra: usize) {
     if v.capacity() - v.len() < extra {
-        let more = (v.capacity() / 8).max(extra).max(16);
+        let more = (v.capacity() / 16).max(extra).max(16);
         v.reserve_exact(more);
     }
 }

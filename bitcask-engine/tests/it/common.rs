@@ -69,6 +69,17 @@ pub fn tiny_manual_factory(
     )?))
 }
 
+/// A read-only factory for the conformance kit: `options` with `read_only` set.
+pub fn read_only_factory(
+    options: fn(Arc<dyn Storage>, SyncPolicy) -> BitcaskOptions,
+) -> impl Fn(Arc<dyn Storage>, &Path) -> Result<Box<dyn Engine>> + Send + Sync {
+    move |storage, dir| {
+        let mut o = options(storage, SyncPolicy::Never);
+        o.common.read_only = true;
+        Ok(Box::new(BitcaskEngine::open(dir, o)?) as Box<dyn Engine>)
+    }
+}
+
 /// Opens a tiny-file engine on `sim` in `/db`.
 pub fn open_tiny(sim: &SimStorage, sync: SyncPolicy, auto_merge: bool) -> BitcaskEngine {
     let storage: Arc<dyn Storage> = Arc::new(sim.clone());

@@ -11,6 +11,7 @@ mod crash;
 mod damage;
 mod engine;
 mod fuzz_corpus;
+mod keydir_memory;
 mod open_rules;
 mod reliability;
 mod sync_path;

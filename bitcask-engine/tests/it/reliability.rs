@@ -53,6 +53,17 @@ engine_api::kill_test!(
     }
 );
 
+engine_api::kill_test!(
+    kill_periodic,
+    kill_factory,
+    KillConfig {
+        policy: SyncPolicy::Periodic(Duration::from_millis(5)),
+        kills: 30,
+        seed: 0xb17c_a5c2,
+        ..KillConfig::default()
+    }
+);
+
 #[test]
 fn faults_with_default_files() {
     let report =

@@ -102,7 +102,8 @@ impl IoClass {
 pub enum LockMode {
     /// One holder, for an engine that writes.
     Exclusive,
-    /// Many holders, for read-only opens; excluded by an exclusive holder.
+    /// Many holders, for read-only opens; excluded by an exclusive holder. Writes nothing: the
+    /// lock file is opened read-only and never created.
     Shared,
 }
 
@@ -110,7 +111,9 @@ pub enum LockMode {
 ///
 /// All paths are full paths. Every method may be called from any thread.
 pub trait Storage: Send + Sync + fmt::Debug {
-    /// Creates a directory and its parents. Directories are assumed durable once created.
+    /// Creates a directory and its missing parents, and makes the whole path durable: syncs the
+    /// parent of every component, outermost first (a component that exists may come from an
+    /// earlier call cut off before its syncs). Engines call it at every read-write open.
     fn create_dir_all(&self, dir: &Path) -> Result<()>;
 
     /// Creates a new, empty file for appending. Fails if the file exists. The new name is
@@ -142,9 +145,16 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Makes every create, rename and remove in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> Result<()>;
 
-    /// Takes a lock on `path` (created if missing), held until the returned guard is dropped.
-    /// Fails with [`crate::Error::Locked`] if it conflicts with a lock already held by anyone,
-    /// this process included.
+    /// Takes a lock on `path`, held until the returned guard is dropped. Fails with
+    /// [`crate::Error::Locked`] if it conflicts with a lock already held by anyone, this process
+    /// included.
+    ///
+    /// [`LockMode::Exclusive`] creates the lock file if missing. [`LockMode::Shared`] writes
+    /// nothing: it opens the lock file read-only and never creates it, so that a read-only open
+    /// works on a read-only mount or a directory the user cannot write. A shared lock of a
+    /// missing lock file is still a lock: [`OsStorage`] also locks the directory itself (in the
+    /// lock's mode), so a writer, which locks both, and readers exclude each other whether or
+    /// not the file exists.
     fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>>;
 }
 

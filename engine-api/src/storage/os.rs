@@ -6,6 +6,7 @@
 //! create, rename or remove to survive a power loss.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,25 @@ impl OsStorage {
 
 impl Storage for OsStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        fs::create_dir_all(dir).map_err(|e| Error::io("create_dir", dir, e))
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .collect();
+        fs::create_dir_all(dir).map_err(|e| Error::io("create_dir", dir, e))?;
+        // A directory's name is durable only once its parent is synced. Sync the parent of
+        // every component, outermost first, not only of those created now: one that exists may
+        // come from an earlier call killed before its syncs.
+        let components: Vec<&Path> = dir.ancestors().filter(|c| c.parent().is_some()).collect();
+        for component in components.into_iter().rev() {
+            match self.sync_dir(parent_or_dot(component)) {
+                // An ancestor we may not read is not one we made: its name is not ours to sync.
+                Err(Error::Io { source, .. })
+                    if source.kind() == ErrorKind::PermissionDenied
+                        && !missing.contains(&component) => {}
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
@@ -101,27 +120,59 @@ impl Storage for OsStorage {
     }
 
     fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("lock", path, e))?;
-        let attempt = match mode {
-            LockMode::Exclusive => file.try_lock(),
-            LockMode::Shared => file.try_lock_shared(),
+        // The directory is locked too, in the same mode: a shared holder of a directory
+        // without a lock file (a read-only open must not create one) still excludes a writer,
+        // and a writer excludes it.
+        let dir = File::open(parent_or_dot(path)).map_err(|e| Error::io("lock", path, e))?;
+        let file = match mode {
+            LockMode::Exclusive => Some(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(path)
+                    .map_err(|e| Error::io("lock", path, e))?,
+            ),
+            // Read-only, never created: works on a read-only mount or an unwritable directory.
+            LockMode::Shared => match File::open(path) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io("lock", path, e)),
+            },
         };
-        match attempt {
-            Ok(()) => Ok(Box::new(OsLock {
-                _file: file,
-                path: path.to_path_buf(),
-            })),
-            Err(TryLockError::WouldBlock) => Err(Error::Locked {
-                path: path.to_path_buf(),
-            }),
-            Err(TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        if let Some(file) = &file {
+            try_flock(file, mode, path)?;
         }
+        try_flock(&dir, mode, path)?;
+        Ok(Box::new(OsLock {
+            _file: file,
+            _dir: dir,
+            path: path.to_path_buf(),
+        }))
+    }
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_or_dot(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Takes an advisory lock (`flock`) on an open file or directory without waiting.
+fn try_flock(file: &File, mode: LockMode, path: &Path) -> Result<()> {
+    let attempt = match mode {
+        LockMode::Exclusive => file.try_lock(),
+        LockMode::Shared => file.try_lock_shared(),
+    };
+    match attempt {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+            path: path.to_path_buf(),
+        }),
+        Err(TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
     }
 }
 
@@ -200,8 +251,9 @@ impl ReadableFile for OsReadable {
 }
 
 struct OsLock {
-    // Holding the open file holds the lock; closing it releases the lock.
-    _file: File,
+    // Holding the open lock file and directory holds the locks; closing them releases them.
+    _file: Option<File>,
+    _dir: File,
     path: PathBuf,
 }
 

@@ -15,8 +15,11 @@
 //! durable image even if a later sync succeeds, so an engine that retries a failed sync and then
 //! acknowledges would be caught by a crash test.
 //!
-//! Simplifications, each stricter than or equal to ext4: directories are durable once created;
-//! renames must stay within one directory; a file sync never makes the file's name durable.
+//! Directories follow the same rule as files: a new directory's name is durable only after a
+//! sync of its parent (which [`Storage::create_dir_all`] does), and a crash that loses it loses
+//! the files inside. Simplifications, each stricter than or equal to ext4: directories are never
+//! removed or renamed; renames must stay within one directory; a file sync never makes the
+//! file's name durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -132,6 +135,8 @@ struct State {
     live: BTreeMap<PathBuf, u64>,
     durable: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
+    /// Directories whose own name is durable (their parent was synced after their creation).
+    durable_dirs: BTreeSet<PathBuf>,
     pending: Vec<DirOp>,
     locks: HashMap<PathBuf, (LockMode, usize)>,
     calls: HashMap<FaultOp, u64>,
@@ -140,6 +145,9 @@ struct State {
     capacity: Option<u64>,
     used: u64,
     frozen: bool,
+    read_only: bool,
+    refused: Vec<String>,
+    periodic_syncs: u64,
 }
 
 #[derive(Default, Clone)]
@@ -166,12 +174,15 @@ enum DirOp {
     Remove {
         path: PathBuf,
     },
+    MakeDir {
+        path: PathBuf,
+    },
 }
 
 impl DirOp {
     fn dir(&self) -> PathBuf {
         let path = match self {
-            DirOp::Create { path, .. } | DirOp::Remove { path } => path,
+            DirOp::Create { path, .. } | DirOp::Remove { path } | DirOp::MakeDir { path } => path,
             DirOp::Rename { to, .. } => to,
         };
         parent(path)
@@ -189,6 +200,7 @@ impl DirOp {
             DirOp::Remove { path } => {
                 names.remove(path);
             }
+            DirOp::MakeDir { .. } => {}
         }
     }
 }
@@ -234,7 +246,24 @@ impl Rng {
     }
 }
 
+fn read_only_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ReadOnlyFilesystem,
+        "simulated read-only file system",
+    )
+}
+
 impl State {
+    /// On a read-only storage, records the call (`op path`) and fails it, as a read-only mount
+    /// fails every call that would change it with `EROFS`.
+    fn refuse_if_read_only(&mut self, op: &str, path: &Path) -> io::Result<()> {
+        if self.read_only {
+            self.refused.push(format!("{op} {}", path.display()));
+            return Err(read_only_error());
+        }
+        Ok(())
+    }
+
     /// Counts a call, applies armed faults, and reports whether the call must fail.
     fn enter(&mut self, op: FaultOp) -> io::Result<()> {
         if self.frozen {
@@ -366,17 +395,46 @@ impl State {
             }
         }
         self.pending.retain(|op| op.dir() != dir);
+        let children: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|d| parent(d) == dir)
+            .cloned()
+            .collect();
+        self.durable_dirs.extend(children);
+    }
+
+    /// Creates `dir` and its missing ancestors in the live view. Their names are durable only
+    /// after a sync of their parent; a directory without a parent (the root) is durable at once.
+    fn make_dirs(&mut self, dir: &Path) {
+        for ancestor in dir.ancestors() {
+            if !self.dirs.insert(ancestor.to_path_buf()) {
+                continue;
+            }
+            if parent(ancestor).as_os_str().is_empty() {
+                self.durable_dirs.insert(ancestor.to_path_buf());
+            } else {
+                self.pending.push(DirOp::MakeDir {
+                    path: ancestor.to_path_buf(),
+                });
+            }
+        }
     }
 
     /// Builds the state a power loss could leave, in `mode`, with choices drawn from `rng`.
     fn crash_image(&self, mode: CrashMode, rng: &mut Rng) -> State {
-        let names = self.crash_names(mode, rng);
+        let (names, dirs) = self.crash_names(mode, rng);
         let mut image = State {
-            dirs: self.dirs.clone(),
+            durable_dirs: dirs.clone(),
+            dirs,
             next_ino: self.next_ino,
             ..State::default()
         };
         for (path, &ino) in &names {
+            if !image.dirs.contains(&parent(path)) {
+                // Its directory's name was never made durable: the file went with it.
+                continue;
+            }
             if image.inodes.contains_key(&ino) {
                 // A second name for one inode cannot arise from create/rename/remove alone.
                 continue;
@@ -401,12 +459,35 @@ impl State {
         image
     }
 
-    fn crash_names(&self, mode: CrashMode, rng: &mut Rng) -> BTreeMap<PathBuf, u64> {
-        match mode {
-            CrashMode::KeepAll => return self.live.clone(),
-            CrashMode::DropUnsynced | CrashMode::UndoDirOps => return self.durable.clone(),
-            CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd => {}
+    /// The file names and directories a crash in `mode` leaves.
+    fn crash_names(
+        &self,
+        mode: CrashMode,
+        rng: &mut Rng,
+    ) -> (BTreeMap<PathBuf, u64>, BTreeSet<PathBuf>) {
+        let (names, mut dirs) = match mode {
+            CrashMode::KeepAll => (self.live.clone(), self.dirs.clone()),
+            CrashMode::DropUnsynced | CrashMode::UndoDirOps => {
+                (self.durable.clone(), self.durable_dirs.clone())
+            }
+            CrashMode::KeepPrefix | CrashMode::GarbleTail | CrashMode::GarbleBeforeEnd => {
+                self.kept_prefix(rng)
+            }
+        };
+        // A directory survives only if every ancestor did.
+        let orphans: Vec<PathBuf> = dirs
+            .iter()
+            .filter(|d| d.ancestors().skip(1).any(|a| !dirs.contains(a)))
+            .cloned()
+            .collect();
+        for orphan in orphans {
+            dirs.remove(&orphan);
         }
+        (names, dirs)
+    }
+
+    /// Each directory keeps a random prefix of its own pending operations.
+    fn kept_prefix(&self, rng: &mut Rng) -> (BTreeMap<PathBuf, u64>, BTreeSet<PathBuf>) {
         // Each directory keeps a random prefix of its own pending operations.
         let mut per_dir: BTreeMap<PathBuf, usize> = BTreeMap::new();
         for op in &self.pending {
@@ -418,15 +499,19 @@ impl State {
             .collect();
         let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
         let mut names = self.durable.clone();
+        let mut dirs = self.durable_dirs.clone();
         for op in &self.pending {
             let dir = op.dir();
             let index = seen.entry(dir.clone()).or_default();
             if *index < keep.get(&dir).copied().unwrap_or(0) {
                 op.apply(&mut names);
+                if let DirOp::MakeDir { path } = op {
+                    dirs.insert(path.clone());
+                }
             }
             *index += 1;
         }
-        names
+        (names, dirs)
     }
 }
 
@@ -552,6 +637,13 @@ impl SimStorage {
         self.state.lock().calls.get(&op).copied().unwrap_or(0)
     }
 
+    /// How many file syncs a [`crate::PeriodicTask`] thread completed successfully. A sync is
+    /// atomic here, so a count that grew by two since a write was acknowledged means a whole
+    /// run of the task began after it (one run syncs at most once).
+    pub fn periodic_syncs(&self) -> u64 {
+        self.state.lock().periodic_syncs
+    }
+
     /// How many calls of any kind in `ops` were made.
     pub fn calls_of(&self, ops: &[FaultOp]) -> u64 {
         ops.iter().map(|op| self.calls(*op)).sum()
@@ -583,6 +675,19 @@ impl SimStorage {
         true
     }
 
+    /// Makes the storage read-only (or writable again), as a read-only mount or a directory
+    /// the user cannot write: every call that would change it fails with
+    /// `ErrorKind::ReadOnlyFilesystem` and is recorded in [`SimStorage::refused_writes`].
+    /// Reads, listings and shared locks on existing or missing lock files still work.
+    pub fn set_read_only(&self, read_only: bool) {
+        self.state.lock().read_only = read_only;
+    }
+
+    /// Every call refused because the storage was read-only, as `operation path`, oldest first.
+    pub fn refused_writes(&self) -> Vec<String> {
+        self.state.lock().refused.clone()
+    }
+
     /// Names of every live file, with full paths.
     pub fn all_files(&self) -> Vec<PathBuf> {
         self.state.lock().live.keys().cloned().collect()
@@ -590,6 +695,20 @@ impl SimStorage {
 
     fn io<T>(&self, op: &'static str, path: &Path, r: io::Result<T>) -> Result<T> {
         r.map_err(|e| Error::io(op, path, e))
+    }
+
+    /// A call that changes the storage: refused (and recorded) while read-only.
+    fn write_call<T>(
+        &self,
+        kind: FaultOp,
+        op: &'static str,
+        path: &Path,
+        f: impl FnOnce(&mut State) -> io::Result<T>,
+    ) -> Result<T> {
+        self.call(kind, op, path, |s| {
+            s.refuse_if_read_only(op, path)?;
+            f(s)
+        })
     }
 
     fn call<T>(
@@ -628,15 +747,26 @@ impl SimStorage {
 impl Storage for SimStorage {
     fn create_dir_all(&self, dir: &Path) -> Result<()> {
         self.plain("create_dir", dir, |s| {
-            for ancestor in dir.ancestors() {
-                s.dirs.insert(ancestor.to_path_buf());
+            if !s.dirs.contains(dir) {
+                s.refuse_if_read_only("create_dir", dir)?;
             }
+            s.make_dirs(dir);
             Ok(())
-        })
+        })?;
+        // As OsStorage does: sync the parent of every component (not only of new ones, which an
+        // earlier call cut off before its syncs may have left), outermost first.
+        let components: Vec<&Path> = dir
+            .ancestors()
+            .filter(|c| !parent(c).as_os_str().is_empty())
+            .collect();
+        for component in components.into_iter().rev() {
+            self.sync_dir(&parent(component))?;
+        }
+        Ok(())
     }
 
     fn create(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let ino = self.call(FaultOp::Create, "create", path, |s| s.create(path))?;
+        let ino = self.write_call(FaultOp::Create, "create", path, |s| s.create(path))?;
         Ok(Box::new(SimFile {
             sim: self.clone(),
             ino,
@@ -645,7 +775,7 @@ impl Storage for SimStorage {
     }
 
     fn open_append(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let ino = self.call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
+        let ino = self.write_call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
         Ok(Box::new(SimFile {
             sim: self.clone(),
             ino,
@@ -663,7 +793,7 @@ impl Storage for SimStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.call(FaultOp::Rename, "rename", from, |s| {
+        self.write_call(FaultOp::Rename, "rename", from, |s| {
             if parent(from) != parent(to) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -685,7 +815,7 @@ impl Storage for SimStorage {
     }
 
     fn remove(&self, path: &Path) -> Result<()> {
-        self.call(FaultOp::Remove, "remove", path, |s| {
+        self.write_call(FaultOp::Remove, "remove", path, |s| {
             let ino = s.inode_of(path)?;
             s.live.remove(path);
             s.release_if_unreferenced(ino);
@@ -723,7 +853,7 @@ impl Storage for SimStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.call(FaultOp::SyncDir, "sync_dir", dir, |s| {
+        self.write_call(FaultOp::SyncDir, "sync_dir", dir, |s| {
             s.sync_dir(dir);
             Ok(())
         })
@@ -745,8 +875,12 @@ impl Storage for SimStorage {
                 path: path.to_path_buf(),
             });
         }
-        if !s.live.contains_key(path) {
-            s.create(path).map_err(|e| Error::io("lock", path, e))?;
+        // A shared lock never creates its file: a read-only open must write nothing. Locks are
+        // keyed by path, so a shared holder of a missing file still excludes a writer.
+        if mode == LockMode::Exclusive && !s.live.contains_key(path) {
+            s.refuse_if_read_only("lock", path)
+                .and_then(|()| s.create(path))
+                .map_err(|e| Error::io("lock", path, e))?;
         }
         let count = held.map_or(0, |(_, c)| c);
         s.locks.insert(path.to_path_buf(), (mode, count + 1));
@@ -765,17 +899,23 @@ struct SimFile {
 
 impl WritableFile for SimFile {
     fn append(&self, data: &[u8]) -> Result<()> {
-        self.sim.call(FaultOp::Append, "append", &self.path, |s| {
-            s.append(self.ino, data)
-        })
+        self.sim
+            .write_call(FaultOp::Append, "append", &self.path, |s| {
+                s.append(self.ino, data)
+            })
     }
 
     fn sync(&self) -> Result<()> {
         let mut s = self.sim.state.lock();
-        let r = s.enter(FaultOp::Sync);
+        let r = s
+            .enter(FaultOp::Sync)
+            .and_then(|()| s.refuse_if_read_only("sync", &self.path));
         match &r {
             Ok(()) => {
                 s.sync_file(self.ino);
+                if crate::durability::in_periodic_task() {
+                    s.periodic_syncs += 1;
+                }
                 s.leave(FaultOp::Sync);
             }
             Err(_) if !s.frozen => s.fail_sync(self.ino),
@@ -792,7 +932,7 @@ impl WritableFile for SimFile {
 
     fn truncate(&self, len: u64) -> Result<()> {
         self.sim
-            .call(FaultOp::Truncate, "truncate", &self.path, |s| {
+            .write_call(FaultOp::Truncate, "truncate", &self.path, |s| {
                 let inode = s.inodes.get_mut(&self.ino).ok_or_else(frozen_error)?;
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
                 if len < inode.live.len() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::EngineFactory;
 use crate::{
-    CrashMode, Engine, Error, FaultOp, KeyRange, MAX_KEY_LEN, MAX_VALUE_LEN, SimStorage,
+    CrashMode, Engine, Error, FaultOp, KeyRange, MAX_KEY_LEN, MAX_VALUE_LEN, SimStorage, Storage,
     SyncPolicy, WriteBatch,
 };
 
@@ -593,6 +593,299 @@ pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
             get(&*e, b"k").as_deref(),
             Some(want),
             "fail={fail}: the put returned {result:?}"
+        );
+    }
+}
+
+/// Opens read-only through the factory, panicking if it cannot.
+fn open_read_only(f: &dyn EngineFactory, sim: &SimStorage) -> crate::Result<Box<dyn Engine>> {
+    f.open_read_only(Arc::new(sim.clone()), Path::new(DIR))
+        .unwrap_or_else(|| {
+            panic!("the factory has no read-only open: wrap it with testing::with_read_only")
+        })
+}
+
+/// Every live file with its contents.
+fn files_and_contents(sim: &SimStorage) -> BTreeMap<std::path::PathBuf, Option<Vec<u8>>> {
+    sim.all_files()
+        .into_iter()
+        .map(|p| {
+            let data = sim.read_file(&p);
+            (p, data)
+        })
+        .collect()
+}
+
+/// A read-only open works on a read-only file system (a read-only mount, a directory the user
+/// cannot write) and writes nothing: no file created, not even the lock file when it is
+/// missing, nothing appended, synced, renamed or removed, by the open, by reads, by refused
+/// writes, by `sync` and `compact`, or by the close. Readers share the directory; a writer is
+/// excluded while one reads, whether or not the lock file exists.
+pub fn read_only_open_writes_nothing(f: &dyn EngineFactory) {
+    let sim = SimStorage::new();
+    let e = open(f, &sim, SyncPolicy::Always);
+    let mut model = Contents::new();
+    for i in 0..60u32 {
+        let key = format!("key{:02}", i % 40).into_bytes();
+        let value = format!("v{i}").into_bytes();
+        put(&*e, &key, &value);
+        model.insert(key, value);
+    }
+    del(&*e, b"key03");
+    model.remove(&b"key03"[..]);
+    drop(e);
+    for lock_file in [true, false] {
+        if !lock_file {
+            // A directory copied without its lock file, or one whose lock file was cleaned up.
+            for p in sim.all_files() {
+                if p.file_name().is_some_and(|n| n == "LOCK") {
+                    Storage::remove(&sim, &p).unwrap_or_else(|err| panic!("remove LOCK: {err}"));
+                }
+            }
+        }
+        let before = files_and_contents(&sim);
+        sim.set_read_only(true);
+        let ro = open_read_only(f, &sim).unwrap_or_else(|err| {
+            panic!(
+                "lock file present: {lock_file}: read-only open failed on a read-only file \
+                 system: {err}; refused writes: {:?}",
+                sim.refused_writes()
+            )
+        });
+        assert_eq!(contents(&*ro), model, "read-only open sees other contents");
+        assert_eq!(get(&*ro, b"key01").as_deref(), Some(&b"v41"[..]));
+        let second = open_read_only(f, &sim)
+            .unwrap_or_else(|err| panic!("a second reader was refused: {err}"));
+        assert_eq!(get(&*second, b"key39").as_deref(), Some(&b"v39"[..]));
+        let refused = |r: crate::Result<()>, what: &str| match r {
+            Err(Error::ReadOnly) => {}
+            other => panic!("{what} on a read-only engine: expected ReadOnly, got {other:?}"),
+        };
+        refused(ro.put(b"new", b"x"), "put");
+        refused(ro.delete(b"key01"), "delete");
+        let mut batch = WriteBatch::new();
+        batch.put(b"batch", b"x");
+        refused(ro.write(&batch), "write");
+        let _ = ro.compact();
+        let _ = ro.sync();
+        sim.set_read_only(false);
+        match f.open(Arc::new(sim.clone()), Path::new(DIR), SyncPolicy::Always) {
+            Err(Error::Locked { .. }) => {}
+            Err(other) => panic!("writer while a reader holds the directory: {other}"),
+            Ok(_) => panic!("a writer opened a directory held by a reader"),
+        }
+        sim.set_read_only(true);
+        drop(second);
+        drop(ro);
+        assert_eq!(
+            sim.refused_writes(),
+            Vec::<String>::new(),
+            "lock file present: {lock_file}: a read-only engine tried to write"
+        );
+        assert!(
+            files_and_contents(&sim) == before,
+            "lock file present: {lock_file}: a read-only engine changed the files"
+        );
+        sim.set_read_only(false);
+    }
+    let missing = f.open_read_only(Arc::new(sim.clone()), Path::new("/missing"));
+    assert!(
+        missing.is_some_and(|r| r.is_err()),
+        "read-only open of a missing directory"
+    );
+    assert!(
+        !Storage::exists(&sim, Path::new("/missing")).unwrap_or(true),
+        "read-only open created the directory"
+    );
+}
+
+/// Waits (putting more keys meanwhile, so that the periodic task always has something to sync)
+/// until the periodic task has completed `target` syncs. A hang guard, not a timing check.
+fn write_until_periodic_syncs(e: &dyn Engine, sim: &SimStorage, target: u64, acked: &mut Vec<u64>) {
+    let started = std::time::Instant::now();
+    while sim.periodic_syncs() < target {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the periodic task completed no sync in a minute"
+        );
+        let i = acked.len();
+        put(e, &periodic_key(i), &periodic_value(i));
+        acked.push(sim.periodic_syncs());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn periodic_key(i: usize) -> Vec<u8> {
+    format!("p{i:06}").into_bytes()
+}
+
+fn periodic_value(i: usize) -> Vec<u8> {
+    format!("v{i}-{}", "x".repeat(i % 50)).into_bytes()
+}
+
+/// Under `Periodic(d)`, a power loss loses at most the last `d` plus one sync of acknowledged
+/// writes, and what survives is a prefix of them (no holes). "At most `d` plus one sync" is
+/// judged by observed syncs, not by wall time, so a loaded machine cannot make the check flaky:
+/// once the periodic task has completed two syncs since a write was acknowledged (so one of its
+/// runs began after the acknowledgement), that write must survive. Every power-loss mode.
+pub fn periodic_policy_loses_at_most_one_period(f: &dyn EngineFactory) {
+    let policy = SyncPolicy::Periodic(Duration::from_millis(2));
+    for (seed, mode) in CrashMode::POWER_LOSS.into_iter().enumerate() {
+        let sim = SimStorage::new();
+        let e = open(f, &sim, policy);
+        // Per acknowledged write, in order: the periodic syncs completed when it was acked.
+        let mut acked: Vec<u64> = Vec::new();
+        for round in 0..4 {
+            for _ in 0..25 {
+                let i = acked.len();
+                put(&*e, &periodic_key(i), &periodic_value(i));
+                acked.push(sim.periodic_syncs());
+            }
+            if round < 3 {
+                let target = sim.periodic_syncs() + 2;
+                write_until_periodic_syncs(&*e, &sim, target, &mut acked);
+            }
+        }
+        let synced = sim.periodic_syncs();
+        let after = sim.crash(mode, seed as u64);
+        drop(e);
+        let e = open(f, &after, policy);
+        let got = contents(&*e);
+        let survived = (0..acked.len())
+            .take_while(|&i| got.get(&periodic_key(i)) == Some(&periodic_value(i)))
+            .count();
+        assert_eq!(
+            got.len(),
+            survived,
+            "{mode:?}: what survived is not a prefix of the acknowledged writes (first {survived} \
+             intact, {} keys in all)",
+            got.len()
+        );
+        let covered = acked.iter().filter(|&&at| synced >= at + 2).count();
+        assert!(
+            survived >= covered,
+            "{mode:?}: {covered} writes were acknowledged before a whole periodic sync ran, only \
+             {survived} survived ({} acknowledged)",
+            acked.len()
+        );
+    }
+}
+
+/// The engine's own directory, created by the open, survives a power loss right after it:
+/// its name is durable once its parent is synced, which nothing but the open can do.
+pub fn new_directory_survives_power_loss(f: &dyn EngineFactory) {
+    for (seed, mode) in CrashMode::POWER_LOSS.into_iter().enumerate() {
+        let sim = SimStorage::new();
+        let e = open(f, &sim, SyncPolicy::Always);
+        put(&*e, b"k", b"v");
+        let after = sim.crash(mode, seed as u64);
+        drop(e);
+        assert!(
+            Storage::exists(&after, Path::new(DIR)).unwrap_or(false),
+            "{mode:?}: the directory the open created vanished"
+        );
+        let e = open(f, &after, SyncPolicy::Always);
+        assert_eq!(
+            get(&*e, b"k").as_deref(),
+            Some(&b"v"[..]),
+            "{mode:?}: acknowledged write lost"
+        );
+    }
+    // An open cut off after creating the directory but before syncing its parent (here: that
+    // sync fails), then a successful open that finds the directory: the name must still be
+    // made durable before writes are acknowledged in it.
+    let sim = SimStorage::new();
+    sim.inject_fault(FaultOp::SyncDir, 0, false);
+    if let Ok(e) = f.open(Arc::new(sim.clone()), Path::new(DIR), SyncPolicy::Always) {
+        drop(e);
+    }
+    let e = open(f, &sim, SyncPolicy::Always);
+    put(&*e, b"k", b"v");
+    let after = sim.crash(CrashMode::UndoDirOps, 7);
+    drop(e);
+    let e = open(f, &after, SyncPolicy::Always);
+    assert_eq!(
+        get(&*e, b"k").as_deref(),
+        Some(&b"v"[..]),
+        "after an open whose directory sync failed, a later open left the directory's name \
+         unsynced: acknowledged write lost"
+    );
+}
+
+/// Puts and deletes with a compaction in the middle; with `freeze`, the storage freezes at
+/// that durability point from the compaction on, and the workload stops at the first error.
+fn crash_workload(e: &dyn Engine, sim: &SimStorage, freeze: Option<u64>) {
+    let ok = |r: crate::Result<()>| match r {
+        Ok(()) => true,
+        Err(_) if sim.is_frozen() => false,
+        Err(err) => panic!("workload failed: {err}"),
+    };
+    for i in 0..300u32 {
+        let key = format!("key{:03}", i % 90).into_bytes();
+        let value = format!("v{i}-{}", "y".repeat((i % 60) as usize)).into_bytes();
+        let r = if i % 11 == 5 {
+            e.delete(&key)
+        } else {
+            e.put(&key, &value)
+        };
+        if !ok(r) {
+            return;
+        }
+        if i == 150 {
+            if let Some(n) = freeze {
+                sim.freeze_after(&FaultOp::DURABILITY_POINTS, n);
+            }
+            if !ok(e.compact().map(drop)) || !ok(e.sync()) {
+                return;
+            }
+        }
+    }
+}
+
+/// A read-only open of what a crash left (torn tails, unsynced files, leftovers of an
+/// interrupted compaction) writes nothing either, repairs nothing, and reads what a read-write
+/// open reads after its repairs.
+pub fn read_only_open_after_a_crash_writes_nothing(f: &dyn EngineFactory) {
+    let cases = [
+        (CrashMode::KeepPrefix, None),
+        (CrashMode::GarbleTail, None),
+        (CrashMode::UndoDirOps, None),
+        (CrashMode::KeepAll, Some(2)),
+        (CrashMode::KeepAll, Some(5)),
+        (CrashMode::DropUnsynced, Some(3)),
+    ];
+    for (seed, (mode, freeze)) in cases.into_iter().enumerate() {
+        let sim = SimStorage::new();
+        let e = open(f, &sim, SyncPolicy::Never);
+        crash_workload(&*e, &sim, freeze);
+        let after = sim.crash(mode, seed as u64);
+        drop(e);
+        let case = format!("{mode:?}, frozen at durability point {freeze:?} of the compaction");
+        let before = files_and_contents(&after);
+        after.set_read_only(true);
+        let ro = open_read_only(f, &after).unwrap_or_else(|err| {
+            panic!(
+                "{case}: read-only open after a crash failed: {err}; refused writes: {:?}",
+                after.refused_writes()
+            )
+        });
+        let seen = contents(&*ro);
+        drop(ro);
+        assert_eq!(
+            after.refused_writes(),
+            Vec::<String>::new(),
+            "{case}: a read-only open after a crash tried to write"
+        );
+        assert!(
+            files_and_contents(&after) == before,
+            "{case}: a read-only open after a crash changed the files"
+        );
+        after.set_read_only(false);
+        let rw = open(f, &after, SyncPolicy::Never);
+        assert_eq!(
+            contents(&*rw),
+            seen,
+            "{case}: the read-only open read other contents than the read-write open"
         );
     }
 }

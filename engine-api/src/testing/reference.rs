@@ -81,10 +81,12 @@ impl RefEngine {
     pub fn open(dir: impl AsRef<Path>, options: CommonOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         let storage = CountingStorage::new(options.storage.clone());
-        if !storage.exists(&dir)? {
-            if !options.create_if_missing || options.read_only {
-                return Err(Error::invalid(format!("{} does not exist", dir.display())));
-            }
+        if !storage.exists(&dir)? && (!options.create_if_missing || options.read_only) {
+            return Err(Error::invalid(format!("{} does not exist", dir.display())));
+        }
+        if !options.read_only {
+            // Even if it exists: an open cut off before syncing the new directory's parent leaves
+            // a name that is not durable yet.
             storage.create_dir_all(&dir)?;
         }
         let mode = if options.read_only {

@@ -32,6 +32,17 @@ engine_api::kill_test!(
     }
 );
 
+engine_api::kill_test!(
+    reference_periodic,
+    reference_factory(),
+    KillConfig {
+        policy: SyncPolicy::Periodic(std::time::Duration::from_millis(5)),
+        kills: 20,
+        seed: 0x5eed_0003,
+        ..KillConfig::default()
+    }
+);
+
 /// Acknowledges writes while holding them in memory, and hands them to the reference engine
 /// eight at a time: a process kill loses acknowledged writes.
 struct Lossy {

@@ -12,4 +12,5 @@ mod fuzz;
 mod kill;
 mod linearizability;
 mod os_storage;
+mod periodic;
 mod sim_storage;

@@ -82,3 +82,36 @@ fn atomic_replace_and_lock() {
     drop(held);
     os.lock(&lock, LockMode::Exclusive).unwrap();
 }
+
+/// A shared lock never creates the lock file and opens it read-only; readers and a writer
+/// exclude each other whether or not the file exists (the directory is locked too).
+#[test]
+fn shared_lock_writes_nothing_and_still_excludes_a_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let os = OsStorage::new();
+    let lock = tmp.path().join("LOCK");
+    let reader = os.lock(&lock, LockMode::Shared).unwrap();
+    assert!(!lock.exists(), "a shared lock created the lock file");
+    let second = os.lock(&lock, LockMode::Shared).unwrap();
+    assert!(
+        matches!(
+            os.lock(&lock, LockMode::Exclusive),
+            Err(Error::Locked { .. })
+        ),
+        "a writer got the lock while readers held a directory without a lock file"
+    );
+    drop((reader, second));
+    let writer = os.lock(&lock, LockMode::Exclusive).unwrap();
+    assert!(lock.exists(), "an exclusive lock creates its file");
+    assert!(matches!(
+        os.lock(&lock, LockMode::Shared),
+        Err(Error::Locked { .. })
+    ));
+    drop(writer);
+    // The file now exists: a reader locks it (opened read-only) and still excludes a writer.
+    let _reader = os.lock(&lock, LockMode::Shared).unwrap();
+    assert!(matches!(
+        os.lock(&lock, LockMode::Exclusive),
+        Err(Error::Locked { .. })
+    ));
+}

@@ -265,3 +265,50 @@ fn truncate_then_crash() {
         "unsynced truncate reverted"
     );
 }
+
+/// A new directory's name is durable only once its parent is synced: `create_dir_all` does it,
+/// and a directory whose parent sync failed vanishes in a power loss, with its files.
+#[test]
+fn new_directories_are_durable_only_after_their_parent_sync() {
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new("/a/b")).unwrap();
+    let after = sim.crash(CrashMode::UndoDirOps, 1);
+    assert!(
+        after.exists(Path::new("/a/b")).unwrap(),
+        "synced directory lost"
+    );
+
+    let sim = SimStorage::new();
+    sim.create_dir_all(Path::new("/a")).unwrap();
+    sim.inject_fault(FaultOp::SyncDir, 0, false);
+    assert!(sim.create_dir_all(Path::new("/a/b/c")).is_err());
+    assert!(
+        sim.exists(Path::new("/a/b/c")).unwrap(),
+        "live view lost the directory"
+    );
+    let f = sim.create(Path::new("/a/b/c/f"), IoClass::Log).unwrap();
+    f.append(b"data").unwrap();
+    f.sync().unwrap();
+    sim.sync_dir(Path::new("/a/b/c")).unwrap();
+    for mode in [CrashMode::UndoDirOps, CrashMode::DropUnsynced] {
+        let after = sim.crash(mode, 2);
+        assert!(after.exists(Path::new("/a")).unwrap());
+        assert!(
+            !after.exists(Path::new("/a/b")).unwrap(),
+            "{mode:?}: a directory whose parent was never synced survived"
+        );
+        assert!(!after.exists(Path::new("/a/b/c/f")).unwrap());
+    }
+    let after = sim.crash(CrashMode::KeepAll, 3);
+    assert!(after.exists(Path::new("/a/b/c/f")).unwrap());
+    // Calling it again on the existing path makes the whole path durable.
+    let sim = SimStorage::new();
+    sim.inject_fault(FaultOp::SyncDir, 0, false);
+    assert!(sim.create_dir_all(Path::new("/a/b/c")).is_err());
+    sim.create_dir_all(Path::new("/a/b/c")).unwrap();
+    let again = sim.crash(CrashMode::UndoDirOps, 4);
+    assert!(
+        again.exists(Path::new("/a/b/c")).unwrap(),
+        "retry left the path unsynced"
+    );
+}

@@ -54,6 +54,18 @@ pub fn tiny_factory() -> impl EngineFactory {
     }
 }
 
+/// `factory` joined with read-only opens under `options` (the conformance kit opens both).
+pub fn with_read_only(
+    factory: impl EngineFactory,
+    options: fn(Arc<dyn Storage>, SyncPolicy) -> LsmOptions,
+) -> impl EngineFactory {
+    engine_api::testing::with_read_only(factory, move |storage: Arc<dyn Storage>, dir: &Path| {
+        let mut o = options(storage, SyncPolicy::Never);
+        o.common.read_only = true;
+        Ok(Box::new(LsmEngine::open(dir, o)?) as Box<dyn Engine>)
+    })
+}
+
 /// Opens an engine with tiny options on `sim` in `/db`.
 pub fn open_tiny(sim: &SimStorage) -> LsmEngine {
     LsmEngine::open(

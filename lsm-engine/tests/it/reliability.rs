@@ -51,6 +51,17 @@ engine_api::kill_test!(
     }
 );
 
+engine_api::kill_test!(
+    kill_periodic,
+    kill_factory,
+    KillConfig {
+        policy: SyncPolicy::Periodic(std::time::Duration::from_millis(5)),
+        kills: 30,
+        seed: 0x15e0_0003,
+        ..KillConfig::default()
+    }
+);
+
 #[test]
 fn linearizable_during_compactions() {
     let report = linearizability::check(&tiny_factory(), &LinConfig::default())
