@@ -328,8 +328,9 @@ fn step(
             deliver(out, sink, op)?;
         }
         Kind::BatchPut | Kind::BatchTombstone => {
-            let expected = batch.last().map_or(rec.seq, |p| p.seq + 1);
-            if rec.seq != expected {
+            // Checked: `seq` comes from disk, and a member after `u64::MAX` is bad framing.
+            let expected = batch.last().map_or(Some(rec.seq), |p| p.seq.checked_add(1));
+            if expected != Some(rec.seq) {
                 return Ok(Err(Bad::Length));
             }
             batch.push(Pending {
