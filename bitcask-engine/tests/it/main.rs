@@ -13,6 +13,7 @@ mod engine;
 mod fuzz_corpus;
 mod open_rules;
 mod reliability;
+mod review_findings;
 mod sync_path;
 mod torn_tail;
 mod visibility;
