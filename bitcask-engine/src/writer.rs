@@ -556,6 +556,12 @@ impl Inner {
             return self.durable_hint(id);
         }
         if w.len == DATA_START {
+            // The file below becomes the newest: it needs its hint as the sealed last file
+            // does (the worker's may have failed), durable before this removal is. If that
+            // fails, the empty file stays: as the newest, it still vouches for the one below.
+            if let Some(below) = self.newest_sealed(id) {
+                self.durable_hint(below)?;
+            }
             self.files.write().remove(&id);
             self.storage.remove(&FileName::Data(id).path(&self.dir))?;
             *guard = None;
@@ -568,6 +574,16 @@ impl Inner {
         *guard = None;
         drop(guard);
         self.durable_hint(id)
+    }
+
+    /// The sealed file other than `except` holding (or created for) the newest sequence
+    /// number: the one open would take for the previous run's active file without a hint.
+    fn newest_sealed(&self, except: u32) -> Option<u32> {
+        let files = self.files.read();
+        let newest = (files.values())
+            .filter(|f| f.id() != except)
+            .max_by_key(|f| f.max_seq().max(f.base_seq()))?;
+        newest.is_sealed().then(|| newest.id())
     }
 
     /// Writes the hint of sealed file `id` unless it exists, then fsyncs the directory so that

@@ -297,3 +297,34 @@ fn a_sequence_number_at_the_top_of_u64_is_corruption() {
         ),
     }
 }
+
+/// A close that removes an empty active file leaves the file below it the newest: its hint
+/// must be there, durably, even if the worker failed to write it.
+#[test]
+fn a_close_removing_an_empty_active_file_keeps_the_newest_hint_durable() {
+    let sim = SimStorage::new();
+    {
+        let e = open_on(Arc::new(sim.clone()), 1 << 20, false).unwrap();
+        for i in 0..20u32 {
+            e.put(format!("key{i:03}").as_bytes(), b"some value here")
+                .unwrap();
+        }
+        std::mem::forget(e); // SIGKILL: no clean close
+    }
+    let killed = sim.crash(CrashMode::KeepAll, 1);
+    // Creates at this open: the rewrite's copy, the new active file, then (worker) the hint
+    // of the rewritten file, which fails.
+    killed.inject_fault(engine_api::FaultOp::Create, 2, false);
+    drop(open_on(Arc::new(killed.clone()), 1 << 20, false).unwrap());
+    killed.clear_faults();
+    let after = killed.crash(CrashMode::DropUnsynced, 1);
+    let f = with_ext(&after, "data")[0].clone();
+    let b = after.read_file(&f).unwrap();
+    after.overwrite_file(&f, b[..24 + 10 * 50 + 7].to_vec());
+    if let Ok(e) = open_on(Arc::new(after), 1 << 20, false) {
+        panic!(
+            "a sealed file that lost its end passed for a torn tail: {:?}",
+            e.recovery_report().torn_tails
+        );
+    }
+}
