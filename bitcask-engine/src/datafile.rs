@@ -49,10 +49,17 @@ pub(crate) enum FileName {
 
 impl FileName {
     /// Classifies a directory entry; `None` for files this engine does not own (a `*.tmp`
-    /// file is ours only if it is the temporary name of a file we write).
+    /// file is ours only if it is the temporary name of a file we write). A name is ours only
+    /// if it is exactly the name we would write (ten-digit ids): `7.data.tmp` or `007.data`
+    /// is foreign, never loaded or removed, since [`FileName::path`] would name another file.
     pub(crate) fn parse(name: &str) -> Option<FileName> {
+        FileName::parse_loose(name).filter(|parsed| parsed.name() == name)
+    }
+
+    /// [`FileName::parse`] without the round-trip check: any number of digits.
+    fn parse_loose(name: &str) -> Option<FileName> {
         if let Some(stem) = name.strip_suffix(".tmp") {
-            return match FileName::parse(stem)? {
+            return match FileName::parse_loose(stem)? {
                 FileName::Data(id) => Some(FileName::DataTemp(id)),
                 FileName::Manifest(id) => Some(FileName::ManifestTemp(id)),
                 _ => None,
@@ -471,5 +478,19 @@ mod tests {
         assert_eq!(FileName::parse("notes.tmp"), None);
         assert_eq!(FileName::parse("0000000001.data.tmp.tmp"), None);
         assert_eq!(FileName::parse("99999999999.data"), None, "id beyond u32");
+        for foreign in [
+            "7.data",
+            "7.data.tmp",
+            "7.merging",
+            "7.hint",
+            "MERGE-7",
+            "MERGE-7.tmp",
+        ] {
+            assert_eq!(
+                FileName::parse(foreign),
+                None,
+                "{foreign}: not a name we write"
+            );
+        }
     }
 }

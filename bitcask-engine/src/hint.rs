@@ -68,8 +68,10 @@ impl HintBuilder {
 }
 
 /// Writes the hint of data file `id` and syncs it (a failed sync poisons, as every failed
-/// sync does). The name's durability is not needed: a hint that a crash loses is rebuilt from
-/// a scan.
+/// sync does). The name is not made durable here: a hint that a crash loses is rebuilt from a
+/// scan. Callers that rely on the hint surviving (a clean close, whose last file would
+/// otherwise look like the previous run's active file; a merge, before its commit) fsync the
+/// directory after it.
 pub(crate) fn write(
     storage: &dyn Storage,
     poison: &Poison,

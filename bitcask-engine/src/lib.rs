@@ -60,6 +60,7 @@ mod options;
 mod reader;
 mod record;
 mod recovery;
+mod rewrite;
 mod scan;
 mod stats;
 mod worker;

@@ -328,8 +328,9 @@ fn step(
             deliver(out, sink, op)?;
         }
         Kind::BatchPut | Kind::BatchTombstone => {
-            let expected = batch.last().map_or(rec.seq, |p| p.seq + 1);
-            if rec.seq != expected {
+            // Checked: `seq` comes from disk, and a member after `u64::MAX` is bad framing.
+            let expected = batch.last().map_or(Some(rec.seq), |p| p.seq.checked_add(1));
+            if expected != Some(rec.seq) {
                 return Ok(Err(Bad::Length));
             }
             batch.push(Pending {
@@ -379,4 +380,45 @@ fn deliver(
     out.min_seq = out.min_seq.min(op.seq);
     out.max_seq = out.max_seq.max(op.seq);
     sink(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use engine_api::{IoClass, SimStorage, Storage};
+
+    use super::{Policy, Source, scan_ops};
+    use crate::record::{self, Frame, Kind};
+
+    /// A batch member numbered `u64::MAX` followed by one numbered 0: the sequence numbers come
+    /// from disk, and `u64::MAX + 1` must be bad framing, never wrap to 0 (or panic).
+    #[test]
+    fn a_batch_whose_numbers_would_wrap_is_bad_framing() {
+        let frame = Frame {
+            nonce: 7,
+            synced: 0,
+        };
+        let mut bytes = Vec::new();
+        record::encode(&mut bytes, frame, u64::MAX, Kind::BatchPut, b"a", b"1");
+        record::encode(&mut bytes, frame, 0, Kind::BatchPut, b"b", b"2");
+        record::encode_batch_end(&mut bytes, frame, u64::MAX, 2);
+        let sim = SimStorage::new();
+        sim.create_dir_all(Path::new("/d")).unwrap();
+        let path = Path::new("/d/f");
+        sim.create(path, IoClass::Other)
+            .unwrap()
+            .append(&bytes)
+            .unwrap();
+        let file = sim.open(path, IoClass::Other).unwrap();
+        let src = Source {
+            file: &*file,
+            path,
+            nonce: frame.nonce,
+        };
+        let range = (0, bytes.len() as u64);
+        let out = scan_ops(src, range, Policy::TornTail, &mut |_| Ok(())).unwrap();
+        assert_eq!(out.records, 0, "a wrapped batch was applied");
+        assert_eq!(out.stopped.map(|(at, _)| at), Some(0));
+    }
 }

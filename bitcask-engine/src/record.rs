@@ -11,6 +11,10 @@ use engine_api::{MAX_KEY_LEN, MAX_VALUE_LEN};
 /// synced (4).
 pub(crate) const HEADER_LEN: usize = 23;
 
+/// Largest sequence number open accepts from disk (2^62 - 1: beyond any real workload). The
+/// bound leaves room above it, so `+ 1` on a number read from disk cannot overflow.
+pub(crate) const MAX_SEQ: u64 = (1 << 62) - 1;
+
 /// Value length of a [`Kind::BatchEnd`] record: first_seq (8) | count (4).
 const BATCH_END_LEN: usize = 12;
 
@@ -259,7 +263,8 @@ pub(crate) fn encode_batch_end(out: &mut Vec<u8>, frame: Frame, first_seq: u64, 
     let mut value = [0u8; BATCH_END_LEN];
     value[..8].copy_from_slice(&first_seq.to_le_bytes());
     value[8..].copy_from_slice(&count.to_le_bytes());
-    let last = first_seq + u64::from(count).saturating_sub(1);
+    // The writer's numbers stay far below `u64::MAX` (`MAX_SEQ`); saturating all the same.
+    let last = first_seq.saturating_add(u64::from(count).saturating_sub(1));
     encode(out, frame, last, Kind::BatchEnd, &[], &value);
 }
 

@@ -8,10 +8,12 @@
 //!    file set without touching anything.
 //! 3. Load each data file in any order: the keydir keeps, per key, the record with the highest
 //!    sequence number (tombstones included until the end), so no file order is relied upon.
-//!    A sealed file is read from its hint if the hint passes every check, else scanned, and
-//!    damage in it is a corruption error (or skipped and reported, in salvage mode). An
-//!    unsealed file (the active file of the previous run) is scanned up to its first damaged
-//!    record or incomplete batch: that is its torn tail, cut off before the file is sealed.
+//!    A file is read from its hint if the hint passes every check, else scanned. Only a file
+//!    that may be the previous run's active file (no hint, the highest header base sequence
+//!    number: [`Ctx::candidates`]) is scanned up to its first damaged record or incomplete
+//!    batch, which may be its torn tail, cut off when it is rewritten and sealed. Every other
+//!    file was sealed once: damage in it is a corruption error (or skipped and reported, in
+//!    salvage mode, the rest of the file still read), and it is never rewritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,7 @@ use crate::manifest::Manifest;
 use crate::options::BitcaskOptions;
 use crate::reader::{Damage, Op, Outcome, Policy, Source, scan_ops, synced_after};
 use crate::record::{self, Seal};
+use crate::rewrite::{Copy, Tee};
 
 /// What an open found and repaired.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +78,8 @@ struct Ctx<'a> {
     report: RecoveryReport,
     need_hints: Vec<u32>,
     hints: BTreeSet<u32>,
+    /// The files that may be the previous run's active file ([`Ctx::candidates`]).
+    candidates: BTreeSet<u32>,
 }
 
 /// Recovers the directory (see the module documentation).
@@ -106,6 +111,7 @@ pub(crate) fn recover(
         report: RecoveryReport::default(),
         need_hints: Vec::new(),
         hints: BTreeSet::new(),
+        candidates: BTreeSet::new(),
     };
     let live = if ctx.read_only {
         logical_live_set(&names, &manifests)
@@ -121,15 +127,11 @@ pub(crate) fn recover(
         })
         .collect();
     ctx.reserve_keydir(&live)?;
+    ctx.candidates = ctx.candidates(&live)?;
     let files = ctx.load_all(live)?;
     ctx.keydir.purge_tombstones();
     count_live(&ctx.keydir, &files);
-    // Past every record, and past every file's base (a file may be newer than its records).
-    let next_seq = files
-        .values()
-        .map(|f| (f.max_seq() + 1).max(f.base_seq()))
-        .max()
-        .unwrap_or(1);
+    let next_seq = next_seq(&files)?;
     ctx.report.keys = ctx.keydir.len() as u64;
     ctx.report.duration = started.elapsed();
     Ok(Recovered {
@@ -140,6 +142,21 @@ pub(crate) fn recover(
         report: ctx.report,
         need_hints: ctx.need_hints,
     })
+}
+
+/// Past every record, and past every file's base (a file may be newer than its records).
+/// Sequence numbers come from disk (records, seals, hints, headers): one above
+/// [`record::MAX_SEQ`] is corruption, so that nothing computed from them can wrap.
+fn next_seq(files: &BTreeMap<u32, Arc<DataFile>>) -> Result<u64> {
+    let mut next = 1;
+    for f in files.values() {
+        if f.max_seq() > record::MAX_SEQ || f.base_seq() > record::MAX_SEQ {
+            let expected = format!("sequence numbers at most {}", record::MAX_SEQ);
+            return Err(Error::corruption(f.path(), 0, expected));
+        }
+        next = next.max(f.max_seq() + 1).max(f.base_seq());
+    }
+    Ok(next)
 }
 
 /// Live bytes and keys per file, from the keydir. Keys of one file sit together in each
@@ -234,14 +251,15 @@ impl Ctx<'_> {
             .map(|f| f.max_seq().max(f.base_seq()))
             .max()
             .unwrap_or(0);
-        for (i, s) in scanned.iter().enumerate() {
-            let newest_other = scanned
+        let newest: Vec<u64> = scanned.iter().map(|s| s.newest()).collect();
+        for (i, s) in scanned.into_iter().enumerate() {
+            let newest_other = newest
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| *j != i)
-                .map(|(_, o)| o.newest())
+                .map(|(_, n)| *n)
                 .fold(newest_hinted, u64::max);
-            if let Some(file) = self.finish_scanned(s, newest_other)? {
+            if let Some(file) = self.finish_scanned(*s, newest_other)? {
                 files.insert(file.id(), file);
             }
         }
@@ -273,6 +291,26 @@ impl Ctx<'_> {
         }
         self.keydir.reserve(records, key_bytes);
         Ok(())
+    }
+
+    /// The files that may be the previous run's active file: no hint, and the highest header
+    /// base sequence number of all (it was created after every other file was sealed). Every
+    /// other file was sealed once, whatever its end looks like now.
+    fn candidates(&self, live: &[FileName]) -> Result<BTreeSet<u32>> {
+        let mut bases = Vec::new();
+        for &name in live {
+            let Some(id) = name.id() else { continue };
+            let reader = self.storage.open(&self.path(name), IoClass::Recovery)?;
+            if let Some(header) = read_header(&*reader, reader.len()?)? {
+                bases.push((id, header.base_seq));
+            }
+        }
+        let top = bases.iter().map(|&(_, base)| base).max();
+        Ok(bases
+            .into_iter()
+            .filter(|&(id, base)| Some(base) == top && !self.hints.contains(&id))
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// Finishes every committed merge, oldest first (each step is idempotent). Every output
@@ -370,10 +408,9 @@ impl Ctx<'_> {
     }
 
     /// Loads one data file: from its hint if the hint passes every check (a hint is written
-    /// only for a sealed file, after its seal was synced), else by a forward scan. A scan
-    /// stops at the first damage; if a later record says the damaged bytes had been synced,
-    /// that is corruption (or, salvaging, skipped and reported), otherwise it may be a torn
-    /// tail, which only the previous run's active file may have ([`Ctx::finish_scanned`]).
+    /// only for a sealed file, after its seal was synced), else by a forward scan: a scan of a
+    /// file once sealed ([`Ctx::scan_sealed`]) or of a candidate for the previous run's active
+    /// file ([`Ctx::scan_unsealed`]), which [`Ctx::finish_scanned`] judges.
     fn load(&mut self, name: FileName) -> Result<Loaded> {
         let Some(id) = name.id() else {
             return Ok(Loaded::Nothing);
@@ -406,20 +443,80 @@ impl Ctx<'_> {
             path: &path,
             nonce: header.nonce,
         };
-        let (outcome, torn) = self.scan(id, src, len)?;
-        Ok(Loaded::Scanned(Scanned {
+        let candidate = self.candidates.contains(&id);
+        let (outcome, torn, copy) = if candidate {
+            self.scan_unsealed(id, src, len, header)?
+        } else {
+            (self.scan_sealed(id, src, len)?, None, None)
+        };
+        Ok(Loaded::Scanned(Box::new(Scanned {
             id,
             path: path.clone(),
             len,
             header,
             outcome,
             torn,
-        }))
+            candidate,
+            copy,
+        })))
     }
 
-    /// Scans a whole file into the keydir; returns what it found and where a possible torn
-    /// tail starts.
-    fn scan(&mut self, id: u32, src: Source<'_>, len: u64) -> Result<(Outcome, Option<u64>)> {
+    /// Scans a file that was sealed once: damage anywhere is a corruption error, or in salvage
+    /// mode skipped and reported while the scan goes on to the end (no record vouching for
+    /// the damaged bytes is needed: a sealed file has no torn tail).
+    fn scan_sealed(&mut self, id: u32, src: Source<'_>, len: u64) -> Result<Outcome> {
+        let policy = if self.opts.salvage {
+            Policy::Salvage
+        } else {
+            Policy::Strict
+        };
+        let mut bulk = self.keydir.bulk();
+        let mut sink = |op: Op<'_>| offer(&mut bulk, id, &op);
+        let range = (DATA_START, len.max(DATA_START));
+        let outcome = scan_ops(src, range, policy, &mut sink)?;
+        bulk.finish()?;
+        self.report.skipped.extend(outcome.damage.iter().cloned());
+        self.check_seal_count(src.path, &outcome)?;
+        Ok(outcome)
+    }
+
+    /// Scans a candidate for the previous run's active file; returns what it found, where a
+    /// possible torn tail starts and (read-write) the copy of the bytes it read, from which
+    /// [`Ctx::finish_scanned`] rewrites the file.
+    fn scan_unsealed(
+        &mut self,
+        id: u32,
+        src: Source<'_>,
+        len: u64,
+        header: HeaderInfo,
+    ) -> Result<(Outcome, Option<u64>, Option<Copy>)> {
+        let copy = if self.read_only {
+            None
+        } else {
+            Some(Copy::start(self.storage, self.dir, id, header)?)
+        };
+        let tee = copy.as_ref().map(|copy| Tee {
+            file: src.file,
+            copy,
+        });
+        let copied = match &tee {
+            Some(tee) => Source { file: tee, ..src },
+            None => src,
+        };
+        let (outcome, torn) = self.scan_to_damage(id, copied, len)?;
+        Ok((outcome, torn, copy))
+    }
+
+    /// Scans a whole file (through `src`, which may copy what it reads) into the keydir up to
+    /// its first damage; past it only if a later record says the damaged bytes had been
+    /// synced (corruption, or skipped in salvage mode). Returns what it found and where a
+    /// possible torn tail starts.
+    fn scan_to_damage(
+        &mut self,
+        id: u32,
+        src: Source<'_>,
+        len: u64,
+    ) -> Result<(Outcome, Option<u64>)> {
         let mut bulk = self.keydir.bulk();
         let range = (DATA_START, len.max(DATA_START));
         let mut sink = |op: Op<'_>| offer(&mut bulk, id, &op);
@@ -441,17 +538,22 @@ impl Ctx<'_> {
             }
         }
         bulk.finish()?;
-        if let Some(seal) = outcome.seal
-            && !self.opts.salvage
-            && seal.records != outcome.records
-        {
-            let expected = format!(
-                "{} records as the seal says, found {}",
-                seal.records, outcome.records
-            );
-            return Err(Error::corruption(src.path, seal.offset, expected));
-        }
+        self.check_seal_count(src.path, &outcome)?;
         Ok((outcome, torn))
+    }
+
+    /// A seal must count the records a strict scan found before it.
+    fn check_seal_count(&self, path: &Path, outcome: &Outcome) -> Result<()> {
+        match outcome.seal {
+            Some(seal) if !self.opts.salvage && seal.records != outcome.records => {
+                let expected = format!(
+                    "{} records as the seal says, found {}",
+                    seal.records, outcome.records
+                );
+                Err(Error::corruption(path, seal.offset, expected))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Damage in a file that must be whole: a corruption error, or in salvage mode a skipped
@@ -502,30 +604,65 @@ impl Ctx<'_> {
         Ok(Some(hint.shape))
     }
 
-    /// Decides what a scanned file is. The previous run's active file is the one with no hint
-    /// whose header's base sequence number is above everything every other file holds (it was
-    /// created after all of them were sealed). Only it may end in a torn tail, and it is never
-    /// trusted in place, sealed or not: its bytes may come from the page cache after a failed
-    /// sync, so it is rewritten into a fresh, synced file ([`Ctx::rewrite`]). Any other file
-    /// must end in a seal; one that does not lost its end: corruption (unless salvaging).
-    fn finish_scanned(&mut self, s: &Scanned, newest_other: u64) -> Result<Option<Arc<DataFile>>> {
-        let active = !self.hints.contains(&s.id) && s.header.base_seq > newest_other;
-        let data_end = s
-            .outcome
-            .seal
-            .map_or(s.outcome.valid_end, |seal| seal.offset);
-        let data_end = data_end.clamp(DATA_START, s.len);
-        let sealed = s.outcome.seal.is_some();
-        if !active && sealed {
-            if !self.read_only {
-                self.need_hints.push(s.id);
-            }
-            return self.open_file(s, self.shape(s, data_end, true)).map(Some);
+    /// Decides what a scanned file is. The previous run's active file is the candidate (no
+    /// hint, highest header base sequence number) whose base sequence number is above
+    /// everything every other file holds (it was created after all of them were sealed). Only
+    /// it may end in a torn tail, and it is never trusted in place ([`Ctx::finish_active`]).
+    /// Any other file was sealed once ([`Ctx::finish_sealed`]).
+    fn finish_scanned(
+        &mut self,
+        mut s: Scanned,
+        newest_other: u64,
+    ) -> Result<Option<Arc<DataFile>>> {
+        let copy = s.copy.take();
+        if s.candidate && s.header.base_seq > newest_other {
+            return self.finish_active(&s, copy);
         }
-        if !active {
-            let expected = "a seal record: a file that is not the newest lost its end";
-            self.damaged(&s.path, data_end, s.len - data_end, expected)?;
-        } else if let Some(at) = s.torn {
+        if let Some(copy) = copy {
+            copy.discard(self.storage)?;
+        }
+        if let Some(at) = s.torn {
+            // A candidate that is not the active file after all: it was sealed, so what its
+            // scan stopped at is damage, not a torn tail.
+            self.damaged(&s.path, at, s.len - at, LOST_END)?;
+        }
+        self.finish_sealed(&s).map(Some)
+    }
+
+    /// A file sealed once. If its scan did not reach its seal, it lost its end: corruption, or
+    /// (salvaging) reported, and the file is served as found, without a hint (which would let
+    /// a later open trust it unscanned), but immutable, so that a salvage merge can copy its
+    /// records away. It is never rewritten here: the rewrite would keep only what this scan
+    /// could read and destroy the rest, which a repair might still recover.
+    fn finish_sealed(&mut self, s: &Scanned) -> Result<Arc<DataFile>> {
+        let data_end = s.data_end();
+        let sealed = s.outcome.seal.is_some();
+        if sealed && !self.read_only {
+            self.need_hints.push(s.id);
+        }
+        // A salvage scan that skipped damage up to the end reported the lost end already.
+        let reported = (s.outcome.damage.last()).is_some_and(|d| d.offset + d.len >= s.len);
+        if !sealed && s.torn.is_none() && !reported {
+            self.damaged(&s.path, data_end, s.len - data_end, LOST_END)?;
+        }
+        let shape = if sealed {
+            self.shape(s, data_end, true)
+        } else {
+            FileShape {
+                len: s.len,
+                ..self.shape(s, data_end, true)
+            }
+        };
+        self.open_file(s, shape)
+    }
+
+    /// The previous run's active file. Its torn tail is reported; read-write, it is removed if
+    /// it holds no record, else never trusted in place, sealed or not: its bytes may come from
+    /// the page cache after a failed sync, so it is replaced by the copy of what its scan
+    /// verified, synced and sealed ([`Copy::seal`]).
+    fn finish_active(&mut self, s: &Scanned, copy: Option<Copy>) -> Result<Option<Arc<DataFile>>> {
+        let data_end = s.data_end();
+        if let Some(at) = s.torn {
             self.report.torn_tails.push(Damage {
                 path: s.path.clone(),
                 offset: at,
@@ -533,18 +670,22 @@ impl Ctx<'_> {
                 reason: "the torn tail of the previously active file".to_string(),
             });
         }
-        if s.outcome.records == 0 && active {
-            if !self.read_only {
+        if s.outcome.records == 0 {
+            if let Some(copy) = copy {
+                copy.discard(self.storage)?;
                 self.storage.remove(&s.path)?;
                 self.storage.sync_dir(self.dir)?;
                 self.report.leftovers_removed.push(s.path.clone());
             }
             return Ok(None);
         }
-        if self.read_only {
+        let Some(copy) = copy else {
+            // Read-only: served as found, nothing touched.
+            let sealed = s.outcome.seal.is_some();
             return self.open_file(s, self.shape(s, data_end, sealed)).map(Some);
-        }
-        self.rewrite(s, data_end)?;
+        };
+        let seal = seal_of(&s.outcome, data_end);
+        copy.seal(self.storage, &s.path, s.header.nonce, &seal)?;
         self.need_hints.push(s.id);
         self.open_file(s, self.shape(s, data_end, true)).map(Some)
     }
@@ -568,37 +709,10 @@ impl Ctx<'_> {
         let reader = self.storage.open(&s.path, IoClass::UserRead)?;
         Ok(DataFile::new(s.id, reader, shape))
     }
-
-    /// Replaces file `s` by a fresh copy of its first `data_end` bytes (header and verified
-    /// records) followed by a seal: (1) write `<id>.data.tmp`; (2) sync it; (3) append the
-    /// seal; (4) sync again; (5) rename it over `<id>.data`; (6) sync the directory. What was
-    /// read may have come from the page cache only (a failed sync leaves its pages there), so
-    /// nothing of the old file is trusted until the copy is synced. A crash before (6) leaves
-    /// the old file or the new one under the name (the rename is atomic), and the next open
-    /// removes the temporary file; keydir locations stay valid, as offsets do not change.
-    fn rewrite(&mut self, s: &Scanned, data_end: u64) -> Result<()> {
-        let tmp = self.path(FileName::DataTemp(s.id));
-        let out = self.storage.create(&tmp, IoClass::Recovery)?;
-        let from = self.storage.open(&s.path, IoClass::Recovery)?;
-        let mut at = 0;
-        while at < data_end {
-            let n = (data_end - at).min(COPY_CHUNK);
-            let chunk = from.read_vec(at, usize::try_from(n).unwrap_or(usize::MAX))?;
-            out.append(&chunk)?;
-            at += n;
-        }
-        out.sync()?;
-        let mut seal = Vec::new();
-        record::encode_seal(&mut seal, s.header.nonce, &seal_of(&s.outcome, data_end));
-        out.append(&seal)?;
-        out.sync()?;
-        self.storage.rename(&tmp, &s.path)?;
-        self.storage.sync_dir(self.dir)
-    }
 }
 
-/// Bytes copied per read when [`Ctx::rewrite`] copies a file.
-const COPY_CHUNK: u64 = 1 << 20;
+/// What a file that is not the newest lacks when its scan does not reach a seal.
+const LOST_END: &str = "a seal record: a file that is not the newest lost its end";
 
 /// The seal a file whose scan gave `outcome` gets at `offset`.
 fn seal_of(outcome: &Outcome, offset: u64) -> Seal {
@@ -615,7 +729,7 @@ enum Loaded {
     /// Sealed, loaded from its hint.
     Hinted(Arc<DataFile>),
     /// Scanned, waiting for [`Ctx::finish_scanned`].
-    Scanned(Scanned),
+    Scanned(Box<Scanned>),
     Nothing,
 }
 
@@ -628,12 +742,25 @@ struct Scanned {
     outcome: Outcome,
     /// Where a possible torn tail starts: damage that no later record says was synced.
     torn: Option<u64>,
+    /// Whether it may be the previous run's active file ([`Ctx::candidates`]).
+    candidate: bool,
+    /// Read-write, for a candidate: the copy of the bytes its scan verified.
+    copy: Option<Copy>,
 }
 
 impl Scanned {
     /// The newest sequence number the file holds or was created for.
     fn newest(&self) -> u64 {
         self.outcome.max_seq.max(self.header.base_seq)
+    }
+
+    /// Where its records end: at its seal, or past its last complete record (or batch).
+    fn data_end(&self) -> u64 {
+        let end = self
+            .outcome
+            .seal
+            .map_or(self.outcome.valid_end, |seal| seal.offset);
+        end.clamp(DATA_START, self.len)
     }
 }
 

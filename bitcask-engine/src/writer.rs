@@ -534,8 +534,13 @@ impl Inner {
         Ok(())
     }
 
-    /// Clean shutdown: seal the active file (its hint is written now, so the next open reads
-    /// no data file), or remove it if it holds nothing.
+    /// Clean shutdown: seal the active file and write its hint (so the next open reads no data
+    /// file), or remove it if it holds nothing.
+    ///
+    /// The sealed file is then the newest, and open takes the newest file without a hint for
+    /// the previous run's active file, whose cut end passes for a torn tail. So the hint's
+    /// name is made durable (directory fsync) before the close returns: a power loss must
+    /// not turn the sealed file back into one that may be cut.
     pub(crate) fn close_writer(&self) -> Result<()> {
         let mut guard = self.writer.lock();
         let Some(w) = guard.as_mut() else {
@@ -544,11 +549,19 @@ impl Inner {
         self.commit.poison().check()?;
         let id = w.file.id();
         if w.file.is_sealed() {
-            // A rotation sealed it and failed to start the next file; its hint job is queued.
+            // A rotation sealed it and failed to start the next file; the worker, stopped
+            // before this, wrote its hint (or failed to: then it is written here).
             *guard = None;
-            return Ok(());
+            drop(guard);
+            return self.durable_hint(id);
         }
         if w.len == DATA_START {
+            // The file below becomes the newest: it needs its hint as the sealed last file
+            // does (the worker's may have failed), durable before this removal is. If that
+            // fails, the empty file stays: as the newest, it still vouches for the one below.
+            if let Some(below) = self.newest_sealed(id) {
+                self.durable_hint(below)?;
+            }
             self.files.write().remove(&id);
             self.storage.remove(&FileName::Data(id).path(&self.dir))?;
             *guard = None;
@@ -560,7 +573,28 @@ impl Inner {
         self.seal_active(w)?;
         *guard = None;
         drop(guard);
-        self.write_hint(id)
+        self.durable_hint(id)
+    }
+
+    /// The sealed file other than `except` holding (or created for) the newest sequence
+    /// number: the one open would take for the previous run's active file without a hint.
+    fn newest_sealed(&self, except: u32) -> Option<u32> {
+        let files = self.files.read();
+        let newest = (files.values())
+            .filter(|f| f.id() != except)
+            .max_by_key(|f| f.max_seq().max(f.base_seq()))?;
+        newest.is_sealed().then(|| newest.id())
+    }
+
+    /// Writes the hint of sealed file `id` unless it exists, then fsyncs the directory so that
+    /// its name survives a power loss.
+    fn durable_hint(&self, id: u32) -> Result<()> {
+        if !self.storage.exists(&FileName::Hint(id).path(&self.dir))? {
+            self.write_hint(id)?;
+        }
+        self.commit
+            .poison()
+            .guard(|| self.storage.sync_dir(&self.dir))
     }
 }
 

@@ -233,9 +233,15 @@ impl Job<'_> {
     fn copy_file(&mut self, input: &DataFile) -> Result<()> {
         let path = input.path();
         let reader = self.inner.storage.open(&path, IoClass::Compaction)?;
-        let seal = read_seal(&*reader, input.nonce(), input.len())?
-            .ok_or_else(|| Error::corruption(&path, input.len(), "a sealed data file"))?;
-        let policy = if self.inner.opts.salvage {
+        let salvage = self.inner.opts.salvage;
+        // A salvage open keeps a file that lost its seal, immutable: its records are read up
+        // to its end, and the damage skipped.
+        let end = match read_seal(&*reader, input.nonce(), input.len())? {
+            Some(seal) => seal.offset,
+            None if salvage => input.len(),
+            None => return Err(Error::corruption(&path, input.len(), "a sealed data file")),
+        };
+        let policy = if salvage {
             Policy::Salvage
         } else {
             Policy::Strict
@@ -246,7 +252,7 @@ impl Job<'_> {
             path: &path,
             nonce: input.nonce(),
         };
-        scan_ops(src, (DATA_START, seal.offset), policy, &mut |op| {
+        scan_ops(src, (DATA_START, end), policy, &mut |op| {
             self.visit(id, &op)
         })?;
         self.summary.bytes_read += input.len();

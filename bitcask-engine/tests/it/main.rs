@@ -14,6 +14,7 @@ mod fuzz_corpus;
 mod keydir_memory;
 mod open_rules;
 mod reliability;
+mod review_findings;
 mod sync_path;
 mod torn_tail;
 mod visibility;
