@@ -52,7 +52,8 @@ impl TestHooks {
         *self.after_first_merge_entry.lock() = Some(Box::new(hook));
     }
 
-    /// Makes every compaction thread spawn fail (`true`) or succeed again (`false`).
+    /// Makes every compaction thread spawn fail (`true`) or succeed again (`false`). Set before
+    /// [`crate::LsmEngine::open_with_hooks`], it also refuses the spawns of jobs resumed at open.
     pub fn fail_spawns(&self, fail: bool) {
         self.fail_spawns.store(fail, Ordering::SeqCst);
     }

@@ -5,8 +5,10 @@
 //! reservations, reserves the pick's (level, key range) pairs and files, and starts the job on
 //! its own thread, until the picker finds nothing or `max_background_compactions` jobs run.
 //! Reservations are released when a job ends, whatever the outcome. Thresholds come from the
-//! live options. `compact()` pauses the manager, waits for running jobs, and runs a full
-//! compaction holding every level.
+//! live options. Jobs resumed at open go first, under the same rules (no collision, not while
+//! paused), and while one is queued the picker starts nothing. `compact()` pauses the manager,
+//! waits for running jobs, runs the queued resumes itself, and runs a full compaction holding
+//! every level.
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock, Weak};
@@ -150,6 +152,12 @@ impl CompactionManager {
         &self.cancel.hooks
     }
 
+    /// Replaces the test hooks (before the engine starts anything).
+    #[cfg(feature = "testing")]
+    pub(crate) fn use_hooks(&mut self, hooks: Arc<crate::testing::TestHooks>) {
+        self.cancel.hooks = hooks;
+    }
+
     /// The jobs running now.
     pub fn active_jobs(&self) -> Vec<JobInfo> {
         self.state.lock().running.clone()
@@ -224,16 +232,16 @@ impl CompactionManager {
         if st.halted.is_some() {
             return;
         }
-        for job in std::mem::take(&mut st.resumes) {
-            let _ = self.start(&mut st, &inner, job);
-        }
+        self.start_resumes(&mut st, &inner);
         loop {
             let version = inner.versions.current();
             let levels = picker::summarize(&version);
             let shape = picker::shape(&levels, &st.busy, &cfg);
             st.debt_bytes = shape.debt_bytes;
+            // A queued resume's inputs are not reserved yet: no pick may take them first.
             if !o.auto_compaction
                 || st.paused > 0
+                || !st.resumes.is_empty()
                 || st.running.len() >= o.max_background_compactions
             {
                 return;
@@ -251,6 +259,32 @@ impl CompactionManager {
         }
     }
 
+    /// Starts the queued resumed jobs that collide with no running job. None starts while a
+    /// full compaction waits or runs: it runs them itself, before it plans over their inputs.
+    fn start_resumes(&self, st: &mut State, inner: &Arc<Inner>) {
+        if st.paused > 0 {
+            return;
+        }
+        for job in std::mem::take(&mut st.resumes) {
+            if Self::collides(st, &job) {
+                st.resumes.push(job);
+            } else {
+                // A refused spawn queues the job again.
+                let _ = self.start(st, inner, job);
+            }
+        }
+    }
+
+    /// True if `job` uses a reserved file or intersects a reservation on one of its levels.
+    fn collides(st: &State, job: &Job) -> bool {
+        let busy = job.plan.inputs.iter().any(|i| st.busy.contains(&i.number));
+        busy || job.reserve.iter().any(|(level, range)| {
+            st.reservations
+                .iter()
+                .any(|r| r.level == *level && r.range.intersects(range))
+        })
+    }
+
     fn reserve(st: &mut State, job: &Job) {
         st.busy.extend(job.plan.inputs.iter().map(|i| i.number));
         st.reservations
@@ -260,7 +294,12 @@ impl CompactionManager {
                 range: range.clone(),
             }));
         st.running.push(info(job));
-        let kind = match job.kind {
+    }
+
+    /// Counts `job` as started: once it runs (a refused spawn starts nothing).
+    fn count_started(st: &mut State, job: (JobKind, usize)) {
+        let (kind, reused) = job;
+        let kind = match kind {
             JobKind::Move => 0,
             JobKind::Resumed => 2,
             _ => 1,
@@ -268,7 +307,7 @@ impl CompactionManager {
         if let Some(n) = st.started.get_mut(kind) {
             *n += 1;
         }
-        st.reused_outputs += job.done.len() as u64;
+        st.reused_outputs += reused as u64;
     }
 
     fn release(&self, job: &Job) {
@@ -289,6 +328,7 @@ impl CompactionManager {
         let inputs: Vec<u64> = job.plan.inputs.iter().map(|i| i.number).collect();
         // A resumed job exists nowhere else: kept to queue again if no thread takes it.
         let retry = (job.kind == JobKind::Resumed).then(|| job.clone());
+        let counted = (job.kind, job.done.len());
         st.threads.retain(|t| !t.is_finished());
         let bg = Arc::clone(inner);
         let spawned = if spawn_refused(&self.cancel) {
@@ -311,6 +351,7 @@ impl CompactionManager {
         };
         match spawned {
             Ok(t) => {
+                Self::count_started(st, counted);
                 st.threads.push(t);
                 true
             }
@@ -349,7 +390,7 @@ impl CompactionManager {
     }
 
     /// Runs a full compaction on the calling thread: pause the picker, wait for running jobs,
-    /// flush, merge every table into the last level holding every level, then resume.
+    /// run the queued resumes, flush, merge every table into the last level holding every level, then resume.
     pub(crate) fn run_full(&self, inner: &Arc<Inner>) -> Result<CompactionSummary> {
         let _one_at_a_time = inner.compaction_lock.lock();
         self.state.lock().paused += 1;
@@ -360,14 +401,8 @@ impl CompactionManager {
     }
 
     fn full_paused(&self, inner: &Arc<Inner>) -> Result<CompactionSummary> {
-        {
-            let mut st = self.state.lock();
-            while !st.running.is_empty() {
-                inner.poison().check()?;
-                self.changed
-                    .wait_for(&mut st, std::time::Duration::from_millis(50));
-            }
-        }
+        self.wait_until_none_runs(inner)?;
+        self.run_queued_resumes(inner)?;
         inner.flush_all()?;
         let version = inner.versions.current();
         let levels = picker::summarize(&version);
@@ -376,7 +411,13 @@ impl CompactionManager {
             return Ok(CompactionSummary::default());
         };
         let job = job::full(inner, &levels, inputs);
-        Self::reserve(&mut self.state.lock(), &job);
+        {
+            let mut st = self.state.lock();
+            // Paused, with no job running and none queued: nothing can hold what this takes.
+            debug_assert!(!Self::collides(&st, &job) && st.resumes.is_empty());
+            Self::reserve(&mut st, &job);
+            Self::count_started(&mut st, (job.kind, job.done.len()));
+        }
         let result = job::run(inner, &job, &Cancel::default());
         self.release(&job);
         let summary = result
@@ -390,6 +431,43 @@ impl CompactionManager {
             .inspect_err(|e| inner.poison_on_io(e))?;
         inner.obsolete.drain();
         Ok(summary)
+    }
+
+    /// Waits (paused: nothing new starts) until no background job runs.
+    fn wait_until_none_runs(&self, inner: &Inner) -> Result<()> {
+        let mut st = self.state.lock();
+        while !st.running.is_empty() {
+            inner.poison().check()?;
+            self.changed
+                .wait_for(&mut st, std::time::Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Runs, on the calling thread, the resumed jobs still queued (no thread could be spawned
+    /// for them), so that a full compaction never plans over the inputs of a job that could
+    /// still commit. A failure ends it as a background job's would: poison on I/O, else halt.
+    fn run_queued_resumes(&self, inner: &Arc<Inner>) -> Result<()> {
+        loop {
+            let job = {
+                let mut st = self.state.lock();
+                if st.resumes.is_empty() {
+                    return Ok(());
+                }
+                let job = st.resumes.remove(0);
+                Self::reserve(&mut st, &job);
+                Self::count_started(&mut st, (job.kind, job.done.len()));
+                job
+            };
+            let result = job::run(inner, &job, &Cancel::default());
+            if let Err(e) = &result {
+                inner.poison_on_io(e);
+                self.halt(e);
+            }
+            inner.obsolete.drain();
+            self.release(&job);
+            result?;
+        }
     }
 
     /// Stops every job (each at its next checkpoint: finished outputs stay, recorded in its log,

@@ -215,11 +215,37 @@ impl LsmEngine {
     /// for damaged files (unless [`LsmOptions::salvage`] rebuilt the table set around them),
     /// I/O errors.
     pub fn open(dir: impl AsRef<Path>, options: LsmOptions) -> Result<LsmEngine> {
+        Self::open_prepared(dir.as_ref(), options, |_| {})
+    }
+
+    /// As [`LsmEngine::open`], with `hooks` armed before any engine thread starts (so that, for
+    /// example, the spawn of a job resumed at open can be refused).
+    ///
+    /// # Errors
+    /// As [`LsmEngine::open`].
+    #[cfg(feature = "testing")]
+    pub fn open_with_hooks(
+        dir: impl AsRef<Path>,
+        options: LsmOptions,
+        hooks: Arc<crate::testing::TestHooks>,
+    ) -> Result<LsmEngine> {
+        Self::open_prepared(dir.as_ref(), options, |inner| {
+            inner.compactions.use_hooks(hooks);
+        })
+    }
+
+    /// Recovery, then `prepare` on the engine before anything runs in the background.
+    fn open_prepared(
+        dir: &Path,
+        options: LsmOptions,
+        prepare: impl FnOnce(&mut Inner),
+    ) -> Result<LsmEngine> {
         options.validate()?;
         let counting = CountingStorage::new(Arc::clone(&options.common.storage));
         let io = Arc::clone(counting.counters());
         let storage: Arc<dyn engine_api::Storage> = Arc::new(counting);
-        let (inner, resumes) = recovery::open(dir.as_ref(), storage, io, options)?;
+        let (mut inner, resumes) = recovery::open(dir, storage, io, options)?;
+        prepare(&mut inner);
         let inner = Arc::new(inner);
         inner.compactions.attach(&inner, resumes);
         inner.compactions.check_and_compact();

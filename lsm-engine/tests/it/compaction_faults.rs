@@ -10,6 +10,7 @@ use std::time::Duration;
 use engine_api::{
     CrashMode, Engine, Error, FaultOp, IoClass, KeyRange, SimStorage, Storage, SyncPolicy,
 };
+use lsm_engine::testing::TestHooks;
 use lsm_engine::{LsmEngine, LsmOptions};
 
 use crate::common::{files_with, key, open_tiny_manual, tiny_options, value};
@@ -260,6 +261,89 @@ fn a_damaged_compaction_log_is_void_not_fatal() {
     image.overwrite_file(&logs[0], bytes);
     let e = open_and_settle(&image, &model, "a damaged log");
     assert_eq!(e.compaction_manager().jobs_started().resumed, 0);
+}
+
+/// Opens the crash image of [`interrupted_compaction`] with every compaction thread spawn
+/// refused, as an OS out of threads would: the resumed job stays queued.
+fn open_with_the_resume_queued(image: &SimStorage) -> (LsmEngine, Arc<TestHooks>) {
+    let hooks = Arc::new(TestHooks::default());
+    hooks.fail_spawns(true);
+    let e = LsmEngine::open_with_hooks("/db", resume_options(image), Arc::clone(&hooks)).unwrap();
+    assert!(
+        e.active_compactions().is_empty(),
+        "the resume should be queued"
+    );
+    hooks.fail_spawns(false);
+    (e, hooks)
+}
+
+/// `compact()` with a resumed job still queued: its flush must not start the resume beside the
+/// full compaction over the same inputs (one commit would find the other's inputs gone).
+#[test]
+fn compact_does_not_run_beside_a_resume_queued_at_open() {
+    let (sim, mut model) = interrupted_compaction();
+    let image = sim.crash(CrashMode::DropUnsynced, 1);
+    let (e, _hooks) = open_with_the_resume_queued(&image);
+    // Something to flush, so that compact()'s flush commits and checks for work.
+    e.put(b"zz-new", b"v").unwrap();
+    model.insert(b"zz-new".to_vec(), b"v".to_vec());
+    let compacted = e.compact();
+    e.compaction_manager().wait_idle();
+    assert_eq!(e.stats().background_error, None);
+    compacted.unwrap();
+    e.put(b"after", b"x").unwrap();
+    model.insert(b"after".to_vec(), b"x".to_vec());
+    assert_eq!(contents(&e), model);
+    assert_eq!(e.compaction_manager().jobs_started().resumed, 1);
+    assert!(
+        files_with(&image, ".clog").is_empty(),
+        "a log outlived its job"
+    );
+}
+
+/// `compact()` while no compaction thread can start at all: it runs the queued resume itself
+/// before planning, rather than leave it to run later over inputs its own commit removed.
+#[test]
+fn compact_runs_a_queued_resume_itself_when_no_thread_can_start() {
+    let (sim, mut model) = interrupted_compaction();
+    let image = sim.crash(CrashMode::DropUnsynced, 1);
+    let (e, hooks) = open_with_the_resume_queued(&image);
+    hooks.fail_spawns(true);
+    e.put(b"zz-new", b"v").unwrap();
+    model.insert(b"zz-new".to_vec(), b"v".to_vec());
+    e.compact().unwrap();
+    hooks.fail_spawns(false);
+    e.compaction_manager().wait_idle();
+    assert_eq!(e.stats().background_error, None);
+    assert_eq!(e.compaction_manager().jobs_started().resumed, 1);
+    e.put(b"after", b"x").unwrap();
+    model.insert(b"after".to_vec(), b"x".to_vec());
+    assert_eq!(contents(&e), model);
+    assert!(
+        files_with(&image, ".clog").is_empty(),
+        "a log outlived its job"
+    );
+}
+
+/// A refused spawn starts nothing: the resumed job and the outputs it keeps count once, when a
+/// thread finally runs it.
+#[test]
+fn a_resume_whose_spawn_was_refused_counts_once() {
+    let (sim, model) = interrupted_compaction();
+    let image = sim.crash(CrashMode::DropUnsynced, 1);
+    let (e, _hooks) = open_with_the_resume_queued(&image);
+    let queued = e.compaction_manager().jobs_started();
+    assert_eq!(
+        (queued.resumed, queued.reused_outputs),
+        (0, 0),
+        "{queued:?}"
+    );
+    e.compaction_manager().wait_idle();
+    let counts = e.compaction_manager().jobs_started();
+    assert_eq!(counts.resumed, 1, "{counts:?}");
+    assert!(counts.reused_outputs > 0, "{counts:?}");
+    assert_eq!(contents(&e), model);
+    assert_eq!(e.stats().background_error, None);
 }
 
 #[test]
