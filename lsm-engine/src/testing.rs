@@ -16,6 +16,7 @@ pub type TaskHook = Box<dyn FnOnce(&dyn Fn() -> bool) + Send>;
 pub struct TestHooks {
     between_read_steps: Mutex<Option<Hook>>,
     before_snapshot: Mutex<Option<Hook>>,
+    before_writer_lock: Mutex<Option<Hook>>,
     after_first_merge_entry: Mutex<Option<TaskHook>>,
     fail_spawns: AtomicBool,
     entries_after_cancel: AtomicU64,
@@ -46,6 +47,13 @@ impl TestHooks {
         *self.before_snapshot.lock() = Some(Box::new(hook));
     }
 
+    /// Runs `hook` once, in the next write or `flush()`, after its poison check and before it
+    /// takes the writer lock (a write also after its stall): where a sync failing on another
+    /// thread finds a writer that will rotate the WAL.
+    pub fn before_writer_lock(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.before_writer_lock.lock() = Some(Box::new(hook));
+    }
+
     /// Runs `hook` once, in the next background compaction task, after its first entry; the
     /// hook gets a probe that tells whether the job has been cancelled.
     pub fn after_first_merge_entry(&self, hook: impl FnOnce(&dyn Fn() -> bool) + Send + 'static) {
@@ -69,6 +77,10 @@ impl TestHooks {
 
     pub(crate) fn fire_before_snapshot(&self) {
         fire(&self.before_snapshot);
+    }
+
+    pub(crate) fn fire_before_writer_lock(&self) {
+        fire(&self.before_writer_lock);
     }
 
     pub(crate) fn fire_after_first_merge_entry(&self, cancelled: &dyn Fn() -> bool) {

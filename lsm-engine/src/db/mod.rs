@@ -190,6 +190,12 @@ impl Inner {
         self.compactions.hooks().fire_between_read_steps();
     }
 
+    /// Runs the test hook between a write's poison check and its taking the writer lock.
+    pub(crate) fn before_writer_lock(&self) {
+        #[cfg(feature = "testing")]
+        self.compactions.hooks().fire_before_writer_lock();
+    }
+
     /// Poisons the engine if `e` is an I/O error: after one, what reached the disk is unknown.
     pub(crate) fn poison_on_io(&self, e: &Error) {
         if matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {

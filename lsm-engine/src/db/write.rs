@@ -39,6 +39,7 @@ impl Inner {
         self.poison().check()?;
         self.compactions.check_running()?;
         self.throttle()?;
+        self.before_writer_lock();
         let ops = batch.ops();
         let mut w = self.writer.lock();
         self.make_room(&mut w)?;
@@ -172,12 +173,16 @@ impl Inner {
     }
 
     /// Seals the active memtable and starts a new one with a new WAL:
-    /// 1. sync the active WAL (so every WAL but the newest is complete on disk);
-    /// 2. create the next WAL and sync the directory;
-    /// 3. swap in a fresh memtable, queue the sealed one, wake the flush thread.
+    /// 1. check the poison under the writer lock (a sync of this WAL may have failed on another
+    ///    thread since the caller's check: the rotation must not vouch for it);
+    /// 2. sync the active WAL (so every WAL but the newest is complete on disk); the sync
+    ///    fails without retrying if any earlier sync of this WAL failed (`WalWriter::sync`);
+    /// 3. create the next WAL and sync the directory;
+    /// 4. swap in a fresh memtable, queue the sealed one, wake the flush thread.
     ///
     /// Any failure poisons: the WAL sequence is no longer known to be intact.
     pub(crate) fn rotate(&self, w: &mut Writer) -> Result<()> {
+        self.poison().check()?;
         let old = w.wal.as_ref().ok_or(Error::ReadOnly)?;
         old.sync().inspect_err(|e| self.wal_sync_failed(e))?;
         self.commit.mark_durable(w.appended);
@@ -217,6 +222,7 @@ impl Inner {
             return Err(Error::ReadOnly);
         }
         self.poison().check()?;
+        self.before_writer_lock();
         {
             let mut w = self.writer.lock();
             loop {

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use engine_api::{BatchOp, IoClass, Result, Storage, WritableFile};
+use engine_api::{BatchOp, IoClass, Poison, Result, Storage, WritableFile};
+use parking_lot::Mutex;
 
 use super::format::{RecordKind, encode_batch, encode_header, encode_record};
 use crate::filename;
@@ -11,12 +12,22 @@ use crate::key::SeqNo;
 
 /// An open WAL. Shared (`Arc`) so a group-commit leader can sync it while the writer appends
 /// the next records.
+///
+/// Every sync of the file goes through [`WalWriter::sync`], one at a time, and the first
+/// failure is sticky: two syncs racing on one descriptor could see one failed writeback
+/// reported to only one of them (Linux), and a sync retried after a failure may succeed
+/// because the failed pages were marked clean; either would let a rotation vouch for bytes
+/// the disk does not hold.
 pub(crate) struct WalWriter {
     number: u64,
     file: Box<dyn WritableFile>,
     /// How much of the file a completed sync covers; every record carries it, so recovery can
     /// tell damage to bytes once durable (corruption) from a torn unsynced tail.
     synced: AtomicU64,
+    /// Held for the length of a sync.
+    sync_lock: Mutex<()>,
+    /// Set by the first failed sync of this file; every later sync returns it unsynced.
+    sync_failed: Poison,
 }
 
 impl WalWriter {
@@ -35,11 +46,7 @@ impl WalWriter {
             &encode_header(prev.0, prev.1),
         ))?;
         storage.sync_dir(dir)?;
-        Ok(WalWriter {
-            number,
-            file,
-            synced: AtomicU64::new(0),
-        })
+        Ok(WalWriter::new(number, file, 0))
     }
 
     pub(crate) fn number(&self) -> u64 {
@@ -79,11 +86,18 @@ impl WalWriter {
         storage.rename(&tmp, &path)?;
         storage.sync_dir(dir)?;
         let file = storage.open_append(&path, IoClass::Log)?;
-        Ok(WalWriter {
+        let synced = file.len();
+        Ok(WalWriter::new(number, file, synced))
+    }
+
+    fn new(number: u64, file: Box<dyn WritableFile>, synced: u64) -> Self {
+        WalWriter {
             number,
-            synced: AtomicU64::new(file.len()),
             file,
-        })
+            synced: AtomicU64::new(synced),
+            sync_lock: Mutex::new(()),
+            sync_failed: Poison::new(),
+        }
     }
 
     /// Appends one batch as one record; returns the bytes appended.
@@ -94,10 +108,14 @@ impl WalWriter {
         Ok(record.len() as u64)
     }
 
-    /// Syncs the file, then records how much of it the sync covered.
+    /// Syncs the file, then records how much of it the sync covered. Waits for any other sync
+    /// of this file to finish; once one has failed, returns [`engine_api::Error::Poisoned`]
+    /// without syncing again (a failed fsync is never retried).
     pub(crate) fn sync(&self) -> Result<()> {
+        let _one_at_a_time = self.sync_lock.lock();
+        self.sync_failed.check()?;
         let len = self.file.len();
-        self.file.sync()?;
+        self.sync_failed.guard(|| self.file.sync())?;
         self.synced.fetch_max(len, Ordering::SeqCst);
         Ok(())
     }

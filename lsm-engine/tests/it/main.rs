@@ -15,3 +15,4 @@ mod reliability;
 mod repair;
 mod sstable;
 mod untrusted;
+mod wal_sync;
