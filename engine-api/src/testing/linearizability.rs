@@ -306,23 +306,35 @@ fn run_round(
     // when the clients start), else this thread.
     let start = Barrier::new(config.threads + 1);
     let stop = AtomicBool::new(false);
+    // Clients begin only once the first compaction has begun, so at least one overlaps them
+    // however the threads are scheduled (on a loaded machine the clients could otherwise finish
+    // before the compactor first ran).
+    let compacting = AtomicBool::new(!config.compact);
     std::thread::scope(|s| {
         let compactor = config.compact.then(|| {
             s.spawn(|| {
                 let mut n = 0u64;
                 start.wait();
-                while !stop.load(Ordering::SeqCst) {
+                loop {
+                    // Set before the call, so a failing compaction still releases the clients.
+                    compacting.store(true, Ordering::SeqCst);
                     engine.compact().map_err(|e| format!("compact: {e}"))?;
                     n += 1;
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
                 }
                 Ok::<u64, String>(n)
             })
         });
         let clients: Vec<_> = (0..config.threads)
             .map(|t| {
-                let start = &start;
+                let (start, compacting) = (&start, &compacting);
                 s.spawn(move || {
                     start.wait();
+                    while !compacting.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
                     client(engine, config, round, t, clock)
                 })
             })
