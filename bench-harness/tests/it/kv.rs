@@ -125,7 +125,10 @@ fn bitcask_repair_skips_a_damaged_record_and_merges_it_away() {
     let first = &files[0];
     let mut bytes = std::fs::read(first).expect("read");
     // Inside the value of the first put (apple = red), which a sealed file's seal vouches for.
-    let at = bytes.windows(3).position(|w| w == b"red").expect("the first put's value");
+    let at = bytes
+        .windows(3)
+        .position(|w| w == b"red")
+        .expect("the first put's value");
     bytes[at] ^= 0x20;
     std::fs::write(first, bytes).expect("damage");
     // Without its hint the open must scan the file (with it, the open reads only the hint and
