@@ -15,14 +15,18 @@ use crate::sstable::block::{Block, BlockIter};
 use crate::sstable::bloom::{BloomFilter, key_hash};
 use crate::sstable::footer::{BlockHandle, Footer, Props};
 use crate::version::VersionEdit;
-use crate::wal::format::{RecordKind, decode_batch, scan};
+use crate::version::manifest::read_manifest;
+use crate::wal::read_wal;
 
-/// A WAL: every record framed and checked, every batch payload decoded.
+/// A WAL file, read as recovery reads it: its header, then every record framed and checked
+/// under the header's nonce, every batch payload decoded, and after a bad record the search
+/// for a later record that vouches for it.
 pub fn wal_record(data: &[u8]) {
-    let scanned = scan(data, RecordKind::Batch, true);
-    assert!(scanned.valid_len <= data.len() as u64);
-    for record in &scanned.records {
-        let _ = decode_batch(record.payload);
+    let Some((sim, _)) = file_with(data, |dir| filename::wal(dir, 7)) else {
+        return;
+    };
+    if let Ok(contents) = read_wal(&sim, Path::new(DIR), 7) {
+        assert!(contents.valid_len <= data.len() as u64);
     }
 }
 
@@ -36,9 +40,9 @@ pub fn manifest_edit(data: &[u8]) {
             "a version edit did not round-trip"
         );
     }
-    // The same bytes framed as manifest records.
-    for record in scan(data, RecordKind::Edit, true).records {
-        let _ = VersionEdit::decode(record.payload);
+    // The same bytes as a manifest file (header, then edit records).
+    if let Some((sim, _)) = file_with(data, |dir| filename::manifest(dir, 7)) {
+        let _ = read_manifest(&sim, Path::new(DIR), 7);
     }
 }
 
@@ -190,25 +194,54 @@ pub fn table_parts(table: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// Test support: records framed and checksummed by the crate's own encoders, carrying whatever
 /// numbers the caller picks (absurd ones included), to test how recovery treats a record whose
-/// checksum holds but whose fields cannot be right.
+/// checksum holds but whose fields cannot be right. Each record is seeded with the `nonce` of
+/// the file it is meant for ([`craft::nonce_of`] reads a file's).
 pub mod craft {
     use engine_api::BatchOp;
 
     use crate::key::{self, Kind};
     use crate::version::{FileMeta, VersionEdit};
-    use crate::wal::format::{RecordKind, encode_batch, encode_record};
+    use crate::wal::format::{
+        Head, RecordKind, encode_batch, encode_file_header, encode_header, encode_record,
+        read_file_header,
+    };
 
     /// The largest sequence number an internal key holds.
     pub const MAX_SEQ: u64 = key::MAX_SEQ;
 
-    /// A WAL batch record.
-    pub fn wal_batch(first_seq: u64, synced: u64, ops: &[BatchOp]) -> Vec<u8> {
-        wal_record(&encode_batch(first_seq, synced, ops))
+    /// The nonce in the verified header of a WAL or manifest file, if it has one.
+    pub fn nonce_of(file: &[u8]) -> Option<u32> {
+        [RecordKind::WalHeader, RecordKind::ManifestHeader]
+            .into_iter()
+            .find_map(|kind| match read_file_header(file, kind, kind) {
+                Head::Good(head) => Some(head.nonce),
+                _ => None,
+            })
     }
 
-    /// A WAL batch record around an arbitrary payload.
-    pub fn wal_record(payload: &[u8]) -> Vec<u8> {
-        encode_record(RecordKind::Batch, payload)
+    /// The header record of a WAL with `nonce` that follows no other WAL.
+    pub fn wal_header(nonce: u32) -> Vec<u8> {
+        encode_file_header(RecordKind::WalHeader, nonce, &encode_header(0, 0))
+    }
+
+    /// The header record of a manifest with `nonce`.
+    pub fn manifest_header(nonce: u32) -> Vec<u8> {
+        encode_file_header(RecordKind::ManifestHeader, nonce, &[])
+    }
+
+    /// A WAL batch record for a file with `nonce`.
+    pub fn wal_batch(nonce: u32, first_seq: u64, synced: u64, ops: &[BatchOp]) -> Vec<u8> {
+        wal_record(nonce, &encode_batch(first_seq, synced, ops))
+    }
+
+    /// A WAL batch payload (`synced` 0), to frame with [`wal_record`].
+    pub fn encode_batch_payload(first_seq: u64, ops: &[BatchOp]) -> Vec<u8> {
+        encode_batch(first_seq, 0, ops)
+    }
+
+    /// A WAL batch record around an arbitrary payload, for a file with `nonce`.
+    pub fn wal_record(nonce: u32, payload: &[u8]) -> Vec<u8> {
+        encode_record(nonce, RecordKind::Batch, payload)
     }
 
     /// An internal key (a put) of `user` at `seq`.
@@ -239,8 +272,8 @@ pub mod craft {
         pub added: Vec<(u32, Table)>,
     }
 
-    /// A manifest record holding `edit`.
-    pub fn manifest_record(edit: &Edit) -> Vec<u8> {
+    /// A manifest record holding `edit`, for a file with `nonce`.
+    pub fn manifest_record(nonce: u32, edit: &Edit) -> Vec<u8> {
         let added = edit
             .added
             .iter()
@@ -254,7 +287,7 @@ pub mod craft {
             added,
             ..VersionEdit::default()
         };
-        encode_record(RecordKind::Edit, &edit.encode())
+        encode_record(nonce, RecordKind::Edit, &edit.encode())
     }
 
     fn meta(t: &Table) -> FileMeta {

@@ -57,9 +57,9 @@ struct WalReplay {
     batches: Vec<WalBatch>,
     /// The newest WAL and the length of its good prefix.
     newest: Option<(u64, u64)>,
-    /// Whether the newest WAL's header survived (a torn tail can take it, and with it every
-    /// record: such a WAL holds nothing).
-    newest_has_header: bool,
+    /// The newest WAL's nonce, if its header survived (a torn tail can take it, and with it
+    /// every record: such a WAL holds nothing).
+    newest_nonce: Option<u32>,
     /// The live WAL before the newest, with its length.
     before_newest: Option<(u64, u64)>,
 }
@@ -138,9 +138,8 @@ pub(crate) fn open(
             Some((n, valid)) => {
                 // A headerless WAL is empty (its header was torn, and every record with it):
                 // it gets its header back, so it never becomes an older WAL without one.
-                let header =
-                    (!wals.newest_has_header).then(|| wals.before_newest.unwrap_or((0, 0)));
-                WalWriter::reopen(&*storage, dir, n, valid, header)?
+                let prev = wals.before_newest.unwrap_or((0, 0));
+                WalWriter::reopen(&*storage, dir, n, valid, wals.newest_nonce, prev)?
             }
             None => WalWriter::create(&*storage, dir, versions.new_file_number(), (0, 0))?,
         };
@@ -496,7 +495,7 @@ fn replay_wals(
     let mut replay = WalReplay {
         batches: Vec::new(),
         newest: None,
-        newest_has_header: false,
+        newest_nonce: None,
         before_newest: None,
     };
     if let Some((n, _)) = claim
@@ -527,7 +526,7 @@ fn replay_wals(
         replay.batches.extend(contents.batches);
         replay.before_newest = replay.newest;
         replay.newest = Some((n, contents.valid_len));
-        replay.newest_has_header = contents.header.is_some();
+        replay.newest_nonce = contents.nonce;
     }
     Ok(replay)
 }

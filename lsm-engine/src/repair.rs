@@ -39,7 +39,10 @@ use crate::sstable::{BuildOptions, Table, TableBuilder};
 use crate::version::manifest::ManifestWriter;
 use crate::version::{FileMeta, VersionEdit, file_meta};
 use crate::wal::WalWriter;
-use crate::wal::format::{HEADER_LEN, RecordKind, decode_at, decode_batch};
+use crate::wal::format::{
+    HEADER_LEN, Head, RecordKind, decode_at, decode_batch, other_version, read_file_header,
+    unverified_nonce,
+};
 
 /// What an open found and repaired ([`crate::LsmEngine::recovery_report`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -202,7 +205,9 @@ fn salvage_table(
 }
 
 /// Reads every intact batch of WAL `n` into `mem`, skipping damaged records (reading resumes
-/// at the next offset where an intact record starts). Returns the batches read.
+/// at the next offset where an intact record starts: intact under the file's nonce, so never
+/// one framed inside a user's value). A damaged header leaves only the nonce its bytes still
+/// hold to try. Returns the batches read.
 fn salvage_wal(
     storage: &dyn Storage,
     dir: &Path,
@@ -212,12 +217,12 @@ fn salvage_wal(
 ) -> Result<u64> {
     let path = filename::wal(dir, n);
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
-    let mut at = 0usize;
+    let (nonce, mut at) = wal_nonce(&path, &bytes)?;
     let mut batches = 0;
     while at < bytes.len() {
-        let Ok((record, end)) = decode_at(&bytes, at, RecordKind::Batch) else {
+        let Ok((record, end)) = decode_at(&bytes, at, nonce, RecordKind::Batch) else {
             let resume = (at + 1..bytes.len())
-                .find(|&q| decode_at(&bytes, q, RecordKind::Batch).is_ok())
+                .find(|&q| decode_at(&bytes, q, nonce, RecordKind::Batch).is_ok())
                 .unwrap_or(bytes.len());
             let reason = "an intact WAL record (damaged or torn)";
             skipped
@@ -226,23 +231,31 @@ fn salvage_wal(
             at = resume;
             continue;
         };
-        if record.kind == RecordKind::Batch as u8 {
-            match decode_batch(record.payload) {
-                Ok(b) => {
-                    mem.insert_batch(b.first_seq, &b.ops);
-                    batches += 1;
-                }
-                Err(what) => skipped.lock().push(damage(
-                    &path,
-                    at as u64,
-                    (end - at) as u64,
-                    format!("a WAL batch with {what}"),
-                )),
+        match decode_batch(record.payload) {
+            Ok(b) => {
+                mem.insert_batch(b.first_seq, &b.ops);
+                batches += 1;
             }
+            Err(what) => skipped.lock().push(damage(
+                &path,
+                at as u64,
+                (end - at) as u64,
+                format!("a WAL batch with {what}"),
+            )),
         }
         at = end.max(at + HEADER_LEN);
     }
     Ok(batches)
+}
+
+/// The nonce of the WAL at `path` and where its records start; for a header that does not
+/// verify, the nonce its bytes still hold and offset 0 (the header is reported as skipped).
+fn wal_nonce(path: &Path, bytes: &[u8]) -> Result<(u32, usize)> {
+    match read_file_header(bytes, RecordKind::WalHeader, RecordKind::WalHeader) {
+        Head::Good(head) => Ok((head.nonce, head.end)),
+        Head::Version(v) => Err(other_version(path, "WAL", v)),
+        Head::Malformed | Head::Bad(_) => Ok((unverified_nonce(bytes).unwrap_or_default(), 0)),
+    }
 }
 
 /// A table read block by block: a block that fails its checks is reported and skipped.

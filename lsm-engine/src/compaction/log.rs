@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use super::task::{CompactionTask, KeySpan, OutputTable, TaskInput};
 use crate::coding::{Reader, put_bytes, put_varint};
 use crate::filename;
-use crate::wal::format::{RecordKind, encode_record, scan};
+use crate::wal::format::{PLAIN, RecordKind, encode_record, scan};
 
 const TAG_INTENT: u8 = 1;
 const TAG_OUTPUT: u8 = 2;
@@ -69,9 +69,13 @@ impl CompactionLog {
     ) -> Result<CompactionLog> {
         let path = filename::compaction_log(dir, number);
         let file = storage.create(&path, IoClass::Compaction)?;
-        let mut bytes = encode_record(RecordKind::CompactionLog, &encode_plan(plan));
+        let mut bytes = encode_record(PLAIN, RecordKind::CompactionLog, &encode_plan(plan));
         for d in done {
-            bytes.extend(encode_record(RecordKind::CompactionLog, &encode_done(d)));
+            bytes.extend(encode_record(
+                PLAIN,
+                RecordKind::CompactionLog,
+                &encode_done(d),
+            ));
         }
         file.append(&bytes)?;
         file.sync()?;
@@ -103,7 +107,7 @@ impl CompactionLog {
                 });
             }
         };
-        let record = encode_record(RecordKind::CompactionLog, &encode_done(&done));
+        let record = encode_record(PLAIN, RecordKind::CompactionLog, &encode_done(&done));
         let written = file.append(&record).and_then(|()| file.sync());
         if let Err(e) = &written {
             *slot = Err(e.to_string());
@@ -122,7 +126,7 @@ pub(crate) fn read_log(
 ) -> Result<Option<LoggedJob>> {
     let path = filename::compaction_log(dir, number);
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
-    let scanned = scan(&bytes, RecordKind::CompactionLog, true);
+    let scanned = scan(&bytes, 0, PLAIN, RecordKind::CompactionLog, true);
     if let Some((offset, bad)) = scanned.bad
         && scanned.good_after_bad
     {

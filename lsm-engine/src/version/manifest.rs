@@ -1,8 +1,10 @@
 //! The manifest file and `CURRENT`. Spec: `docs/formats/manifest.md`.
 //!
 //! A manifest is a log of [`VersionEdit`] records in the WAL's record framing. Its first record
-//! is a snapshot of the whole state; each later record is one committed change. `CURRENT` holds
-//! the live manifest's name followed by a newline and is only ever replaced atomically.
+//! is a header holding the file's random nonce, which seeds every later record's checksum; the
+//! first edit is a snapshot of the whole state; each later edit is one committed change.
+//! `CURRENT` holds the live manifest's name followed by a newline and is only ever replaced
+//! atomically.
 
 use std::path::Path;
 
@@ -10,17 +12,23 @@ use engine_api::{Error, IoClass, Result, Storage, WritableFile, atomic_replace};
 
 use super::edit::VersionEdit;
 use crate::filename::{self, FileKind};
-use crate::wal::format::{RecordKind, encode_record, scan};
+use crate::wal::format::{
+    Head, RecordKind, encode_file_header, encode_record, new_nonce, other_version,
+    read_file_header, scan,
+};
 
 /// The live manifest, open for appending.
 pub(crate) struct ManifestWriter {
     number: u64,
     file: Box<dyn WritableFile>,
+    /// The file's nonce (in its header record): seeds every edit record's checksum.
+    nonce: u32,
 }
 
 impl ManifestWriter {
-    /// Starts manifest `number` with `snapshot` as its first record and makes it live:
-    /// 1. create `MANIFEST-n`, append the snapshot, sync the file;
+    /// Starts manifest `number` with a header (a fresh nonce) and `snapshot` as its first edit,
+    /// and makes it live:
+    /// 1. create `MANIFEST-n`, append the header and the snapshot, sync the file;
     /// 2. sync the directory (the new name is durable);
     /// 3. replace `CURRENT` atomically (temp file, sync, rename, directory sync).
     ///
@@ -33,7 +41,10 @@ impl ManifestWriter {
         snapshot: &VersionEdit,
     ) -> Result<ManifestWriter> {
         let file = storage.create(&filename::manifest(dir, number), IoClass::Manifest)?;
-        file.append(&encode_record(RecordKind::Edit, &snapshot.encode()))?;
+        let nonce = new_nonce();
+        let mut head = encode_file_header(RecordKind::ManifestHeader, nonce, &[]);
+        head.extend(encode_record(nonce, RecordKind::Edit, &snapshot.encode()));
+        file.append(&head)?;
         file.sync()?;
         storage.sync_dir(dir)?;
         let current = format!("{}\n", filename::manifest_name(number));
@@ -44,7 +55,11 @@ impl ManifestWriter {
             current.as_bytes(),
             IoClass::Manifest,
         )?;
-        Ok(ManifestWriter { number, file })
+        Ok(ManifestWriter {
+            number,
+            file,
+            nonce,
+        })
     }
 
     pub(crate) fn number(&self) -> u64 {
@@ -58,7 +73,7 @@ impl ManifestWriter {
     /// Appends one edit and syncs: once this returns, the edit is committed.
     pub(crate) fn append(&self, edit: &VersionEdit) -> Result<()> {
         self.file
-            .append(&encode_record(RecordKind::Edit, &edit.encode()))?;
+            .append(&encode_record(self.nonce, RecordKind::Edit, &edit.encode()))?;
         self.file.sync()
     }
 }
@@ -90,6 +105,9 @@ pub(crate) fn read_current(storage: &dyn Storage, dir: &Path) -> Result<Option<u
 /// committed and is ignored. A bad record followed by a good one, a well-framed record that does
 /// not decode, or a manifest without its snapshot record is corruption. (Damage confined to the
 /// last record cannot be told from a torn write; `docs/formats/manifest.md` discusses it.)
+/// The header was synced with the snapshot before `CURRENT` named the file, so a header that
+/// does not verify is corruption; a manifest of another format version is
+/// [`Error::InvalidArgument`] naming it.
 pub(crate) fn read_manifest(
     storage: &dyn Storage,
     dir: &Path,
@@ -97,14 +115,26 @@ pub(crate) fn read_manifest(
 ) -> Result<Vec<VersionEdit>> {
     let path = filename::manifest(dir, number);
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
-    let scanned = scan(&bytes, RecordKind::Edit, true);
+    let head = match read_file_header(&bytes, RecordKind::ManifestHeader, RecordKind::Edit) {
+        Head::Good(head) if head.body.is_empty() => head,
+        Head::Version(v) => return Err(other_version(&path, "manifest", v)),
+        Head::Bad(bad) => return Err(Error::corruption(&path, 0, bad.describe())),
+        Head::Good(_) | Head::Malformed => {
+            return Err(Error::corruption(&path, 0, "a well-formed manifest header"));
+        }
+    };
+    let scanned = scan(&bytes, head.end, head.nonce, RecordKind::Edit, true);
     if let Some((offset, bad)) = scanned.bad
         && (scanned.good_after_bad || scanned.records.is_empty())
     {
         return Err(Error::corruption(&path, offset, bad.describe()));
     }
     if scanned.records.is_empty() {
-        return Err(Error::corruption(&path, 0, "a snapshot record"));
+        return Err(Error::corruption(
+            &path,
+            head.end as u64,
+            "a snapshot record",
+        ));
     }
     scanned
         .records

@@ -3,16 +3,34 @@
 //!
 //! ```text
 //! record  = crc32 (u32 LE) | len (u32 LE) | kind (u8) | payload (len bytes)
-//! crc32   = CRC-32 (ISO-HDLC) over len, kind and payload
+//! crc32   = CRC-32 (ISO-HDLC) over len, kind and payload, seeded with the file's nonce
+//! header  = the file's first record, seeded with HEADER_SEED:
+//!           version (u32 LE) | nonce (u32 LE) | body
 //! ```
+//!
+//! The nonce is random per file and written only in its header, so a record framed inside a
+//! user's value (the user does not know the nonce) does not verify as a record of the file:
+//! readers that resynchronise after damage, trying every offset, cannot land on one.
 
-use engine_api::{BatchOp, MAX_VALUE_LEN, check_key};
+use std::path::Path;
+
+use engine_api::{BatchOp, Error, MAX_VALUE_LEN, check_key};
 
 use crate::coding::{Reader, put_bytes, u32_at, u32_of};
 use crate::key::{self, Kind, SeqNo};
 
 /// Bytes before a record's payload.
 pub(crate) const HEADER_LEN: usize = 9;
+
+/// The format version of WALs and manifests this engine reads and writes. Version 1 had no
+/// header nonce (every record's CRC was unseeded).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The CRC seed of a file's header record (which carries the nonce, so cannot be seeded by it).
+pub(crate) const HEADER_SEED: u32 = 0x4c53_4d68;
+
+/// The CRC seed of compaction-log records: none (plain CRC-32; that format has no nonce).
+pub(crate) const PLAIN: u32 = 0;
 
 /// What a record holds. DO NOT CHANGE the values: they are on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,22 +41,110 @@ pub(crate) enum RecordKind {
     Edit = 2,
     /// A compaction-log record.
     CompactionLog = 3,
-    /// The first record of a WAL: which WAL came before it and how long that one is.
+    /// The first record of a WAL: its nonce, which WAL came before it and how long that one is.
     WalHeader = 4,
+    /// The first record of a manifest: its nonce.
+    ManifestHeader = 5,
 }
 
-/// Frames `payload` as one record.
-pub(crate) fn encode_record(kind: RecordKind, payload: &[u8]) -> Vec<u8> {
+/// The CRC of a record's covered bytes in a file whose records are seeded with `seed`.
+fn crc(seed: u32, covered: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new_with_initial(seed);
+    h.update(covered);
+    h.finalize()
+}
+
+/// Frames `payload` as one record of a file whose records are seeded with `seed`.
+pub(crate) fn encode_record(seed: u32, kind: RecordKind, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&u32_of(payload.len()).to_le_bytes());
     out.push(kind as u8);
     out.extend_from_slice(payload);
-    let crc = crc32fast::hash(out.get(4..).unwrap_or_default());
+    let crc = crc(seed, out.get(4..).unwrap_or_default());
     if let Some(head) = out.get_mut(..4) {
         head.copy_from_slice(&crc.to_le_bytes());
     }
     out
+}
+
+/// A fresh random nonce for a new file. `RandomState` is seeded from the OS per process and
+/// differs per call; the nonce needs to be unpredictable to users, not cryptographic.
+pub(crate) fn new_nonce() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x6c73_6d2d_6e6f_6e63);
+    let x = h.finish();
+    #[expect(clippy::cast_possible_truncation, reason = "folding a hash")]
+    let folded = (x ^ (x >> 32)) as u32;
+    folded
+}
+
+/// The header record of a file with `nonce`: the format version, the nonce, then `body`.
+pub(crate) fn encode_file_header(kind: RecordKind, nonce: u32, body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(8 + body.len());
+    payload.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    payload.extend_from_slice(&nonce.to_le_bytes());
+    payload.extend_from_slice(body);
+    encode_record(HEADER_SEED, kind, &payload)
+}
+
+/// A verified header record.
+pub(crate) struct FileHeader<'a> {
+    /// The seed of every later record of the file.
+    pub(crate) nonce: u32,
+    /// The header's payload after the version and the nonce.
+    pub(crate) body: &'a [u8],
+    /// Where the file's records start.
+    pub(crate) end: usize,
+}
+
+/// What a file's first record says.
+pub(crate) enum Head<'a> {
+    Good(FileHeader<'a>),
+    /// A whole header of another format version (1: a version-1 file's plain first record).
+    Version(u32),
+    /// A verified header record too short to hold a version and a nonce.
+    Malformed,
+    /// No verifiable header: torn or damaged.
+    Bad(BadRecord),
+}
+
+/// Reads the header record (`kind`) at the start of `buf`. `v1_first` is the kind of the first
+/// record of a version-1 file of this sort, to tell an old file from a damaged one.
+pub(crate) fn read_file_header(buf: &[u8], kind: RecordKind, v1_first: RecordKind) -> Head<'_> {
+    let (record, end) = match decode_at(buf, 0, HEADER_SEED, kind) {
+        Ok(found) => found,
+        Err(_) if decode_at(buf, 0, PLAIN, v1_first).is_ok() => return Head::Version(1),
+        Err(bad) => return Head::Bad(bad),
+    };
+    let mut r = Reader::new(record.payload);
+    match (r.u32(), r.u32()) {
+        (Some(FORMAT_VERSION), Some(nonce)) => Head::Good(FileHeader {
+            nonce,
+            body: record.payload.get(8..).unwrap_or_default(),
+            end,
+        }),
+        (Some(version), _) if version != FORMAT_VERSION => Head::Version(version),
+        _ => Head::Malformed,
+    }
+}
+
+/// What the nonce field of an unverifiable header holds, if the file reaches it: a guess at
+/// the nonce, which later records verify or not (damage confined to the header is then still
+/// told from a torn header by the records after it).
+pub(crate) fn unverified_nonce(buf: &[u8]) -> Option<u32> {
+    u32_at(buf, HEADER_LEN + 4)
+}
+
+/// The error for a whole file of another format version: this engine does not read it, and
+/// must not take it for damage.
+pub(crate) fn other_version(path: &Path, what: &str, version: u32) -> Error {
+    Error::invalid(format!(
+        "{} is an LSM {what} of format version {version}; this engine reads version \
+         {FORMAT_VERSION} only",
+        path.display()
+    ))
 }
 
 /// Why a record could not be read.
@@ -66,14 +172,15 @@ impl BadRecord {
 #[derive(Debug)]
 pub(crate) struct Record<'a> {
     pub(crate) offset: u64,
-    pub(crate) kind: u8,
     pub(crate) payload: &'a [u8],
 }
 
-/// Decodes the record at `at`: the record and the offset just past it.
+/// Decodes the record at `at` in a file whose records are seeded with `seed`: the record and
+/// the offset just past it.
 pub(crate) fn decode_at(
     buf: &[u8],
     at: usize,
+    seed: u32,
     kind: RecordKind,
 ) -> Result<(Record<'_>, usize), BadRecord> {
     let crc = u32_at(buf, at).ok_or(BadRecord::Truncated)?;
@@ -84,19 +191,17 @@ pub(crate) fn decode_at(
         .and_then(|h| h.checked_add(len))
         .ok_or(BadRecord::Truncated)?;
     let covered = buf.get(at + 4..end).ok_or(BadRecord::Truncated)?;
-    if crc32fast::hash(covered) != crc {
+    if self::crc(seed, covered) != crc {
         return Err(BadRecord::Checksum);
     }
     let found = covered.get(4).copied().unwrap_or(0);
-    let header_in_wal = kind == RecordKind::Batch && found == RecordKind::WalHeader as u8;
-    if found != kind as u8 && !header_in_wal {
+    if found != kind as u8 {
         return Err(BadRecord::WrongKind);
     }
     let payload = covered.get(5..).unwrap_or_default();
     Ok((
         Record {
             offset: at as u64,
-            kind: found,
             payload,
         },
         end,
@@ -115,13 +220,19 @@ pub(crate) struct Scanned<'a> {
     pub(crate) good_after_bad: bool,
 }
 
-/// Reads every record of `buf` until the end or the first bad record. With `resync`, a bad
-/// record is followed by a search for any good record after it, at every offset.
-pub(crate) fn scan(buf: &[u8], kind: RecordKind, resync: bool) -> Scanned<'_> {
+/// Reads every record of `buf` from `from` until the end or the first bad record. With
+/// `resync`, a bad record is followed by a search for any good record after it, at every offset.
+pub(crate) fn scan(
+    buf: &[u8],
+    from: usize,
+    seed: u32,
+    kind: RecordKind,
+    resync: bool,
+) -> Scanned<'_> {
     let mut records = Vec::new();
-    let mut at = 0usize;
+    let mut at = from;
     while at < buf.len() {
-        match decode_at(buf, at, kind) {
+        match decode_at(buf, at, seed, kind) {
             Ok((record, next)) => {
                 records.push(record);
                 at = next;
@@ -131,7 +242,7 @@ pub(crate) fn scan(buf: &[u8], kind: RecordKind, resync: bool) -> Scanned<'_> {
                     records,
                     valid_len: at as u64,
                     bad: Some((at as u64, bad)),
-                    good_after_bad: resync && good_follows(buf, at, kind),
+                    good_after_bad: resync && good_follows(buf, at, seed, kind),
                 };
             }
         }
@@ -146,12 +257,13 @@ pub(crate) fn scan(buf: &[u8], kind: RecordKind, resync: bool) -> Scanned<'_> {
 
 /// Whether a good record starts anywhere after the bad record at `at`. Its own length field
 /// may be the damaged part, so every offset is tried. Most candidates fail at once (a length
-/// running past the end); a chance match needs a 32-bit checksum to agree.
-fn good_follows(buf: &[u8], at: usize, kind: RecordKind) -> bool {
-    (at + 1..buf.len()).any(|next| decode_at(buf, next, kind).is_ok())
+/// running past the end); a chance match needs a 32-bit checksum to agree, and a record framed
+/// inside a user's value does not verify (it was not seeded with this file's nonce).
+fn good_follows(buf: &[u8], at: usize, seed: u32, kind: RecordKind) -> bool {
+    (at + 1..buf.len()).any(|next| decode_at(buf, next, seed, kind).is_ok())
 }
 
-/// The payload of a WAL's header record: the WAL before it (0 if none) and that WAL's length.
+/// The body of a WAL's header record (after the version and nonce): the WAL before it (0 if none) and that WAL's length.
 pub(crate) fn encode_header(prev_number: u64, prev_len: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     out.extend_from_slice(&prev_number.to_le_bytes());
@@ -159,7 +271,7 @@ pub(crate) fn encode_header(prev_number: u64, prev_len: u64) -> Vec<u8> {
     out
 }
 
-/// Decodes a header payload: `(previous WAL number, its length)`.
+/// Decodes a WAL header's body: `(previous WAL number, its length)`.
 pub(crate) fn decode_header(payload: &[u8]) -> Option<(u64, u64)> {
     let mut r = Reader::new(payload);
     let h = (r.u64()?, r.u64()?);
@@ -278,37 +390,72 @@ mod tests {
         ]
     }
 
+    const N: u32 = 0x5eed;
+
     #[test]
     fn records_round_trip_and_stop_at_damage() {
-        let mut log = encode_record(RecordKind::Batch, &encode_batch(9, 0, &ops()));
+        let mut log = encode_record(N, RecordKind::Batch, &encode_batch(9, 0, &ops()));
         log.extend(encode_record(
+            N,
             RecordKind::Batch,
             &encode_batch(11, 0, &ops()),
         ));
-        let s = scan(&log, RecordKind::Batch, true);
+        let s = scan(&log, 0, N, RecordKind::Batch, true);
         assert_eq!(s.records.len(), 2);
         assert!(s.bad.is_none());
         let b = decode_batch(s.records[1].payload).unwrap();
         assert_eq!((b.first_seq, b.ops), (11, ops()));
 
-        let first_len = encode_record(RecordKind::Batch, &encode_batch(9, 0, &ops())).len();
+        let first_len = encode_record(N, RecordKind::Batch, &encode_batch(9, 0, &ops())).len();
         let mut damaged = log.clone();
         damaged[12] ^= 1;
-        let s = scan(&damaged, RecordKind::Batch, true);
+        let s = scan(&damaged, 0, N, RecordKind::Batch, true);
         assert_eq!(s.records.len(), 0);
         assert_eq!(s.bad, Some((0, BadRecord::Checksum)));
         assert!(s.good_after_bad, "the second record is intact");
 
         let torn = &log[..log.len() - 1];
-        let s = scan(torn, RecordKind::Batch, true);
+        let s = scan(torn, 0, N, RecordKind::Batch, true);
         assert_eq!(s.records.len(), 1);
         assert_eq!(s.valid_len, first_len as u64);
         assert_eq!(s.bad, Some((first_len as u64, BadRecord::Truncated)));
         assert!(!s.good_after_bad);
 
         assert_eq!(
-            scan(&log, RecordKind::Edit, false).bad,
+            scan(&log, 0, N, RecordKind::Edit, false).bad,
             Some((0, BadRecord::WrongKind))
         );
+    }
+
+    #[test]
+    fn a_record_verifies_only_under_its_files_nonce() {
+        let record = encode_record(N, RecordKind::Batch, &encode_batch(9, 0, &ops()));
+        assert!(decode_at(&record, 0, N, RecordKind::Batch).is_ok());
+        for other in [N ^ 1, PLAIN, HEADER_SEED] {
+            assert_eq!(
+                decode_at(&record, 0, other, RecordKind::Batch).unwrap_err(),
+                BadRecord::Checksum
+            );
+        }
+    }
+
+    #[test]
+    fn headers_carry_the_nonce_and_tell_an_old_version_from_damage() {
+        let mut file = encode_file_header(RecordKind::WalHeader, N, &encode_header(3, 40));
+        let Head::Good(h) = read_file_header(&file, RecordKind::WalHeader, RecordKind::WalHeader)
+        else {
+            panic!("a fresh header does not verify");
+        };
+        assert_eq!((h.nonce, decode_header(h.body)), (N, Some((3, 40))));
+        assert_eq!(h.end, file.len());
+        assert_eq!(unverified_nonce(&file), Some(N));
+
+        let v1 = encode_record(PLAIN, RecordKind::WalHeader, &encode_header(3, 40));
+        let head = read_file_header(&v1, RecordKind::WalHeader, RecordKind::WalHeader);
+        assert!(matches!(head, Head::Version(1)));
+
+        file[HEADER_LEN + 9] ^= 1;
+        let head = read_file_header(&file, RecordKind::WalHeader, RecordKind::WalHeader);
+        assert!(matches!(head, Head::Bad(BadRecord::Checksum)));
     }
 }

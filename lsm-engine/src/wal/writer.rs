@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use engine_api::{BatchOp, IoClass, Poison, Result, Storage, WritableFile};
 use parking_lot::Mutex;
 
-use super::format::{RecordKind, encode_batch, encode_header, encode_record};
+use super::format::{
+    RecordKind, encode_batch, encode_file_header, encode_header, encode_record, new_nonce,
+};
 use crate::filename;
 use crate::key::SeqNo;
 
@@ -21,6 +23,8 @@ use crate::key::SeqNo;
 pub(crate) struct WalWriter {
     number: u64,
     file: Box<dyn WritableFile>,
+    /// The file's nonce (in its header): seeds every record's checksum.
+    nonce: u32,
     /// How much of the file a completed sync covers; every record carries it, so recovery can
     /// tell damage to bytes once durable (corruption) from a torn unsynced tail.
     synced: AtomicU64,
@@ -31,9 +35,9 @@ pub(crate) struct WalWriter {
 }
 
 impl WalWriter {
-    /// Creates WAL `number` headed by `prev` (the WAL before it and its final length, which
-    /// recovery checks: a cut older WAL is corruption, not a torn tail), and makes its name
-    /// durable.
+    /// Creates WAL `number` headed by a fresh nonce and `prev` (the WAL before it and its final
+    /// length, which recovery checks: a cut older WAL is corruption, not a torn tail), and makes
+    /// its name durable.
     pub(crate) fn create(
         storage: &dyn Storage,
         dir: &Path,
@@ -41,12 +45,10 @@ impl WalWriter {
         prev: (u64, u64),
     ) -> Result<Self> {
         let file = storage.create(&filename::wal(dir, number), IoClass::Log)?;
-        file.append(&encode_record(
-            RecordKind::WalHeader,
-            &encode_header(prev.0, prev.1),
-        ))?;
+        let nonce = new_nonce();
+        file.append(&header(nonce, prev))?;
         storage.sync_dir(dir)?;
-        Ok(WalWriter::new(number, file, 0))
+        Ok(WalWriter::new(number, file, nonce, 0))
     }
 
     pub(crate) fn number(&self) -> u64 {
@@ -59,7 +61,8 @@ impl WalWriter {
     }
 
     /// Reopens WAL `number` for appending with only its good prefix (the first `valid_len`
-    /// bytes); a WAL whose header was torn (so it holds nothing) is emptied and given `header`.
+    /// bytes), whose header holds `nonce`; a WAL whose header was torn (`nonce` is `None`: it
+    /// holds nothing) is emptied and given a header with a fresh nonce and `prev`.
     ///
     /// The prefix was read back at open, but it may exist only in the page cache: after a
     /// process crash, or after a failed sync whose pages Linux then marked clean, so that a
@@ -71,12 +74,16 @@ impl WalWriter {
         dir: &Path,
         number: u64,
         valid_len: u64,
-        header: Option<(u64, u64)>,
+        nonce: Option<u32>,
+        prev: (u64, u64),
     ) -> Result<Self> {
         let path = filename::wal(dir, number);
-        let prefix = match header {
-            Some((prev, len)) => encode_record(RecordKind::WalHeader, &encode_header(prev, len)),
-            None => good_prefix(storage, &path, valid_len)?,
+        let (nonce, prefix) = match nonce {
+            Some(nonce) => (nonce, good_prefix(storage, &path, valid_len)?),
+            None => {
+                let nonce = new_nonce();
+                (nonce, header(nonce, prev))
+            }
         };
         let tmp = dir.join(format!("{number:06}.log.tmp"));
         let rewrite = storage.create(&tmp, IoClass::Recovery)?;
@@ -87,13 +94,14 @@ impl WalWriter {
         storage.sync_dir(dir)?;
         let file = storage.open_append(&path, IoClass::Log)?;
         let synced = file.len();
-        Ok(WalWriter::new(number, file, synced))
+        Ok(WalWriter::new(number, file, nonce, synced))
     }
 
-    fn new(number: u64, file: Box<dyn WritableFile>, synced: u64) -> Self {
+    fn new(number: u64, file: Box<dyn WritableFile>, nonce: u32, synced: u64) -> Self {
         WalWriter {
             number,
             file,
+            nonce,
             synced: AtomicU64::new(synced),
             sync_lock: Mutex::new(()),
             sync_failed: Poison::new(),
@@ -103,7 +111,8 @@ impl WalWriter {
     /// Appends one batch as one record; returns the bytes appended.
     pub(crate) fn append(&self, first_seq: SeqNo, ops: &[BatchOp]) -> Result<u64> {
         let synced = self.synced.load(Ordering::SeqCst);
-        let record = encode_record(RecordKind::Batch, &encode_batch(first_seq, synced, ops));
+        let payload = encode_batch(first_seq, synced, ops);
+        let record = encode_record(self.nonce, RecordKind::Batch, &payload);
         self.file.append(&record)?;
         Ok(record.len() as u64)
     }
@@ -119,6 +128,11 @@ impl WalWriter {
         self.synced.fetch_max(len, Ordering::SeqCst);
         Ok(())
     }
+}
+
+/// The header record of a WAL with `nonce` following WAL `prev.0` of length `prev.1`.
+fn header(nonce: u32, prev: (u64, u64)) -> Vec<u8> {
+    encode_file_header(RecordKind::WalHeader, nonce, &encode_header(prev.0, prev.1))
 }
 
 /// The first `valid_len` bytes of the WAL at `path` (what recovery found good).

@@ -97,13 +97,18 @@ fn absurd_wal_records() -> Vec<Vec<u8>> {
     let mut huge_count = 7u64.to_le_bytes().to_vec();
     huge_count.extend_from_slice(&[0; 8]);
     huge_count.extend_from_slice(&u32::MAX.to_le_bytes());
-    vec![
-        craft::wal_batch(u64::MAX, 0, &[op(b"a"), op(b"b")]),
-        craft::wal_batch(craft::MAX_SEQ, 0, &[op(b"a"), op(b"b")]),
-        craft::wal_batch(0, 0, &[op(b"a")]),
-        craft::wal_batch(5, 0, &[op(b"")]),
-        craft::wal_record(&huge_count),
+    // Whole files: a header, then the record seeded with its nonce.
+    let n = 0x5eed;
+    [
+        craft::wal_batch(n, u64::MAX, 0, &[op(b"a"), op(b"b")]),
+        craft::wal_batch(n, craft::MAX_SEQ, 0, &[op(b"a"), op(b"b")]),
+        craft::wal_batch(n, 0, 0, &[op(b"a")]),
+        craft::wal_batch(n, 5, 0, &[op(b"")]),
+        craft::wal_record(n, &huge_count),
     ]
+    .into_iter()
+    .map(|record| [craft::wal_header(n), record].concat())
+    .collect()
 }
 
 /// Manifest records whose checksums hold around impossible numbers (`untrusted.rs`).
@@ -132,7 +137,13 @@ fn absurd_edits() -> Vec<Vec<u8>> {
         },
     ]
     .iter()
-    .map(craft::manifest_record)
+    .map(|edit| {
+        [
+            craft::manifest_header(0x5eed),
+            craft::manifest_record(0x5eed, edit),
+        ]
+        .concat()
+    })
     .collect()
 }
 

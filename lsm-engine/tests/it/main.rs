@@ -8,6 +8,7 @@ mod conformance;
 mod crash;
 mod damage;
 mod engine;
+mod framing;
 mod fuzz_corpus;
 mod harness;
 mod races;

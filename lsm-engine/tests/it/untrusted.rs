@@ -42,12 +42,17 @@ fn manifest(sim: &SimStorage) -> PathBuf {
         .unwrap()
 }
 
-/// `base()` with `record` appended to `file` (the newest WAL or the manifest).
-fn with_appended(file: impl Fn(&SimStorage) -> PathBuf, record: &[u8]) -> (SimStorage, PathBuf) {
+/// `base()` with `record` (framed for the file's nonce) appended to `file` (the newest WAL or
+/// the manifest).
+fn with_appended(
+    file: impl Fn(&SimStorage) -> PathBuf,
+    record: impl Fn(u32) -> Vec<u8>,
+) -> (SimStorage, PathBuf) {
     let sim = base();
     let path = file(&sim);
     let mut bytes = sim.read_file(&path).unwrap();
-    bytes.extend_from_slice(record);
+    let nonce = craft::nonce_of(&bytes).unwrap();
+    bytes.extend_from_slice(&record(nonce));
     sim.overwrite_file(&path, bytes);
     (sim, path)
 }
@@ -92,7 +97,7 @@ fn wal_batches_with_impossible_sequence_numbers_are_corruption() {
         ("sequence number zero", 0, &two[..1]),
     ];
     for (case, first_seq, ops) in cases {
-        let (sim, wal) = with_appended(newest_wal, &craft::wal_batch(first_seq, 0, ops));
+        let (sim, wal) = with_appended(newest_wal, |n| craft::wal_batch(n, first_seq, 0, ops));
         assert_corrupt(&sim, &wal, case);
     }
 }
@@ -106,15 +111,18 @@ fn wal_batches_with_impossible_keys_or_counts_are_corruption() {
     absurd_count.extend_from_slice(&u32::MAX.to_le_bytes());
     absurd_count.extend_from_slice(&[1, 1, b'k', 1, b'v']);
     let cases = [
-        ("an empty key", craft::wal_batch(20, 0, &[put(b"", b"v")])),
+        (
+            "an empty key",
+            craft::encode_batch_payload(20, &[put(b"", b"v")]),
+        ),
         (
             "a key over the limit",
-            craft::wal_batch(20, 0, &[put(&long_key, b"v")]),
+            craft::encode_batch_payload(20, &[put(&long_key, b"v")]),
         ),
-        ("a count of u32::MAX", craft::wal_record(&absurd_count)),
+        ("a count of u32::MAX", absurd_count),
     ];
-    for (case, record) in cases {
-        let (sim, wal) = with_appended(newest_wal, &record);
+    for (case, payload) in cases {
+        let (sim, wal) = with_appended(newest_wal, |n| craft::wal_record(n, &payload));
         assert_corrupt(&sim, &wal, case);
     }
 }
@@ -176,7 +184,7 @@ fn manifest_edits_with_impossible_numbers_are_corruption() {
         ),
     ];
     for (case, edit) in cases {
-        let (sim, path) = with_appended(manifest, &craft::manifest_record(&edit));
+        let (sim, path) = with_appended(manifest, |n| craft::manifest_record(n, &edit));
         assert_corrupt(&sim, &path, case);
     }
 }
@@ -196,10 +204,9 @@ fn a_file_number_the_counter_cannot_reach_is_corruption() {
 /// it older than every other version of its key).
 #[test]
 fn writes_past_the_largest_sequence_number_are_refused() {
-    let (sim, _) = with_appended(
-        newest_wal,
-        &craft::wal_batch(MAX_SEQ - 1, 0, &[put(b"k", b"v0")]),
-    );
+    let (sim, _) = with_appended(newest_wal, |n| {
+        craft::wal_batch(n, MAX_SEQ - 1, 0, &[put(b"k", b"v0")])
+    });
     let e = LsmEngine::open("/db", options(&sim)).unwrap();
     assert_eq!(e.get(b"k").unwrap().as_deref(), Some(&b"v0"[..]));
     e.put(b"k", b"v1").unwrap();
