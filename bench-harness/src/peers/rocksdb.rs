@@ -221,9 +221,10 @@ impl Engine for RocksEngine {
         let (mode, read) = scan_plan(&range);
         let iter = self.db.iterator_opt(mode, read);
         let dir = &self.dir;
+        let after = range.clone();
         let pairs = iter
             .map(move |item| item.map_err(|e| peer_error("scan", dir, e)))
-            .skip_while(move |item| item.as_ref().is_ok_and(|(k, _)| !range.after_start(k)))
+            .skip_while(move |item| item.as_ref().is_ok_and(|(k, _)| !after.after_start(k)))
             .take_while(move |item| item.as_ref().map_or(true, |(k, _)| range.before_end(k)))
             .map(|item| item.map(|(k, v)| (Bytes::from(k.into_vec()), Bytes::from(v.into_vec()))));
         Ok(Box::new(pairs))
