@@ -161,25 +161,26 @@ fn cargo_run_picks_the_harness() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// A 2,000-key `readrandom` comparison of `engines` with `extra` options, its data and report
+/// under `tmp`; returns the run and the report's directory.
+fn small_readrandom(
+    tmp: &Path,
+    engines: &str,
+    extra: &[&str],
+) -> Result<(Output, std::path::PathBuf), Box<dyn std::error::Error>> {
+    let out_dir = tmp.join("report");
+    let mut args = vec!["compare", "--keys", "2000", "--workloads", "readrandom"];
+    args.extend(["--engines", engines]);
+    args.extend(extra);
+    args.extend(["--out", out_dir.to_str().ok_or("path")?]);
+    args.extend(["--data-dir", tmp.to_str().ok_or("path")?]);
+    Ok((harness(&args), out_dir))
+}
+
 #[test]
 fn repeats_rotate_the_order_and_report_the_spread() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
-    let out_dir = tmp.path().join("report");
-    let out = harness(&[
-        "compare",
-        "--keys",
-        "2000",
-        "--workloads",
-        "readrandom",
-        "--engines",
-        "reference,bitcask",
-        "--repeat",
-        "2",
-        "--out",
-        out_dir.to_str().ok_or("path")?,
-        "--data-dir",
-        tmp.path().to_str().ok_or("path")?,
-    ]);
+    let (out, out_dir) = small_readrandom(tmp.path(), "reference,bitcask", &["--repeat", "2"])?;
     assert!(out.status.success(), "{}", stderr(&out));
     let opened: Vec<String> = stderr(&out)
         .lines()
@@ -211,21 +212,7 @@ fn repeats_rotate_the_order_and_report_the_spread() -> Result<(), Box<dyn std::e
 #[test]
 fn cold_reads_drop_the_page_cache_or_say_why_not() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = tempfile::tempdir()?;
-    let out_dir = tmp.path().join("report");
-    let out = harness(&[
-        "compare",
-        "--keys",
-        "2000",
-        "--workloads",
-        "readrandom",
-        "--engines",
-        "bitcask",
-        "--cold",
-        "--out",
-        out_dir.to_str().ok_or("path")?,
-        "--data-dir",
-        tmp.path().to_str().ok_or("path")?,
-    ]);
+    let (out, out_dir) = small_readrandom(tmp.path(), "bitcask", &["--cold"])?;
     if out.status.success() {
         let md = std::fs::read_to_string(out_dir.join("report.md"))?;
         assert!(
