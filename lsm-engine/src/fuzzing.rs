@@ -209,14 +209,18 @@ pub mod craft {
     /// The largest sequence number an internal key holds.
     pub const MAX_SEQ: u64 = key::MAX_SEQ;
 
-    /// The nonce in the verified header of a WAL or manifest file, if it has one.
+    /// The nonce in the verified header of a WAL, manifest or compaction log, if it has one.
     pub fn nonce_of(file: &[u8]) -> Option<u32> {
-        [RecordKind::WalHeader, RecordKind::ManifestHeader]
-            .into_iter()
-            .find_map(|kind| match read_file_header(file, kind, kind) {
-                Head::Good(head) => Some(head.nonce),
-                _ => None,
-            })
+        [
+            RecordKind::WalHeader,
+            RecordKind::ManifestHeader,
+            RecordKind::CompactionLogHeader,
+        ]
+        .into_iter()
+        .find_map(|kind| match read_file_header(file, kind, kind) {
+            Head::Good(head) => Some(head.nonce),
+            _ => None,
+        })
     }
 
     /// The header record of a WAL with `nonce` that follows no other WAL.

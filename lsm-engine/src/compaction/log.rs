@@ -15,7 +15,10 @@ use parking_lot::Mutex;
 use super::task::{CompactionTask, KeySpan, OutputTable, TaskInput};
 use crate::coding::{Reader, put_bytes, put_varint};
 use crate::filename;
-use crate::wal::format::{PLAIN, RecordKind, encode_record, scan};
+use crate::wal::format::{
+    BadRecord, Head, RecordKind, decode_at, encode_file_header, encode_record, new_nonce,
+    other_version, read_file_header, scan, unverified_nonce,
+};
 
 const TAG_INTENT: u8 = 1;
 const TAG_OUTPUT: u8 = 2;
@@ -52,6 +55,8 @@ pub(crate) struct LoggedJob {
 /// so only the last record can be torn.
 pub(crate) struct CompactionLog {
     path: PathBuf,
+    /// The seed of every record's CRC after the header (`docs/formats/compaction-log.md`).
+    nonce: u32,
     /// The file, or `None` once an append or sync failed: a failed sync is never retried (nor
     /// followed by more records another sync might make durable after lost ones).
     file: Mutex<std::result::Result<Box<dyn WritableFile>, String>>,
@@ -69,10 +74,16 @@ impl CompactionLog {
     ) -> Result<CompactionLog> {
         let path = filename::compaction_log(dir, number);
         let file = storage.create(&path, IoClass::Compaction)?;
-        let mut bytes = encode_record(PLAIN, RecordKind::CompactionLog, &encode_plan(plan));
+        let nonce = new_nonce();
+        let mut bytes = encode_file_header(RecordKind::CompactionLogHeader, nonce, &[]);
+        bytes.extend(encode_record(
+            nonce,
+            RecordKind::CompactionLog,
+            &encode_plan(plan),
+        ));
         for d in done {
             bytes.extend(encode_record(
-                PLAIN,
+                nonce,
                 RecordKind::CompactionLog,
                 &encode_done(d),
             ));
@@ -82,6 +93,7 @@ impl CompactionLog {
         storage.sync_dir(dir)?;
         Ok(CompactionLog {
             path,
+            nonce,
             file: Mutex::new(Ok(file)),
         })
     }
@@ -107,7 +119,7 @@ impl CompactionLog {
                 });
             }
         };
-        let record = encode_record(PLAIN, RecordKind::CompactionLog, &encode_done(&done));
+        let record = encode_record(self.nonce, RecordKind::CompactionLog, &encode_done(&done));
         let written = file.append(&record).and_then(|()| file.sync());
         if let Err(e) = &written {
             *slot = Err(e.to_string());
@@ -118,7 +130,8 @@ impl CompactionLog {
 
 /// Reads log `number`: `None` if its intent record never became durable (the job never
 /// started). A bad record followed by a good one, or a record that does not decode, is
-/// corruption; a bad last record is a torn write and ignored.
+/// corruption; a bad last record is a torn write and ignored. A log of another format version
+/// is an error naming it.
 pub(crate) fn read_log(
     storage: &dyn Storage,
     dir: &Path,
@@ -126,7 +139,29 @@ pub(crate) fn read_log(
 ) -> Result<Option<LoggedJob>> {
     let path = filename::compaction_log(dir, number);
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
-    let scanned = scan(&bytes, 0, PLAIN, RecordKind::CompactionLog, true);
+    let header = match read_file_header(
+        &bytes,
+        RecordKind::CompactionLogHeader,
+        RecordKind::CompactionLog,
+    ) {
+        Head::Good(h) if h.body.is_empty() => h,
+        Head::Version(v) => return Err(other_version(&path, "compaction log", v)),
+        Head::Bad(bad) => return headless(&path, &bytes, bad),
+        Head::Good(_) | Head::Malformed => {
+            return Err(Error::corruption(
+                &path,
+                0,
+                "a well-formed compaction-log header",
+            ));
+        }
+    };
+    let scanned = scan(
+        &bytes,
+        header.end,
+        header.nonce,
+        RecordKind::CompactionLog,
+        true,
+    );
     if let Some((offset, bad)) = scanned.bad
         && scanned.good_after_bad
     {
@@ -150,6 +185,18 @@ pub(crate) fn read_log(
         done.push(d);
     }
     Ok(Some(LoggedJob { plan, done }))
+}
+
+/// A log whose header does not verify: torn (the header and the intent are one append, so the
+/// job never started), unless a record after it verifies under the nonce the header holds.
+fn headless(path: &Path, bytes: &[u8], bad: BadRecord) -> Result<Option<LoggedJob>> {
+    let vouched = unverified_nonce(bytes).is_some_and(|nonce| {
+        (1..bytes.len()).any(|at| decode_at(bytes, at, nonce, RecordKind::CompactionLog).is_ok())
+    });
+    match vouched {
+        true => Err(Error::corruption(path, 0, bad.describe())),
+        false => Ok(None),
+    }
 }
 
 fn put_inputs(out: &mut Vec<u8>, inputs: &[TaskInput]) {

@@ -29,7 +29,7 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 /// The CRC seed of a file's header record (which carries the nonce, so cannot be seeded by it).
 pub(crate) const HEADER_SEED: u32 = 0x4c53_4d68;
 
-/// The CRC seed of compaction-log records: none (plain CRC-32; that format has no nonce).
+/// No seed: a plain CRC-32, as version-1 files used for every record.
 pub(crate) const PLAIN: u32 = 0;
 
 /// What a record holds. DO NOT CHANGE the values: they are on disk.
@@ -45,6 +45,8 @@ pub(crate) enum RecordKind {
     WalHeader = 4,
     /// The first record of a manifest: its nonce.
     ManifestHeader = 5,
+    /// The first record of a compaction log: its nonce.
+    CompactionLogHeader = 6,
 }
 
 /// The CRC of a record's covered bytes in a file whose records are seeded with `seed`.

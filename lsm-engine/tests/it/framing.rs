@@ -144,3 +144,87 @@ fn a_version_1_manifest_is_a_typed_error_naming_it() {
     let (sim, path) = with_v1_file(current, &plain_record(2, &[]));
     assert_other_version(&sim, &path);
 }
+
+/// Keys `key000000..` and, last in key order, one holding a forged compaction-log record.
+fn forged_log_record() -> Vec<u8> {
+    plain_record(3, b"\x02forged-output")
+}
+
+fn attacking_key() -> Vec<u8> {
+    [b"zz".to_vec(), forged_log_record(), vec![b'P'; 48]].concat()
+}
+
+/// A crash image taken while a compaction's log holds the record of the output that ends at
+/// the attacking key (that record carries the key as the output's largest).
+fn image_with_attacking_log_record() -> (SimStorage, PathBuf) {
+    for k in 1..200 {
+        let sim = SimStorage::new();
+        let o = LsmOptions {
+            auto_compaction: false,
+            ..crate::common::tiny_options(Arc::new(sim.clone()), SyncPolicy::Always)
+        };
+        let e = LsmEngine::open("/db", o).unwrap();
+        for i in 0..120 {
+            e.put(&crate::common::key(i), b"value").unwrap();
+        }
+        e.put(&attacking_key(), b"v").unwrap();
+        e.flush().unwrap();
+        sim.freeze_after(&[engine_api::FaultOp::Sync], k);
+        let _ = e.compact();
+        let image = sim.crash(CrashMode::KeepAll, 1);
+        drop(e);
+        let logs = files_with(&image, ".clog");
+        let hit = logs.into_iter().find(|p| {
+            let bytes = image.read_file(p).unwrap();
+            bytes
+                .windows(forged_log_record().len())
+                .any(|w| w == forged_log_record())
+        });
+        if let Some(path) = hit {
+            return (image, path);
+        }
+    }
+    panic!("no crash point left a compaction log holding the attacking key");
+}
+
+/// A crash tears a compaction log's last record just past a record forged inside its key: the
+/// torn tail must still read as torn (the job resumes), not as damage to durable records.
+#[test]
+fn a_torn_compaction_log_behind_a_forged_record_is_still_a_torn_tail() {
+    let (image, path) = image_with_attacking_log_record();
+    let mut bytes = image.read_file(&path).unwrap();
+    let forged = forged_log_record();
+    let end = find(&bytes, &forged) + forged.len();
+    bytes.truncate(end + 3);
+    assert!(image.overwrite_file(&path, bytes));
+    let o = LsmOptions {
+        auto_compaction: false,
+        ..crate::common::tiny_options(Arc::new(image.clone()), SyncPolicy::Always)
+    };
+    match LsmEngine::open("/db", o) {
+        Ok(e) => {
+            let voided = e.compaction_manager().voided_logs();
+            assert!(voided.is_empty(), "a torn log taken for damage: {voided:?}");
+            assert_eq!(
+                e.get(&crate::common::key(7)).unwrap().as_deref(),
+                Some(&b"value"[..])
+            );
+            assert_eq!(e.get(&attacking_key()).unwrap().as_deref(), Some(&b"v"[..]));
+        }
+        Err(err) => panic!("a torn compaction-log tail refused: {err}"),
+    }
+}
+
+/// A version-1 compaction log (a plain intent record, no header) beside a cleanly closed
+/// engine's files: refused by name, not taken for a damaged log and voided.
+#[test]
+fn a_version_1_compaction_log_is_a_typed_error_naming_it() {
+    let log = |sim: &SimStorage| {
+        let path = PathBuf::from("/db/000999.clog");
+        let file = engine_api::Storage::create(sim, &path, engine_api::IoClass::Other).unwrap();
+        file.sync().unwrap();
+        path
+    };
+    let (sim, path) = with_v1_file(log, &plain_record(3, b"\x01intent"));
+    assert_other_version(&sim, &path);
+}
