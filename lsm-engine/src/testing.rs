@@ -18,6 +18,8 @@ pub struct TestHooks {
     before_snapshot: Mutex<Option<Hook>>,
     before_writer_lock: Mutex<Option<Hook>>,
     after_first_merge_entry: Mutex<Option<TaskHook>>,
+    after_job_release: Mutex<Option<Hook>>,
+    after_idle_check: Mutex<Option<Hook>>,
     fail_spawns: AtomicBool,
     entries_after_cancel: AtomicU64,
 }
@@ -60,6 +62,18 @@ impl TestHooks {
         *self.after_first_merge_entry.lock() = Some(Box::new(hook));
     }
 
+    /// Runs `hook` once, in the next compaction job's thread, after the job has left the
+    /// running set and before that thread checks for more work.
+    pub fn after_job_release(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.after_job_release.lock() = Some(Box::new(hook));
+    }
+
+    /// Runs `hook` once, in the next [`crate::CompactionManager::wait_idle`], after its own
+    /// check for work and before it decides whether the tree has settled.
+    pub fn after_idle_check(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.after_idle_check.lock() = Some(Box::new(hook));
+    }
+
     /// Makes every compaction thread spawn fail (`true`) or succeed again (`false`). Set before
     /// [`crate::LsmEngine::open_with_hooks`], it also refuses the spawns of jobs resumed at open.
     pub fn fail_spawns(&self, fail: bool) {
@@ -81,6 +95,14 @@ impl TestHooks {
 
     pub(crate) fn fire_before_writer_lock(&self) {
         fire(&self.before_writer_lock);
+    }
+
+    pub(crate) fn fire_after_job_release(&self) {
+        fire(&self.after_job_release);
+    }
+
+    pub(crate) fn fire_after_idle_check(&self) {
+        fire(&self.after_idle_check);
     }
 
     pub(crate) fn fire_after_first_merge_entry(&self, cancelled: &dyn Fn() -> bool) {

@@ -70,6 +70,9 @@ pub struct JobCounts {
 #[derive(Default)]
 struct State {
     running: Vec<JobInfo>,
+    /// Jobs ever started on a thread: `wait_idle` tells from it whether a job came and went
+    /// during its check.
+    starts: u64,
     busy: HashSet<u64>,
     reservations: Vec<Reservation>,
     /// Full compactions waiting or running: no new job starts meanwhile.
@@ -345,12 +348,14 @@ impl CompactionManager {
                     }
                     bg.obsolete.drain();
                     manager.release(&job);
+                    manager.hook_after_release();
                     bg.notify_bg();
                     manager.check_and_compact();
                 })
         };
         match spawned {
             Ok(t) => {
+                st.starts += 1;
                 Self::count_started(st, counted);
                 st.threads.push(t);
                 true
@@ -376,17 +381,26 @@ impl CompactionManager {
             let flushing = self.engine().is_some_and(|i| {
                 !i.poison().is_set() && (i.bg.lock().flushing || !i.current().imms.is_empty())
             });
-            // A check made while nothing runs, that starts nothing, means nothing is due. (A
-            // finishing job checks too, but only after it has left `running`.)
-            let idle_before = self.state.lock().running.is_empty();
+            // A check made while nothing runs, that starts nothing, means nothing is due. A
+            // job that starts and finishes in between does not count: its thread checks for the
+            // work it left only after it has left `running`, so `running` alone can look idle
+            // while work is due.
+            let (idle_before, starts_before) = self.idle_and_starts();
             self.check_and_compact();
+            self.hook_after_idle_check();
             let mut st = self.state.lock();
-            if idle_before && st.running.is_empty() && !flushing {
+            let started = st.starts != starts_before;
+            if idle_before && !started && st.running.is_empty() && !flushing {
                 return;
             }
             self.changed
                 .wait_for(&mut st, std::time::Duration::from_millis(50));
         }
+    }
+
+    fn idle_and_starts(&self) -> (bool, u64) {
+        let st = self.state.lock();
+        (st.running.is_empty(), st.starts)
     }
 
     /// Runs a full compaction on the calling thread: pause the picker, wait for running jobs,
@@ -484,6 +498,18 @@ impl CompactionManager {
                 let _ = t.join();
             }
         }
+    }
+}
+
+impl CompactionManager {
+    fn hook_after_release(&self) {
+        #[cfg(feature = "testing")]
+        self.cancel.hooks.fire_after_job_release();
+    }
+
+    fn hook_after_idle_check(&self) {
+        #[cfg(feature = "testing")]
+        self.cancel.hooks.fire_after_idle_check();
     }
 }
 

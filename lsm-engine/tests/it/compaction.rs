@@ -46,6 +46,7 @@ fn background_compaction_keeps_a_leveled_shape() {
     e.compaction_manager().wait_idle();
     let s = e.stats();
     eprintln!("{}", compaction_table(&s));
+    assert_eq!(s.background_error, None, "background compaction stopped");
     assert!(s.levels[0].files < 2, "L0 not drained: {:?}", s.levels[0]);
     let used: Vec<usize> = s
         .levels
