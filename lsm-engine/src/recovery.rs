@@ -234,8 +234,9 @@ struct Logs {
 /// log that cannot be trusted is void rather than fatal, reported in
 /// [`CompactionManager::voided_logs`], and removed with its outputs: a damaged log, one whose
 /// recorded outputs are not on disk at their recorded size, and a stale log sharing an input
-/// with a newer one (a crash while a resumed job replaced its log can leave both; the newer
-/// holds everything the older did).
+/// with a log that holds more of the job (a crash while a resumed job replaced its log can
+/// leave both: the complete one of the two holds everything the other does). A log of another
+/// format version is void too: a log the previous build left must not refuse the directory.
 fn interrupted_jobs(
     storage: &dyn Storage,
     dir: &Path,
@@ -243,30 +244,25 @@ fn interrupted_jobs(
     versions: &VersionSet,
 ) -> Result<Logs> {
     let version = versions.current();
-    let mut logs: Vec<u64> = names
+    let logs: Vec<u64> = names
         .iter()
         .filter_map(|name| match filename::parse(name)? {
             FileKind::CompactionLog(n) => Some(n),
             _ => None,
         })
         .collect();
-    logs.sort_unstable_by(|a, b| b.cmp(a));
+    let mut voided = Vec::new();
+    let mut read = read_logs(storage, dir, &logs, &mut voided)?;
+    // A resumed job's new log and the old one it replaces share their inputs. The new one is a
+    // copy plus what the resumed run finished, unless a crash tore the copy: the log holding
+    // more finished outputs claims the inputs first, the newer one on a tie.
+    read.sort_by(|(a, la), (b, lb)| lb.done.len().cmp(&la.done.len()).then(b.cmp(a)));
     let mut jobs = Vec::new();
     let mut keep = HashSet::new();
-    let mut voided = Vec::new();
     let mut claimed = HashSet::new();
-    for n in logs {
+    for (n, logged) in read {
         let path = filename::compaction_log(dir, n);
         let name = filename::compaction_log_name(n);
-        let logged = match read_log(storage, dir, n) {
-            Ok(Some(logged)) => logged,
-            Ok(None) => continue,
-            Err(e @ Error::Corruption { .. }) => {
-                voided.push((name, e.to_string()));
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
         let live = logged
             .plan
             .inputs
@@ -313,7 +309,7 @@ fn distrust(
         .find(|i| claimed.contains(&i.number))
     {
         return Some(format!(
-            "stale: input table {} belongs to a newer log",
+            "stale: input table {} belongs to a log holding more of its job",
             i.number
         ));
     }
@@ -326,6 +322,28 @@ fn distrust(
             )
         })
     })
+}
+
+/// Reads every log in `numbers`; a damaged log or one of another format version goes to
+/// `voided` with why.
+fn read_logs(
+    storage: &dyn Storage,
+    dir: &Path,
+    numbers: &[u64],
+    voided: &mut Vec<(String, String)>,
+) -> Result<Vec<(u64, LoggedJob)>> {
+    let mut read = Vec::new();
+    for &n in numbers {
+        match read_log(storage, dir, n) {
+            Ok(Some(logged)) => read.push((n, logged)),
+            Ok(None) => {}
+            Err(e @ (Error::Corruption { .. } | Error::InvalidArgument(_))) => {
+                voided.push((filename::compaction_log_name(n), e.to_string()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read)
 }
 
 /// The largest file number in the directory. A name whose number the counter could not have

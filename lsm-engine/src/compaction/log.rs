@@ -16,8 +16,8 @@ use super::task::{CompactionTask, KeySpan, OutputTable, TaskInput};
 use crate::coding::{Reader, put_bytes, put_varint};
 use crate::filename;
 use crate::wal::format::{
-    BadRecord, Head, RecordKind, decode_at, encode_file_header, encode_record, new_nonce,
-    other_version, read_file_header, scan, unverified_nonce,
+    HEADER_LEN, Head, RecordKind, encode_file_header, encode_record, new_nonce, other_version,
+    read_file_header, scan,
 };
 
 const TAG_INTENT: u8 = 1;
@@ -75,19 +75,7 @@ impl CompactionLog {
         let path = filename::compaction_log(dir, number);
         let file = storage.create(&path, IoClass::Compaction)?;
         let nonce = new_nonce();
-        let mut bytes = encode_file_header(RecordKind::CompactionLogHeader, nonce, &[]);
-        bytes.extend(encode_record(
-            nonce,
-            RecordKind::CompactionLog,
-            &encode_plan(plan),
-        ));
-        for d in done {
-            bytes.extend(encode_record(
-                nonce,
-                RecordKind::CompactionLog,
-                &encode_done(d),
-            ));
-        }
+        let bytes = first_append(nonce, plan, done);
         file.append(&bytes)?;
         file.sync()?;
         storage.sync_dir(dir)?;
@@ -128,10 +116,33 @@ impl CompactionLog {
     }
 }
 
-/// Reads log `number`: `None` if its intent record never became durable (the job never
-/// started). A bad record followed by a good one, or a record that does not decode, is
-/// corruption; a bad last record is a torn write and ignored. A log of another format version
-/// is an error naming it.
+/// Bytes of a log's header record: framing, version, nonce and the first append's length.
+const LOG_HEADER_LEN: usize = HEADER_LEN + 16;
+
+/// A log's first append: the header (which records how long this append is), the intent, and
+/// the outputs a resumed job keeps.
+fn first_append(nonce: u32, plan: &JobPlan, done: &[DoneOutput]) -> Vec<u8> {
+    let mut records = encode_record(nonce, RecordKind::CompactionLog, &encode_plan(plan));
+    for d in done {
+        records.extend(encode_record(
+            nonce,
+            RecordKind::CompactionLog,
+            &encode_done(d),
+        ));
+    }
+    let len = (LOG_HEADER_LEN + records.len()) as u64;
+    let mut bytes = encode_file_header(RecordKind::CompactionLogHeader, nonce, &len.to_le_bytes());
+    bytes.extend(records);
+    bytes
+}
+
+/// Reads log `number`: `None` if its first append (header, intent, and a resumed job's kept
+/// outputs, one append and one sync) never became durable whole: the job never started under
+/// this log. Damage after the first append followed by a good record, or a record that does not
+/// decode, is corruption; a bad last record is a torn write and ignored. A header that does not
+/// verify is taken for a torn first write, as nothing after it can vouch for it (damage confined
+/// to a synced log's header costs the job's progress, never data: its inputs are live). A log
+/// of another format version is `InvalidArgument` naming it.
 pub(crate) fn read_log(
     storage: &dyn Storage,
     dir: &Path,
@@ -144,9 +155,9 @@ pub(crate) fn read_log(
         RecordKind::CompactionLogHeader,
         RecordKind::CompactionLog,
     ) {
-        Head::Good(h) if h.body.is_empty() => h,
+        Head::Good(h) if h.body.len() == 8 => h,
         Head::Version(v) => return Err(other_version(&path, "compaction log", v)),
-        Head::Bad(bad) => return headless(&path, &bytes, bad),
+        Head::Bad(_) => return Ok(None),
         Head::Good(_) | Head::Malformed => {
             return Err(Error::corruption(
                 &path,
@@ -162,6 +173,11 @@ pub(crate) fn read_log(
         RecordKind::CompactionLog,
         true,
     );
+    let first_len = Reader::new(header.body).u64().unwrap_or(u64::MAX);
+    let first_torn = scanned.bad.is_some_and(|(offset, _)| offset < first_len);
+    if first_torn || (bytes.len() as u64) < first_len {
+        return Ok(None);
+    }
     if let Some((offset, bad)) = scanned.bad
         && scanned.good_after_bad
     {
@@ -185,18 +201,6 @@ pub(crate) fn read_log(
         done.push(d);
     }
     Ok(Some(LoggedJob { plan, done }))
-}
-
-/// A log whose header does not verify: torn (the header and the intent are one append, so the
-/// job never started), unless a record after it verifies under the nonce the header holds.
-fn headless(path: &Path, bytes: &[u8], bad: BadRecord) -> Result<Option<LoggedJob>> {
-    let vouched = unverified_nonce(bytes).is_some_and(|nonce| {
-        (1..bytes.len()).any(|at| decode_at(bytes, at, nonce, RecordKind::CompactionLog).is_ok())
-    });
-    match vouched {
-        true => Err(Error::corruption(path, 0, bad.describe())),
-        false => Ok(None),
-    }
 }
 
 fn put_inputs(out: &mut Vec<u8>, inputs: &[TaskInput]) {

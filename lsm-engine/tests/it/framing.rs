@@ -214,17 +214,3 @@ fn a_torn_compaction_log_behind_a_forged_record_is_still_a_torn_tail() {
         Err(err) => panic!("a torn compaction-log tail refused: {err}"),
     }
 }
-
-/// A version-1 compaction log (a plain intent record, no header) beside a cleanly closed
-/// engine's files: refused by name, not taken for a damaged log and voided.
-#[test]
-fn a_version_1_compaction_log_is_a_typed_error_naming_it() {
-    let log = |sim: &SimStorage| {
-        let path = PathBuf::from("/db/000999.clog");
-        let file = engine_api::Storage::create(sim, &path, engine_api::IoClass::Other).unwrap();
-        file.sync().unwrap();
-        path
-    };
-    let (sim, path) = with_v1_file(log, &plain_record(3, b"\x01intent"));
-    assert_other_version(&sim, &path);
-}
