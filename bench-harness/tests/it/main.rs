@@ -1,6 +1,7 @@
 //! Integration tests of the bench harness: one test binary (see `Cargo.toml`).
 
 mod cli;
+mod diff;
 mod engines;
 mod formulas;
 mod kv;
