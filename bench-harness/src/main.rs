@@ -127,6 +127,14 @@ struct CompareArgs {
     /// `phases.csv`, `totals.csv`, `read-amplification.csv`, `latency-<engine>.csv`).
     #[arg(long)]
     csv: bool,
+    /// Keep each engine's data directory after its run and print its path (for `kv inspect`).
+    #[arg(long)]
+    keep_data: bool,
+    /// Stop each scan-heavy phase (readseq, seekrandom, YCSB E) after this many seconds, done
+    /// or not: a hash index walks its whole keydir for every scan, so an `--ops` multiple would
+    /// otherwise run for hours. 0: no limit.
+    #[arg(long, default_value_t = 30.0)]
+    scan_phase_secs: f64,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -156,6 +164,8 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--threads", args.threads.to_string());
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
+    push("--scan-phase-secs", args.scan_phase_secs.to_string());
+    out.extend(args.keep_data.then(|| "--keep-data".to_string()));
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -245,9 +255,28 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
     })
 }
 
+/// The suite as the options describe it, with this binary's additions: scan-heavy phases
+/// capped by time, data directories kept on request.
+fn suite_config(args: &CompareArgs) -> Result<suite::SuiteConfig, HarnessError> {
+    let secs = args.scan_phase_secs;
+    if !(secs.is_finite() && (0.0..=1e6).contains(&secs)) {
+        return Err(HarnessError::invalid(format!(
+            "--scan-phase-secs {secs}: use a number of seconds from 0 (no limit) to 1000000"
+        )));
+    }
+    let mut config = options(args)?.build()?;
+    for phase in &mut config.phases {
+        if phase.is_scan_heavy() {
+            *phase = phase.clone().time_limited(Some(secs));
+        }
+    }
+    config.keep_data = args.keep_data;
+    Ok(config)
+}
+
 /// The child side of an isolated run: the suite against its one engine, the run written back.
 fn child(args: &CompareArgs, result_file: &Path) -> Result<(), HarnessError> {
-    let config = options(args)?.build()?;
+    let config = suite_config(args)?;
     let result = suite::run_suite(&config, &mut print_event)?;
     let run = result
         .runs
@@ -260,7 +289,11 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
     if let Some(file) = &args.child_result {
         return child(args, file);
     }
-    let mut config = options(args)?.build()?;
+    let mut config = suite_config(args)?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if let Some(warning) = bench_harness::machine::memory_backed(&config.data_dir, &mounts) {
+        eprintln!("warning: {warning}");
+    }
     if !args.in_process {
         let program = std::env::current_exe()
             .map_err(|e| HarnessError::io("find the harness binary", "current_exe", e))?;
@@ -403,6 +436,9 @@ fn print_event(event: Event<'_>) {
     match event {
         Event::EngineOpened { engine, dir } => {
             eprintln!("{engine}: opened in {}", dir.display());
+        }
+        Event::DataKept { engine, dir } => {
+            println!("{engine}: data kept in {}", absolute(dir).display());
         }
         Event::PhaseDone { engine, summary: s } => {
             let p99 = s.latency.map_or("-".to_string(), |l| table::num(l.p99_us));

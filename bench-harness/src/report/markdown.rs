@@ -87,6 +87,9 @@ fn header(md: &mut String, result: &SuiteResult) {
             ""
         },
     );
+    if let Some(warning) = &m.memory_backed {
+        let _ = writeln!(md, "> **Warning**: {warning}.\n");
+    }
     let _ = writeln!(md, "{}\n", repeats_line(result.repeat_count()));
     let _ = writeln!(md, "{}\n", isolation_line(result));
     if let Some(command) = &result.command {
@@ -137,6 +140,11 @@ pub fn traffic_check(result: &SuiteResult) -> String {
     let same = |other: &EngineRun| {
         first.phases.iter().zip(&other.phases).all(|(a, b)| {
             let (x, y) = (a.counts, b.counts);
+            if time_limited(result, &a.phase) {
+                // A phase stopped by its time limit ran as many operations as each engine
+                // managed in that time.
+                return true;
+            }
             if a.workload == "readwhilewriting" {
                 // The writer runs until the readers end: its count is each engine's own.
                 return x.gets == y.gets;
@@ -201,11 +209,65 @@ fn phases(md: &mut String, result: &SuiteResult) {
         let rate = p.rate.map_or(String::new(), |r| {
             format!(", open loop at {} ops/s", num(r))
         });
+        let cap = p
+            .time_limit_s
+            .map_or(String::new(), |s| format!(", stopped after {s} s"));
+        let rate = rate + &cap;
         let _ = writeln!(
             md,
             "| {} | {}{cold}{rate} | {ops} | {} |",
             p.label, p.workload.name, p.threads
         );
+    }
+    md.push('\n');
+    cut_short(md, result);
+}
+
+/// Whether the phase labelled `label` had a time limit.
+fn time_limited(result: &SuiteResult, label: &str) -> bool {
+    result
+        .phases
+        .iter()
+        .any(|p| p.label == label && p.time_limit_s.is_some())
+}
+
+/// Says which scan-heavy phases the time limit stopped early, engine by engine.
+fn cut_short(md: &mut String, result: &SuiteResult) {
+    let Some(limit) = result.phases.iter().find_map(|p| p.time_limit_s) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "Scan-heavy phases (`readseq`, `seekrandom`, YCSB E) stop after {limit} s \
+         (`--scan-phase-secs`): a hash index walks its whole keydir for every scan, so their \
+         cost grows with the key count times the operation count. A phase that stops early \
+         ran fewer operations than planned; its throughput and latency are over the operations \
+         it ran.\n"
+    );
+    for run in &result.runs {
+        let cut: Vec<String> = result
+            .phases
+            .iter()
+            .filter(|p| p.time_limit_s.is_some())
+            .filter_map(|p| {
+                let summary = run.phase(&p.label)?;
+                // A pass plans one visit of every live key; a mix, its operation count.
+                let (ran, planned, what) = if p.workload.is_pass() {
+                    (summary.counts.scan_entries, summary.live_keys, "keys")
+                } else {
+                    (summary.counts.ops, p.ops, "operations")
+                };
+                (ran < planned).then(|| format!("{} ({ran} of {planned} {what})", p.label))
+            })
+            .collect();
+        if !cut.is_empty() {
+            let _ = writeln!(
+                md,
+                "- **{}** stopped early in {}.",
+                run.engine,
+                cut.join(", ")
+            );
+        }
     }
     md.push('\n');
 }

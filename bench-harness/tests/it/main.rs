@@ -5,5 +5,6 @@ mod diff;
 mod engines;
 mod formulas;
 mod kv;
+mod practical;
 mod runner;
 mod workload;
