@@ -28,8 +28,14 @@ pub fn report(result: &SuiteResult) -> String {
     md.push_str(&table::read_amp_table(result).to_markdown());
     md.push_str("\n![Amplification](amplification.svg)\n\n");
     md.push_str("## Over time\n\n");
+    md.push_str(
+        "One panel per engine, each on its own clock (the engines ran one after another); every \
+         shaded band is a phase, named at its top, so a dip shows which phase it belongs to.\n\n",
+    );
     md.push_str("![Throughput over time](throughput.svg)\n\n");
+    md.push_str("![p99 latency over time](latency.svg)\n\n");
     md.push_str("![Write amplification over time](write-amplification.svg)\n\n");
+    md.push_str("![Space amplification over time](space-amplification.svg)\n\n");
     md.push_str("![Disk usage over time](disk-size.svg)\n\n");
     md.push_str("## Latency per engine\n\n");
     for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {

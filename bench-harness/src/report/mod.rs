@@ -12,6 +12,7 @@ pub mod json;
 pub mod markdown;
 pub mod spread;
 pub mod table;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ use crate::error::{HarnessError, Result};
 use crate::suite::SuiteResult;
 
 /// The files of a report, by name.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 10] = [
     "report.md",
     "summary.json",
     "intervals.jsonl",
@@ -28,6 +29,8 @@ pub const FILES: [&str; 8] = [
     "disk-size.svg",
     "comparison.svg",
     "amplification.svg",
+    "latency.svg",
+    "space-amplification.svg",
 ];
 
 /// Renders every file of the report: `(file name, contents)`, in [`FILES`] order.
@@ -35,7 +38,7 @@ pub const FILES: [&str; 8] = [
 /// # Errors
 /// [`HarnessError::Report`] if a chart or a JSON document cannot be rendered.
 pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
-    let [md, summary, intervals, tput, wa, disk, cmp, amp] = FILES;
+    let [md, summary, intervals, tput, wa, disk, cmp, amp, lat, sa] = FILES;
     Ok(vec![
         (md, markdown::report(result)),
         (summary, json::summary_json(result)?),
@@ -45,6 +48,8 @@ pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
         (disk, charts::disk_size(result)?),
         (cmp, charts::comparison(result)?),
         (amp, charts::amplification(result)?),
+        (lat, charts::latency(result)?),
+        (sa, charts::space_amplification(result)?),
     ])
 }
 

@@ -6,5 +6,6 @@ mod engines;
 mod formulas;
 mod kv;
 mod practical;
+mod report;
 mod runner;
 mod workload;
