@@ -17,7 +17,12 @@ pub fn report(result: &SuiteResult) -> String {
         "\nLoad is the first phase; write amplification is over the whole run (every byte \
          written through the storage seam, or `/proc/self/io` `wchar` for peers, over user \
          bytes); reads per get are storage reads in the first `readrandom`; RSS growth is the peak \
-         resident memory above what the process held when the engine was opened.\n\n",
+         resident memory above what the process held when the engine was opened. Memory per \
+         key is read at the end of the load and divided by the live keys: the index as the \
+         engine reports it (Bitcask's keydir; the LSM's index blocks, bloom filters and \
+         memtables, without the block cache; RocksDB's table readers and memtables; n/a for a \
+         peer that reports none), and the resident memory gained since the engine was \
+         opened.\n\n",
     );
     md.push_str("## Throughput and tail latency per phase\n\n");
     md.push_str(&table::phase_table(result).to_markdown());

@@ -129,3 +129,43 @@ fn comparison_bars_are_fractions_of_the_fastest_engine_with_their_throughput()
     }
     Ok(())
 }
+
+#[test]
+fn headline_shows_memory_per_key_at_the_end_of_the_load() -> Result<(), Box<dyn std::error::Error>>
+{
+    use bench_harness::report::table::{headline_table, num};
+    let result = quick_result()?;
+    let table = headline_table(&result);
+    let column = |name: &str| {
+        table
+            .header
+            .iter()
+            .position(|h| h == name)
+            .ok_or(name.to_string())
+    };
+    let (index, rss) = (column("index B/key (load)")?, column("RSS B/key (load)")?);
+    for (run, row) in result.runs.iter().zip(&table.rows) {
+        let load = &run.phases[0];
+        #[expect(clippy::cast_precision_loss, reason = "display")]
+        let expected = if load.index_memory_bytes > 0 {
+            num(load.index_memory_bytes as f64 / load.live_keys as f64)
+        } else {
+            "n/a".to_string()
+        };
+        assert_eq!(row[index], expected, "{}", run.engine);
+        assert_ne!(
+            row[rss], "n/a",
+            "{}: every engine has an RSS per key",
+            run.engine
+        );
+    }
+    // Bitcask's keydir holds every 16-byte key and its location: more than the key, per key.
+    let bitcask = result
+        .runs
+        .iter()
+        .position(|r| r.engine == "bitcask")
+        .ok_or("bitcask")?;
+    let per_key: f64 = table.rows[bitcask][index].parse()?;
+    assert!(per_key > 16.0, "{per_key}");
+    Ok(())
+}
