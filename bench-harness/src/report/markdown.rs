@@ -24,6 +24,7 @@ pub fn report(result: &SuiteResult) -> String {
          peer that reports none), and the resident memory gained since the engine was \
          opened.\n\n",
     );
+    memory_note(&mut md, result);
     md.push_str("## Throughput and tail latency per phase\n\n");
     md.push_str(&table::phase_table(result).to_markdown());
     md.push_str("\n![Throughput per phase](comparison.svg)\n\n");
@@ -345,3 +346,33 @@ a later engine's peak and growth are rough. The engine's own **index memory** (k
 bloom filters, indexes and memtables) is exact either way.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";
+
+/// Names the engines whose resident memory per key exceeds their index per key by more than
+/// half at the end of the load: memory the index figure does not explain.
+fn memory_note(md: &mut String, result: &SuiteResult) {
+    let over: Vec<String> = result
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let (index, rss) = (table::index_per_key(r)?, table::rss_per_key(r)?);
+            (rss > 1.5 * index).then(|| {
+                format!(
+                    "{} ({} B/key resident, {} B/key index)",
+                    r.engine,
+                    num(rss),
+                    num(index)
+                )
+            })
+        })
+        .collect();
+    if !over.is_empty() {
+        let _ = writeln!(
+            md,
+            "Resident memory exceeds the index by more than half for {}: the rest is memory \
+             the engine's index figure does not count (memtables being flushed, merge or \
+             compaction buffers, the block cache) or that the allocator kept after it was \
+             freed.\n",
+            over.join(", ")
+        );
+    }
+}

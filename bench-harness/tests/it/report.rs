@@ -159,6 +159,18 @@ fn headline_shows_memory_per_key_at_the_end_of_the_load() -> Result<(), Box<dyn 
             run.engine
         );
     }
+    // The report names every engine whose resident memory the index does not explain.
+    let md = bench_harness::report::markdown::report(&result);
+    for run in &result.runs {
+        let (Some(i), Some(r)) = (
+            bench_harness::report::table::index_per_key(run),
+            bench_harness::report::table::rss_per_key(run),
+        ) else {
+            continue;
+        };
+        let named = md.contains(&format!("{} ({} B/key resident", run.engine, num(r)));
+        assert_eq!(named, r > 1.5 * i, "{}: {r} vs {i}\n{md}", run.engine);
+    }
     // Bitcask's keydir holds every 16-byte key and its location: more than the key, per key.
     let bitcask = result
         .runs
