@@ -168,6 +168,23 @@ fn diff_command_prints_ratios_and_writes_csv_beside_the_json()
     let csv = std::fs::read_to_string(new.join("diff.csv"))?;
     assert!(csv.starts_with("engine,figure,"), "{csv}");
     assert!(csv.contains("reference,fillrandom.ops_per_sec,"), "{csv}");
+    // --only keeps the figures whose name contains the text.
+    let o = harness(&[
+        "diff",
+        old_json.to_str().ok_or("path")?,
+        new.to_str().ok_or("path")?,
+        "--only",
+        "ops_per_sec",
+    ]);
+    let only = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && only.contains("fillrandom.ops_per_sec"),
+        "{only}"
+    );
+    assert!(
+        !only.contains("latency.p99_us") && !only.contains("totals."),
+        "{only}"
+    );
     // Bad input is a message and exit code 2.
     let missing = tmp.path().join("nowhere/summary.json");
     let o = harness(&[
