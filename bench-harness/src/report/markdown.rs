@@ -370,8 +370,9 @@ fn memory_note(md: &mut String, result: &SuiteResult) {
             md,
             "Resident memory exceeds the index by more than half for {}: the rest is memory \
              the engine's index figure does not count (memtables being flushed, merge or \
-             compaction buffers, the block cache) or that the allocator kept after it was \
-             freed.\n",
+             compaction buffers, the block cache), memory the allocator kept after it was freed, \
+             and, on small data sets, the process's fixed costs (thread stacks, the harness's \
+             value pool and histograms, about a few MB).\n",
             over.join(", ")
         );
     }
