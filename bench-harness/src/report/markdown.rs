@@ -372,7 +372,7 @@ fn memory_note(md: &mut String, result: &SuiteResult) {
              the engine's index figure does not count (memtables being flushed, merge or \
              compaction buffers, the block cache), memory the allocator kept after it was freed, \
              and, on small data sets, the process's fixed costs (thread stacks, the harness's \
-             value pool and histograms, about a few MB).\n",
+             value pool and histograms: a few MB).\n",
             over.join(", ")
         );
     }
