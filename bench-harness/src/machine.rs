@@ -27,6 +27,11 @@ pub struct Machine {
     /// The workspace's git commit the binary was built from, with "+ local changes" when the
     /// engines' or harness's sources differ from it; "unknown" without git.
     pub revision: String,
+    /// Set when the data directory is on a memory-backed file system (tmpfs, ramfs, a zram or
+    /// RAM-disk device): fsync is then free and the device counters read zero, so the figures
+    /// say nothing about a disk. The warning, for the report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_backed: Option<String>,
 }
 
 impl Machine {
@@ -50,6 +55,7 @@ impl Machine {
             memory_bytes: memory_kib * 1024,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             filesystem: filesystem_of(data_dir, &read("/proc/self/mounts")),
+            memory_backed: memory_backed(data_dir, &read("/proc/self/mounts")),
             date: utc_now(),
             load_average: load_average(),
             revision: revision(),
@@ -95,19 +101,48 @@ fn revision() -> String {
     }
 }
 
-/// The mount with the longest mount point that is a prefix of `dir`, as "type (device)".
-pub fn filesystem_of(dir: &Path, mounts: &str) -> String {
+/// The mount holding `dir`: the one with the longest mount point that is a prefix of it, as
+/// `(device, mount point, type)`.
+fn mount_of<'m>(dir: &Path, mounts: &'m str) -> Option<(&'m str, &'m str, &'m str)> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     mounts
         .lines()
         .filter_map(|line| {
             let mut f = line.split_whitespace();
             let (device, point, fstype) = (f.next()?, f.next()?, f.next()?);
-            dir.starts_with(point)
-                .then(|| (point.len(), format!("{fstype} ({device})")))
+            dir.starts_with(point).then_some((device, point, fstype))
         })
-        .max_by_key(|(len, _)| *len)
-        .map_or_else(|| "unknown".to_string(), |(_, fs)| fs)
+        .max_by_key(|(_, point, _)| point.len())
+}
+
+/// The mount with the longest mount point that is a prefix of `dir`, as "type (device)".
+pub fn filesystem_of(dir: &Path, mounts: &str) -> String {
+    mount_of(dir, mounts).map_or_else(
+        || "unknown".to_string(),
+        |(device, _, fstype)| format!("{fstype} ({device})"),
+    )
+}
+
+/// File system types whose files live in memory.
+const MEMORY_FILESYSTEMS: [&str; 4] = ["tmpfs", "ramfs", "devtmpfs", "hugetlbfs"];
+
+/// Block devices whose blocks live in memory.
+const MEMORY_DEVICES: [&str; 3] = ["/dev/zram", "/dev/ram", "/dev/brd"];
+
+/// A warning when `dir` lies on a memory-backed file system (per `mounts`, the text of
+/// `/proc/self/mounts`), `None` otherwise or when it cannot tell.
+pub fn memory_backed(dir: &Path, mounts: &str) -> Option<String> {
+    let (device, point, fstype) = mount_of(dir, mounts)?;
+    let in_memory = MEMORY_FILESYSTEMS.contains(&fstype)
+        || MEMORY_DEVICES.iter().any(|d| device.starts_with(d));
+    in_memory.then(|| {
+        format!(
+            "the data directory {} is on {fstype} ({device} at {point}), which lives in \
+             memory: fsync costs nothing and the device counters read zero, so these figures \
+             say nothing about a disk (use --data-dir on a disk-backed file system)",
+            dir.display()
+        )
+    })
 }
 
 /// Now, as `YYYY-MM-DDTHH:MM:SSZ`.

@@ -24,12 +24,32 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; whether the lint fires depends on the variants' sizes"
+)]
 enum Command {
     /// Run the suite against every engine and write a report (the default command).
     Compare(CompareArgs),
     /// List the engines and workloads this build knows.
     List,
+    /// Compare two runs: every figure both `summary.json` files carry, side by side with the
+    /// ratio new/old, marked where the change is larger than the runs' spread.
+    Diff(DiffArgs),
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The old run's `summary.json` (or its report directory).
+    old: PathBuf,
+    /// The new run's `summary.json` (or its report directory).
+    new: PathBuf,
+    /// Also write the comparison as `diff.csv` beside the new run's `summary.json`.
+    #[arg(long)]
+    csv: bool,
+    /// Only the figures whose name contains this text (e.g. `ops_per_sec`, `readrandom.`).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +123,18 @@ struct CompareArgs {
     /// Internal: run as the child process of an isolated run, writing the one engine's run here.
     #[arg(long, hide = true)]
     child_result: Option<PathBuf>,
+    /// Also write every table of the report as CSV beside `summary.json` (`headline.csv`,
+    /// `phases.csv`, `totals.csv`, `read-amplification.csv`, `latency-<engine>.csv`).
+    #[arg(long)]
+    csv: bool,
+    /// Keep each engine's data directory after its run and print its path (for `kv inspect`).
+    #[arg(long)]
+    keep_data: bool,
+    /// Stop each scan-heavy phase (readseq, seekrandom, YCSB E) after this many seconds, done
+    /// or not: a hash index walks its whole keydir for every scan, so an `--ops` multiple would
+    /// otherwise run for hours. 0: no limit.
+    #[arg(long, default_value_t = 30.0)]
+    scan_phase_secs: f64,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -132,6 +164,8 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--threads", args.threads.to_string());
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
+    push("--scan-phase-secs", args.scan_phase_secs.to_string());
+    out.extend(args.keep_data.then(|| "--keep-data".to_string()));
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -167,6 +201,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Diff(args)) => diff(&args),
         None => match Cli::try_parse_from(["bench-harness", "compare"]) {
             Ok(Cli {
                 command: Some(Command::Compare(args)),
@@ -220,9 +255,28 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
     })
 }
 
+/// The suite as the options describe it, with this binary's additions: scan-heavy phases
+/// capped by time, data directories kept on request.
+fn suite_config(args: &CompareArgs) -> Result<suite::SuiteConfig, HarnessError> {
+    let secs = args.scan_phase_secs;
+    if !(secs.is_finite() && (0.0..=1e6).contains(&secs)) {
+        return Err(HarnessError::invalid(format!(
+            "--scan-phase-secs {secs}: use a number of seconds from 0 (no limit) to 1000000"
+        )));
+    }
+    let mut config = options(args)?.build()?;
+    for phase in &mut config.phases {
+        if phase.is_scan_heavy() {
+            *phase = phase.clone().time_limited(Some(secs));
+        }
+    }
+    config.keep_data = args.keep_data;
+    Ok(config)
+}
+
 /// The child side of an isolated run: the suite against its one engine, the run written back.
 fn child(args: &CompareArgs, result_file: &Path) -> Result<(), HarnessError> {
-    let config = options(args)?.build()?;
+    let config = suite_config(args)?;
     let result = suite::run_suite(&config, &mut print_event)?;
     let run = result
         .runs
@@ -235,7 +289,11 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
     if let Some(file) = &args.child_result {
         return child(args, file);
     }
-    let mut config = options(args)?.build()?;
+    let mut config = suite_config(args)?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if let Some(warning) = bench_harness::machine::memory_backed(&config.data_dir, &mounts) {
+        eprintln!("warning: {warning}");
+    }
     if !args.in_process {
         let program = std::env::current_exe()
             .map_err(|e| HarnessError::io("find the harness binary", "current_exe", e))?;
@@ -280,12 +338,97 @@ fn compare(args: &CompareArgs) -> Result<(), HarnessError> {
     ));
     print_tables(&result);
     let written = report::write_report(&result, &args.out)?;
+    let csv = if args.csv {
+        report::write_files(&args.out, &report::csv::report_tables(&result))?.len()
+    } else {
+        0
+    };
     let dir = absolute(&args.out);
     println!(
         "\nreport: {} ({} files)",
         dir.join("report.md").display(),
-        written.len()
+        written.len() + csv
     );
+    Ok(())
+}
+
+/// A `summary.json` named directly or through its report directory, parsed.
+fn read_summary(path: &Path) -> Result<(PathBuf, serde_json::Value), HarnessError> {
+    let file = if path.is_dir() {
+        path.join("summary.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| HarnessError::invalid(format!("cannot read {}: {e}", file.display())))?;
+    let value = serde_json::from_str(&text).map_err(|e| {
+        HarnessError::invalid(format!("{} is not a summary.json: {e}", file.display()))
+    })?;
+    Ok((file, value))
+}
+
+fn run_line(label: &str, summary: &serde_json::Value) -> String {
+    let m = &summary["machine"];
+    format!(
+        "{label}: {} at revision {}, load average {}, {} keys, sync {}: {}",
+        m["date"].as_str().unwrap_or("?"),
+        m["revision"].as_str().unwrap_or("?"),
+        m["load_average"],
+        summary["dataset"]["key_count"],
+        summary["sync"].as_str().unwrap_or("?"),
+        summary["command"].as_str().unwrap_or("?"),
+    )
+}
+
+fn diff(args: &DiffArgs) -> Result<(), HarnessError> {
+    let (_, old) = read_summary(&args.old)?;
+    let (new_file, new) = read_summary(&args.new)?;
+    let mut diff = report::diff::diff(&old, &new);
+    if diff.engines.is_empty() {
+        return Err(HarnessError::invalid("the two runs share no engine"));
+    }
+    if let Some(only) = &args.only {
+        for (_, rows) in &mut diff.engines {
+            rows.retain(|r| r.figure.contains(only.as_str()));
+        }
+    }
+    // A reader piping into `head` closes stdout early: that ends the listing, not in a panic.
+    let _ = print_diff(&diff, &old, &new);
+    if args.csv {
+        let dir = new_file.parent().unwrap_or(Path::new("."));
+        let written = report::write_files(dir, &[("diff.csv", diff.to_csv())])?;
+        for path in written {
+            eprintln!("csv: {}", absolute(&path).display());
+        }
+    }
+    Ok(())
+}
+
+fn print_diff(
+    diff: &report::diff::Diff,
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}\n{}\n", run_line("old", old), run_line("new", new))?;
+    for ((engine, table), (_, rows)) in diff.tables().into_iter().zip(&diff.engines) {
+        let marked = rows.iter().filter(|r| r.change.mark() != "").count();
+        writeln!(
+            out,
+            "## {engine}: {} shared figures, {marked} beyond the spread\n\n{}",
+            rows.len(),
+            table.to_text()
+        )?;
+    }
+    writeln!(
+        out,
+        "▲/▼: the new run's min–max range lies wholly above/below the old one's (a single \
+         run's range is its value; nothing is marked when neither side was repeated)."
+    )?;
+    for note in &diff.notes {
+        writeln!(out, "note: {note}")?;
+    }
     Ok(())
 }
 
@@ -293,6 +436,9 @@ fn print_event(event: Event<'_>) {
     match event {
         Event::EngineOpened { engine, dir } => {
             eprintln!("{engine}: opened in {}", dir.display());
+        }
+        Event::DataKept { engine, dir } => {
+            println!("{engine}: data kept in {}", absolute(dir).display());
         }
         Event::PhaseDone { engine, summary: s } => {
             let p99 = s.latency.map_or("-".to_string(), |l| table::num(l.p99_us));

@@ -128,6 +128,9 @@ pub struct SuiteConfig {
     pub isolation: Isolation,
     /// Whether the page cache is dropped before each engine run.
     pub page_cache: PageCache,
+    /// Keep each engine's data directory after its run (`--keep-data`) instead of removing it;
+    /// [`Event::DataKept`] names it.
+    pub keep_data: bool,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -218,6 +221,7 @@ impl SuiteOptions {
             repeat: self.repeat,
             isolation: Isolation::InProcess,
             page_cache: PageCache::Kept,
+            keep_data: false,
         })
     }
 
@@ -404,6 +408,13 @@ pub enum Event<'a> {
         /// The phase's summary.
         summary: &'a PhaseSummary,
     },
+    /// An engine's run ended and its data directory was kept (`keep_data`).
+    DataKept {
+        /// The engine.
+        engine: &'a str,
+        /// Its data directory, left as the engine closed it.
+        dir: &'a Path,
+    },
 }
 
 /// Everything a suite measured.
@@ -548,6 +559,14 @@ fn run_engine(
         });
     }
     let run = runner.finish((entry.settings)(&config.engine_config));
+    if config.keep_data {
+        let kept = temp.keep().join("db");
+        on_event(Event::DataKept {
+            engine: entry.name,
+            dir: &kept,
+        });
+        return Ok(run);
+    }
     // The engine was dropped with the runner; now its files can go.
     temp.close()
         .map_err(|e| HarnessError::io("remove the temporary directory", &dir, e))?;

@@ -138,6 +138,32 @@ pub fn bar_chart(
     series: &[Series<Option<f64>>],
     log: bool,
 ) -> Result<String> {
+    bars(title, x_desc, categories, series, log, None)
+}
+
+/// [`bar_chart`] on a linear axis with a text at the end of every bar (`labels[series][category]`),
+/// and room on the right for it.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn labelled_bar_chart(
+    title: &str,
+    x_desc: &str,
+    categories: &[String],
+    series: &[Series<Option<f64>>],
+    labels: &[Vec<Option<String>>],
+) -> Result<String> {
+    bars(title, x_desc, categories, series, false, Some(labels))
+}
+
+fn bars(
+    title: &str,
+    x_desc: &str,
+    categories: &[String],
+    series: &[Series<Option<f64>>],
+    log: bool,
+    labels: Option<&[Vec<Option<String>>]>,
+) -> Result<String> {
     let scale = |v: f64| if log { v.max(1e-9).log10() } else { v };
     let values = || series.iter().flat_map(|(_, v)| v.iter().flatten().copied());
     let (lo, hi) = if log {
@@ -149,6 +175,8 @@ pub fn bar_chart(
             0.0
         };
         (lo, scale(max.max(1e-9)).ceil().max(lo + 1.0))
+    } else if labels.is_some() {
+        (0.0, upper(values()) * 1.3)
     } else {
         (0.0, upper(values()))
     };
@@ -188,6 +216,25 @@ pub fn bar_chart(
                 .map_err(err)?
                 .label(name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], style));
+            if let Some(texts) = labels.and_then(|l| l.get(i)) {
+                let font = ("sans-serif", 11).into_font();
+                let at = |c: usize| (n - c as f64 - 0.1 - band * (i as f64 + 0.5), c);
+                let texts = values
+                    .iter()
+                    .zip(texts)
+                    .enumerate()
+                    .filter_map(|(c, (v, t))| {
+                        let (y, _) = at(c);
+                        let style =
+                            TextStyle::from(font.clone()).pos(Pos::new(HPos::Left, VPos::Center));
+                        Some(Text::new(
+                            format!(" {}", t.as_ref()?),
+                            (scale((*v)?), y),
+                            style,
+                        ))
+                    });
+                chart.draw_series(texts).map_err(err)?;
+            }
         }
         label_categories(&root, &chart, categories, lo, n)?;
         chart
@@ -225,29 +272,48 @@ fn label_categories<DB: DrawingBackend>(
     Ok(())
 }
 
-fn over_time(result: &SuiteResult, f: impl Fn(&IntervalRecord) -> f64) -> Vec<Series<(f64, f64)>> {
-    result
-        .runs
-        .iter()
-        .map(|run| {
-            (
-                run.engine.clone(),
-                run.intervals.iter().map(|i| (i.t, f(i))).collect(),
-            )
-        })
-        .collect()
+fn timeline(
+    result: &SuiteResult,
+    title: &str,
+    y_desc: &str,
+    value: &dyn Fn(&IntervalRecord) -> Option<f64>,
+    log: bool,
+) -> Result<String> {
+    super::timeline::timeline(
+        result,
+        &super::timeline::Figure {
+            title,
+            y_desc,
+            value,
+            log,
+        },
+    )
 }
 
-/// Operations per second, interval by interval.
+/// Operations per second, interval by interval, over the phase bands.
 ///
 /// # Errors
 /// [`HarnessError::Report`] if plotters fails.
 pub fn throughput(result: &SuiteResult) -> Result<String> {
-    let series = over_time(result, |i| i.ops_per_sec / 1000.0);
-    line_chart(
+    timeline(
+        result,
         "Throughput per one-second interval",
         "kops/s (log scale)",
-        &series,
+        &|i| Some(i.ops_per_sec / 1000.0),
+        true,
+    )
+}
+
+/// The 99th-percentile latency of each one-second interval, over the phase bands.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn latency(result: &SuiteResult) -> Result<String> {
+    timeline(
+        result,
+        "p99 latency per one-second interval",
+        "p99 µs (log scale)",
+        &|i| i.latency.map(|l| l.p99_us),
         true,
     )
 }
@@ -257,11 +323,25 @@ pub fn throughput(result: &SuiteResult) -> Result<String> {
 /// # Errors
 /// [`HarnessError::Report`] if plotters fails.
 pub fn write_amplification(result: &SuiteResult) -> Result<String> {
-    let series = over_time(result, |i| i.write_amp);
-    line_chart(
+    timeline(
+        result,
         "Write amplification since open (bytes written / user bytes)",
         "write amplification",
-        &series,
+        &|i| Some(i.write_amp),
+        false,
+    )
+}
+
+/// Space amplification (`du` over live logical bytes), interval by interval.
+///
+/// # Errors
+/// [`HarnessError::Report`] if plotters fails.
+pub fn space_amplification(result: &SuiteResult) -> Result<String> {
+    timeline(
+        result,
+        "Space amplification (du of the directory / live key and value bytes)",
+        "space amplification",
+        &|i| Some(i.space_amp),
         false,
     )
 }
@@ -272,16 +352,18 @@ pub fn write_amplification(result: &SuiteResult) -> Result<String> {
 /// [`HarnessError::Report`] if plotters fails.
 pub fn disk_size(result: &SuiteResult) -> Result<String> {
     #[expect(clippy::cast_precision_loss, reason = "display")]
-    let series = over_time(result, |i| i.disk_bytes as f64 / 1e6);
-    line_chart(
+    let mb = |i: &IntervalRecord| Some(i.disk_bytes as f64 / 1e6);
+    timeline(
+        result,
         "Disk usage (du of the engine's directory)",
         "MB",
-        &series,
+        &mb,
         false,
     )
 }
 
-/// Throughput of every phase, engines side by side (log scale).
+/// Each engine's throughput per phase as a fraction of the fastest engine's in that phase, on a
+/// linear axis (a log axis makes 2x look like 10 %); every bar is labelled with its kops/s.
 ///
 /// # Errors
 /// [`HarnessError::Report`] if plotters fails.
@@ -292,23 +374,45 @@ pub fn comparison(result: &SuiteResult) -> Result<String> {
         .filter(|p| p.workload.pattern != crate::workload::Pattern::Compact)
         .map(|p| p.label.clone())
         .collect();
+    let kops = |run: &EngineRun, label: &str| run.phase(label).map(|p| p.ops_per_sec / 1000.0);
+    let best: Vec<f64> = phases
+        .iter()
+        .map(|l| {
+            result
+                .runs
+                .iter()
+                .filter_map(|r| kops(r, l))
+                .fold(0.0, f64::max)
+        })
+        .collect();
     let series: Vec<Series<Option<f64>>> = result
         .runs
         .iter()
         .map(|run| {
             let values = phases
                 .iter()
-                .map(|l| run.phase(l).map(|p| p.ops_per_sec / 1000.0))
+                .zip(&best)
+                .map(|(l, b)| kops(run, l).filter(|_| *b > 0.0).map(|k| k / b))
                 .collect();
             (run.engine.clone(), values)
         })
         .collect();
-    bar_chart(
-        "Throughput per phase",
-        "kops/s (log scale)",
+    let labels: Vec<Vec<Option<String>>> = result
+        .runs
+        .iter()
+        .map(|run| {
+            phases
+                .iter()
+                .map(|l| kops(run, l).map(|k| format!("{} kops/s", num(k))))
+                .collect()
+        })
+        .collect();
+    labelled_bar_chart(
+        "Throughput per phase, relative to the fastest engine in the phase",
+        "fraction of the fastest engine's throughput (linear; label: kops/s)",
         &phases,
         &series,
-        true,
+        &labels,
     )
 }
 

@@ -17,8 +17,14 @@ pub fn report(result: &SuiteResult) -> String {
         "\nLoad is the first phase; write amplification is over the whole run (every byte \
          written through the storage seam, or `/proc/self/io` `wchar` for peers, over user \
          bytes); reads per get are storage reads in the first `readrandom`; RSS growth is the peak \
-         resident memory above what the process held when the engine was opened.\n\n",
+         resident memory above what the process held when the engine was opened. Memory per \
+         key is read at the end of the load and divided by the live keys: the index as the \
+         engine reports it (Bitcask's keydir; the LSM's index blocks, bloom filters and \
+         memtables, without the block cache; RocksDB's table readers and memtables; n/a for a \
+         peer that reports none), and the resident memory gained since the engine was \
+         opened.\n\n",
     );
+    memory_note(&mut md, result);
     md.push_str("## Throughput and tail latency per phase\n\n");
     md.push_str(&table::phase_table(result).to_markdown());
     md.push_str("\n![Throughput per phase](comparison.svg)\n\n");
@@ -28,8 +34,14 @@ pub fn report(result: &SuiteResult) -> String {
     md.push_str(&table::read_amp_table(result).to_markdown());
     md.push_str("\n![Amplification](amplification.svg)\n\n");
     md.push_str("## Over time\n\n");
+    md.push_str(
+        "One panel per engine, each on its own clock (the engines ran one after another); every \
+         shaded band is a phase, named at its top, so a dip shows which phase it belongs to.\n\n",
+    );
     md.push_str("![Throughput over time](throughput.svg)\n\n");
+    md.push_str("![p99 latency over time](latency.svg)\n\n");
     md.push_str("![Write amplification over time](write-amplification.svg)\n\n");
+    md.push_str("![Space amplification over time](space-amplification.svg)\n\n");
     md.push_str("![Disk usage over time](disk-size.svg)\n\n");
     md.push_str("## Latency per engine\n\n");
     for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
@@ -87,6 +99,9 @@ fn header(md: &mut String, result: &SuiteResult) {
             ""
         },
     );
+    if let Some(warning) = &m.memory_backed {
+        let _ = writeln!(md, "> **Warning**: {warning}.\n");
+    }
     let _ = writeln!(md, "{}\n", repeats_line(result.repeat_count()));
     let _ = writeln!(md, "{}\n", isolation_line(result));
     if let Some(command) = &result.command {
@@ -137,6 +152,11 @@ pub fn traffic_check(result: &SuiteResult) -> String {
     let same = |other: &EngineRun| {
         first.phases.iter().zip(&other.phases).all(|(a, b)| {
             let (x, y) = (a.counts, b.counts);
+            if time_limited(result, &a.phase) {
+                // A phase stopped by its time limit ran as many operations as each engine
+                // managed in that time.
+                return true;
+            }
             if a.workload == "readwhilewriting" {
                 // The writer runs until the readers end: its count is each engine's own.
                 return x.gets == y.gets;
@@ -201,11 +221,65 @@ fn phases(md: &mut String, result: &SuiteResult) {
         let rate = p.rate.map_or(String::new(), |r| {
             format!(", open loop at {} ops/s", num(r))
         });
+        let cap = p
+            .time_limit_s
+            .map_or(String::new(), |s| format!(", stopped after {s} s"));
+        let rate = rate + &cap;
         let _ = writeln!(
             md,
             "| {} | {}{cold}{rate} | {ops} | {} |",
             p.label, p.workload.name, p.threads
         );
+    }
+    md.push('\n');
+    cut_short(md, result);
+}
+
+/// Whether the phase labelled `label` had a time limit.
+fn time_limited(result: &SuiteResult, label: &str) -> bool {
+    result
+        .phases
+        .iter()
+        .any(|p| p.label == label && p.time_limit_s.is_some())
+}
+
+/// Says which scan-heavy phases the time limit stopped early, engine by engine.
+fn cut_short(md: &mut String, result: &SuiteResult) {
+    let Some(limit) = result.phases.iter().find_map(|p| p.time_limit_s) else {
+        return;
+    };
+    let _ = writeln!(
+        md,
+        "Scan-heavy phases (`readseq`, `seekrandom`, YCSB E) stop after {limit} s \
+         (`--scan-phase-secs`): a hash index walks its whole keydir for every scan, so their \
+         cost grows with the key count times the operation count. A phase that stops early \
+         ran fewer operations than planned; its throughput and latency are over the operations \
+         it ran.\n"
+    );
+    for run in &result.runs {
+        let cut: Vec<String> = result
+            .phases
+            .iter()
+            .filter(|p| p.time_limit_s.is_some())
+            .filter_map(|p| {
+                let summary = run.phase(&p.label)?;
+                // A pass plans one visit of every live key; a mix, its operation count.
+                let (ran, planned, what) = if p.workload.is_pass() {
+                    (summary.counts.scan_entries, summary.live_keys, "keys")
+                } else {
+                    (summary.counts.ops, p.ops, "operations")
+                };
+                (ran < planned).then(|| format!("{} ({ran} of {planned} {what})", p.label))
+            })
+            .collect();
+        if !cut.is_empty() {
+            let _ = writeln!(
+                md,
+                "- **{}** stopped early in {}.",
+                run.engine,
+                cut.join(", ")
+            );
+        }
     }
     md.push('\n');
 }
@@ -272,3 +346,34 @@ a later engine's peak and growth are rough. The engine's own **index memory** (k
 bloom filters, indexes and memtables) is exact either way.\n\
 - Intervals (`intervals.jsonl`) are cut once a second; `summary.json` holds every figure \
 above per phase.\n";
+
+/// Names the engines whose resident memory per key exceeds their index per key by more than
+/// half at the end of the load: memory the index figure does not explain.
+fn memory_note(md: &mut String, result: &SuiteResult) {
+    let over: Vec<String> = result
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let (index, rss) = (table::index_per_key(r)?, table::rss_per_key(r)?);
+            (rss > 1.5 * index).then(|| {
+                format!(
+                    "{} ({} B/key resident, {} B/key index)",
+                    r.engine,
+                    num(rss),
+                    num(index)
+                )
+            })
+        })
+        .collect();
+    if !over.is_empty() {
+        let _ = writeln!(
+            md,
+            "Resident memory exceeds the index by more than half for {}: the rest is memory \
+             the engine's index figure does not count (memtables being flushed, merge or \
+             compaction buffers, the block cache), memory the allocator kept after it was freed, \
+             and, on small data sets, the process's fixed costs (thread stacks, the harness's \
+             value pool and histograms: a few MB).\n",
+            over.join(", ")
+        );
+    }
+}

@@ -1,14 +1,18 @@
 //! Reports of a suite: a terminal table ([`table`]), JSON lines and a JSON summary ([`json`]), a
-//! Markdown report ([`markdown`]) and SVG charts ([`charts`]).
+//! Markdown report ([`markdown`]) and SVG charts ([`charts`]); the tables as CSV ([`csv`]); and
+//! the comparison of two runs' summaries ([`diff`]).
 //!
 //! [`write_report`] renders every file in memory first and only then writes them, each through
 //! a temporary name and a rename, so a failure never leaves a half-written report behind.
 
 pub mod charts;
+pub mod csv;
+pub mod diff;
 pub mod json;
 pub mod markdown;
 pub mod spread;
 pub mod table;
+pub mod timeline;
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +20,7 @@ use crate::error::{HarnessError, Result};
 use crate::suite::SuiteResult;
 
 /// The files of a report, by name.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 10] = [
     "report.md",
     "summary.json",
     "intervals.jsonl",
@@ -25,6 +29,8 @@ pub const FILES: [&str; 8] = [
     "disk-size.svg",
     "comparison.svg",
     "amplification.svg",
+    "latency.svg",
+    "space-amplification.svg",
 ];
 
 /// Renders every file of the report: `(file name, contents)`, in [`FILES`] order.
@@ -32,7 +38,7 @@ pub const FILES: [&str; 8] = [
 /// # Errors
 /// [`HarnessError::Report`] if a chart or a JSON document cannot be rendered.
 pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
-    let [md, summary, intervals, tput, wa, disk, cmp, amp] = FILES;
+    let [md, summary, intervals, tput, wa, disk, cmp, amp, lat, sa] = FILES;
     Ok(vec![
         (md, markdown::report(result)),
         (summary, json::summary_json(result)?),
@@ -42,6 +48,8 @@ pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
         (disk, charts::disk_size(result)?),
         (cmp, charts::comparison(result)?),
         (amp, charts::amplification(result)?),
+        (lat, charts::latency(result)?),
+        (sa, charts::space_amplification(result)?),
     ])
 }
 
@@ -71,9 +79,19 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
 /// if writing fails (temporary files are removed).
 pub fn write_report(result: &SuiteResult, dir: &Path) -> Result<Vec<PathBuf>> {
     let files = render(result)?;
+    write_files(dir, &files)
+}
+
+/// Writes `(file name, contents)` pairs into `dir`: every file to a temporary name first, then
+/// each renamed into place, so a failed write leaves none of them half-written.
+///
+/// # Errors
+/// [`HarnessError::Io`] if writing fails (temporary files are removed).
+pub fn write_files(dir: &Path, files: &[(impl AsRef<str>, String)]) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|e| HarnessError::io("create", dir, e))?;
     let mut staged = Vec::new();
-    for (name, contents) in &files {
+    for (name, contents) in files {
+        let name = name.as_ref();
         let tmp = dir.join(format!(".{name}.tmp"));
         if let Err(e) = std::fs::write(&tmp, contents) {
             for (path, _) in &staged {

@@ -452,6 +452,8 @@ pub fn headline_table(result: &SuiteResult) -> Table {
         "space amp peak",
         "reads per get",
         "RSS growth MB",
+        "index B/key (load)",
+        "RSS B/key (load)",
     ];
     type Pick = Box<dyn Fn(&EngineRun) -> Option<f64>>;
     let columns: Vec<Pick> = vec![
@@ -469,6 +471,8 @@ pub fn headline_table(result: &SuiteResult) -> Table {
                 .map(|ra| ra.seam_reads_per_get)
         }),
         Box::new(|r| Some(rss_growth_mb(r))),
+        Box::new(index_per_key),
+        Box::new(rss_per_key),
     ];
     let rows = result
         .runs
@@ -484,4 +488,26 @@ pub fn headline_table(result: &SuiteResult) -> Table {
         header: header.iter().map(ToString::to_string).collect(),
         rows,
     }
+}
+
+/// The load: the run's first phase, where the memory per key is read.
+fn load(r: &EngineRun) -> Option<&PhaseSummary> {
+    r.phases.first().filter(|p| p.live_keys > 0)
+}
+
+/// Index memory per live key at the end of the load, as the engine's own report gives it (the
+/// keydir; an LSM's index blocks, filters and memtables); `None` for a peer that reports none.
+#[expect(clippy::cast_precision_loss, reason = "display")]
+pub fn index_per_key(r: &EngineRun) -> Option<f64> {
+    let p = load(r)?;
+    (p.index_memory_bytes > 0).then(|| p.index_memory_bytes as f64 / p.live_keys as f64)
+}
+
+/// Resident memory gained since the engine was opened, per live key, at the end of the load:
+/// for every engine, peers included.
+#[expect(clippy::cast_precision_loss, reason = "display")]
+pub fn rss_per_key(r: &EngineRun) -> Option<f64> {
+    let p = load(r)?;
+    let grown = p.rss_bytes.saturating_sub(r.totals.rss_at_open_bytes);
+    Some(grown as f64 / p.live_keys as f64)
 }

@@ -51,6 +51,11 @@ pub struct Phase {
     /// device (`--cold`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cold: bool,
+    /// Seconds after which the phase stops issuing operations, done or not (`--scan-phase-secs`
+    /// on scan-heavy phases, whose cost on a hash index grows with the key count); `None` runs
+    /// every operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_limit_s: Option<f64>,
 }
 
 impl Phase {
@@ -63,6 +68,23 @@ impl Phase {
             threads,
             rate: None,
             cold: false,
+            time_limit_s: None,
+        }
+    }
+
+    /// The same phase stopped after `seconds` (see [`Phase::time_limit_s`]).
+    pub fn time_limited(mut self, seconds: Option<f64>) -> Self {
+        self.time_limit_s = seconds.filter(|s| *s > 0.0);
+        self
+    }
+
+    /// Whether the phase is mostly scans (`readseq`, `seekrandom`, YCSB E): a hash-indexed
+    /// engine walks its whole keydir for each, so such a phase is the one to cap by time.
+    pub fn is_scan_heavy(&self) -> bool {
+        match &self.workload.pattern {
+            Pattern::ReadSeq => true,
+            Pattern::Mix(mix) => mix.scan >= 0.5,
+            _ => false,
         }
     }
 
@@ -247,6 +269,9 @@ impl Runner {
             check_hits: !(has_deletes && streams.len() > 1),
             pace: Pace::for_rate(phase.rate, phase.threads, Instant::now()),
             readers: &readers,
+            deadline: phase
+                .time_limit_s
+                .map(|s| Instant::now() + std::time::Duration::from_secs_f64(s)),
         };
         let bar = progress_bar(self.progress, &self.name, &phase.label, total);
         let ctx = IntervalContext {

@@ -123,6 +123,8 @@ pub(crate) struct Shared<'a> {
     pub pace: Pace,
     /// The readers of `readwhilewriting` (unused otherwise).
     pub readers: &'a Readers,
+    /// When a time-limited phase stops issuing operations (see `Phase::time_limit_s`).
+    pub deadline: Option<Instant>,
 }
 
 impl Shared<'_> {
@@ -199,6 +201,7 @@ impl Buffer {
 fn should_stop(shared: &Shared<'_>, role: Role) -> bool {
     shared.stop.load(Ordering::Relaxed)
         || (role == Role::Writer && shared.readers.done.load(Ordering::Acquire))
+        || shared.deadline.is_some_and(|d| Instant::now() >= d)
 }
 
 fn issue_all(shared: &Shared<'_>, stream: OpStream, slot: &Slot, role: Role) -> Result<()> {

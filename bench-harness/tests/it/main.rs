@@ -1,8 +1,11 @@
 //! Integration tests of the bench harness: one test binary (see `Cargo.toml`).
 
 mod cli;
+mod diff;
 mod engines;
 mod formulas;
 mod kv;
+mod practical;
+mod report;
 mod runner;
 mod workload;
