@@ -524,12 +524,13 @@ fn run_engine(
         .tempdir_in(&config.data_dir)
         .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
     let dir = temp.path().join("db");
-    let engine =
-        (entry.open)(&dir, &config.engine_config).map_err(|source| HarnessError::Engine {
-            engine: entry.name.to_string(),
-            phase: "open".to_string(),
-            source,
-        })?;
+    // Our engines count into the harness's own counters; peers bypass the seam.
+    let (engine_config, counters) = config.engine_config.counted();
+    let engine = (entry.open)(&dir, &engine_config).map_err(|source| HarnessError::Engine {
+        engine: entry.name.to_string(),
+        phase: "open".to_string(),
+        source,
+    })?;
     on_event(Event::EngineOpened {
         engine: entry.name,
         dir: &dir,
@@ -537,7 +538,9 @@ fn run_engine(
     let mut runner = Runner::new(engine, &dir, config.dataset)?
         .with_name(entry.name)
         .with_progress(config.progress);
-    if !entry.seam_accounting {
+    if entry.seam_accounting {
+        runner = runner.with_io_counters(counters);
+    } else {
         runner = runner.without_seam();
     }
     for phase in &config.phases {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use engine_api::{CompactionSummary, Engine, IoClass, IoStats, Stats};
+use engine_api::{CompactionSummary, Engine, IoClass, IoCounters, IoStats, Stats};
 use serde::{Deserialize, Serialize};
 
 use self::amplification::{ReadAmplification, WriteAmplification};
@@ -83,6 +83,17 @@ impl Snapshot {
             memory: Memory::read(),
             disk_bytes: process::disk_usage(dir),
         }
+    }
+
+    /// Reads everything now, taking the seam I/O from the harness's own `counters` (see
+    /// [`crate::engines::EngineConfig::counted`]) rather than from the engine's report, when
+    /// there are some.
+    pub fn take_counted(engine: &dyn Engine, dir: &Path, counters: Option<&IoCounters>) -> Self {
+        let mut snapshot = Self::take(engine, dir);
+        if let Some(counters) = counters {
+            snapshot.stats.io = counters.snapshot();
+        }
+        snapshot
     }
 }
 

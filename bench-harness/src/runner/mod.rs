@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use engine_api::Engine;
+use engine_api::{Engine, IoCounters};
 use serde::Serialize;
 
 pub use live::LiveSet;
@@ -106,6 +106,7 @@ pub struct Runner {
     intervals: Vec<IntervalRecord>,
     peak_space_amp: f64,
     peak_disk_bytes: u64,
+    counters: Option<Arc<IoCounters>>,
 }
 
 impl Runner {
@@ -137,6 +138,7 @@ impl Runner {
             intervals: Vec::new(),
             peak_space_amp: 0.0,
             peak_disk_bytes: 0,
+            counters: None,
             engine,
             dir,
             dataset,
@@ -155,6 +157,25 @@ impl Runner {
     pub fn with_progress(mut self, visible: bool) -> Self {
         self.progress = visible;
         self
+    }
+
+    /// Measures the engine's seam I/O with the harness's own `counters`, which the engine's
+    /// storage counts into (see [`crate::engines::EngineConfig::counted`]), instead of the
+    /// engine's report. The figure at open is read again from them.
+    #[must_use]
+    pub fn with_io_counters(mut self, counters: Arc<IoCounters>) -> Self {
+        self.opened.stats.io = counters.snapshot();
+        self.counters = Some(counters);
+        self
+    }
+
+    /// The harness's own I/O counters, if the runner has them.
+    pub fn io_counters(&self) -> Option<&Arc<IoCounters>> {
+        self.counters.as_ref()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::take_counted(self.engine.as_ref(), &self.dir, self.counters.as_deref())
     }
 
     /// Declares that the engine's I/O bypasses the counting seam (a peer engine), so write
@@ -206,9 +227,9 @@ impl Runner {
                 HarnessError::invalid(format!("cannot start '{}' cold: {why}", phase.label))
             })?;
         }
-        let before = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let before = self.snapshot();
         let (tally, compact_summary) = self.drive(phase, &plan)?;
-        let after = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let after = self.snapshot();
         let summary = self.summarise(phase, &before, &after, tally, compact_summary);
         self.user_bytes += summary.counts.user_bytes_written;
         self.phases.push(summary.clone());
@@ -260,6 +281,7 @@ impl Runner {
             seam_accounting: self.seam_accounting,
             user_bytes_before: self.user_bytes,
             pattern: &phase.workload.pattern,
+            counters: self.counters.as_deref(),
         };
         let mut tally = PhaseTally::default();
         let workers = if compact { 1 } else { streams.len() };
@@ -381,7 +403,7 @@ impl Runner {
     /// Ends the run: reads the engine once more and returns everything measured, with whole-run
     /// totals. `settings` are recorded as given, for the report.
     pub fn finish(self, settings: Vec<(String, String)>) -> EngineRun {
-        let end = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let end = self.snapshot();
         let io = end.stats.io.since(&self.opened.stats.io);
         let proc_io = end.proc_io.since(&self.opened.proc_io);
         let live_keys = self.live.count();

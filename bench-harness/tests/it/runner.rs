@@ -247,3 +247,91 @@ fn readwhilewriting_reports_the_readers() -> Result<(), Box<dyn std::error::Erro
     );
     Ok(())
 }
+
+/// A small tree for the LSM and small files for Bitcask, so a few thousand keys flush, compact
+/// and merge.
+fn busy_config() -> bench_harness::engines::EngineConfig {
+    let mut config = bench_harness::engines::EngineConfig::new(SyncPolicy::Never);
+    config.lsm.memtable_bytes = 16 << 10;
+    config.lsm.target_file_bytes = 16 << 10;
+    config.lsm.max_bytes_for_level_base = 64 << 10;
+    config.lsm.l0_compaction_trigger = 2;
+    config.bitcask_max_file_size = 32 << 10;
+    config
+}
+
+/// Runs `phases` on a named engine opened with [`busy_config`].
+fn run_busy(name: &str, phases: &[(&str, u64)]) -> Result<EngineRun, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let entry = bench_harness::engines::find(name)?;
+    let engine = (entry.open)(dir.path(), &busy_config())?;
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    for (workload, ops) in phases {
+        runner.run_phase(&Phase::new(Workload::named(workload)?, *ops, 1))?;
+    }
+    Ok(runner.finish(Vec::new()))
+}
+
+/// Flushes, compactions and merges read what they rewrite; none of that is a user's read. A load
+/// and overwrites with no get or scan must count no user-read byte, whatever ran behind them.
+#[test]
+fn background_work_is_not_counted_as_user_reads() -> Result<(), Box<dyn std::error::Error>> {
+    for name in ["lsm", "bitcask"] {
+        let run = run_busy(
+            name,
+            &[("fillrandom", 0), ("overwrite", 6_000), ("compact", 0)],
+        )?;
+        let background: u64 = run.phases.iter().map(|p| p.compaction.count).sum();
+        assert!(background > 0, "{name}: nothing compacted or merged");
+        for phase in &run.phases {
+            let user = phase.io.class(engine_api::IoClass::UserRead);
+            assert_eq!(
+                user.bytes_read, 0,
+                "{name}, {}: {} bytes counted as user reads without a get",
+                phase.phase, user.bytes_read
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The harness counts our engines' I/O itself, through the storage it passes them; what it
+/// counts is what the engine reports of itself (both see every call under the same class).
+#[test]
+fn the_harness_counts_what_the_engine_reports() -> Result<(), Box<dyn std::error::Error>> {
+    for name in ["lsm", "bitcask"] {
+        let dir = tempfile::tempdir()?;
+        let entry = bench_harness::engines::find(name)?;
+        let (config, counters) = busy_config().counted();
+        let engine = (entry.open)(dir.path(), &config)?;
+        let mut runner =
+            Runner::new(engine, dir.path(), dataset())?.with_io_counters(Arc::clone(&counters));
+        for (workload, ops) in [
+            ("fillrandom", 0),
+            ("overwrite", 3_000),
+            ("readrandom", 1_000),
+        ] {
+            runner.run_phase(&Phase::new(Workload::named(workload)?, ops, 1))?;
+        }
+        let reads = runner.phases()[2].io.class(engine_api::IoClass::UserRead);
+        assert!(reads.reads > 0, "{name}: the gets' reads were not counted");
+        // Background work may still run: read between two equal engine reports, and retry
+        // while an I/O is between the two counters (each counts it a moment apart).
+        let mut last = None;
+        for _ in 0..1_000 {
+            let before = runner.engine().stats().io;
+            let harness = counters.snapshot();
+            if runner.engine().stats().io == before {
+                if harness == before {
+                    last = None;
+                    break;
+                }
+                last = Some((before, harness));
+            }
+        }
+        if let Some((engine_io, harness_io)) = last {
+            assert_eq!(engine_io, harness_io, "{name}: the two counts differ");
+        }
+    }
+    Ok(())
+}
