@@ -103,6 +103,16 @@ struct CompareArgs {
     /// Internal: run as the child process of an isolated run, writing the one engine's run here.
     #[arg(long, hide = true)]
     child_result: Option<PathBuf>,
+    /// The shortest a phase lasts, in seconds: a phase of reads, scans or updates that finishes
+    /// its operations sooner keeps drawing from the same stream until then (its report shows
+    /// the operations it ran). Fills, inserts, deletes and compact run exactly their count.
+    /// Default 2 (0 with --quick); 0 runs every phase to its count.
+    #[arg(long)]
+    min_phase_secs: Option<f64>,
+    /// Seconds of uncounted warm-up before each phase of reads, scans or updates, drawn from a
+    /// stream seeded apart from the measured one. Default 1 (0 with --quick).
+    #[arg(long)]
+    warmup_secs: Option<f64>,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -132,6 +142,12 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--threads", args.threads.to_string());
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
+    if let Some(secs) = args.min_phase_secs {
+        push("--min-phase-secs", secs.to_string());
+    }
+    if let Some(secs) = args.warmup_secs {
+        push("--warmup-secs", secs.to_string());
+    }
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -217,6 +233,8 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
         rate: args.rate.map(|r| r as f64),
         cold: args.cold,
+        min_phase_secs: args.min_phase_secs,
+        warmup_secs: args.warmup_secs,
     })
 }
 

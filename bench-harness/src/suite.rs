@@ -42,6 +42,13 @@ pub const MAX_REPEAT: usize = 50;
 pub const MAX_OPS: u64 = 10_000_000_000;
 /// Most worker threads accepted.
 pub const MAX_THREADS: usize = 256;
+/// The shortest a phase that can be extended lasts by default (`--min-phase-secs`): long
+/// enough that its p99.9 is not its maximum and a one-second sampler sees it twice.
+pub const DEFAULT_MIN_PHASE_SECS: f64 = 2.0;
+/// The default uncounted warm-up before each phase that can have one (`--warmup-secs`).
+pub const DEFAULT_WARMUP_SECS: f64 = 1.0;
+/// Longest `--min-phase-secs` or `--warmup-secs` accepted.
+pub const MAX_PHASE_SECS: f64 = 3_600.0;
 
 /// What the user asked for, before it is checked.
 #[derive(Clone, Debug)]
@@ -80,6 +87,12 @@ pub struct SuiteOptions {
     pub rate: Option<f64>,
     /// Drop the OS page cache before every read-only phase (Linux, root).
     pub cold: bool,
+    /// The shortest a phase lasts, in seconds, if its workload can go on past its count
+    /// ([`crate::Workload::extends`]); `None` for [`DEFAULT_MIN_PHASE_SECS`] (0 with `quick`).
+    pub min_phase_secs: Option<f64>,
+    /// Seconds of uncounted warm-up before each phase that can have one; `None` for
+    /// [`DEFAULT_WARMUP_SECS`] (0 with `quick`).
+    pub warmup_secs: Option<f64>,
 }
 
 impl Default for SuiteOptions {
@@ -101,6 +114,8 @@ impl Default for SuiteOptions {
             repeat: 1,
             rate: None,
             cold: false,
+            min_phase_secs: None,
+            warmup_secs: None,
         }
     }
 }
@@ -188,12 +203,16 @@ impl SuiteOptions {
         if let Some(rate) = self.rate {
             check_range("--rate", rate as u64, 1, 1_000_000_000)?;
         }
+        let (min_secs, warmup) = self.phase_times()?;
         let phases: Vec<Phase> = self
             .phases(dataset.key_count)?
             .into_iter()
             .map(|p| {
                 let cold = self.cold && READ_ONLY.contains(&p.workload.name.as_str());
-                p.at_rate(self.rate).cold(cold)
+                p.at_rate(self.rate)
+                    .cold(cold)
+                    .lasting(min_secs)
+                    .warmed(warmup)
             })
             .collect();
         if self.cold {
@@ -219,6 +238,31 @@ impl SuiteOptions {
             isolation: Isolation::InProcess,
             page_cache: PageCache::Kept,
         })
+    }
+
+    /// `--min-phase-secs` and `--warmup-secs`, checked, with their defaults.
+    fn phase_times(&self) -> Result<(f64, f64)> {
+        let (min_default, warmup_default) = if self.quick {
+            (0.0, 0.0)
+        } else {
+            (DEFAULT_MIN_PHASE_SECS, DEFAULT_WARMUP_SECS)
+        };
+        let check = |option: &str, value: f64| {
+            if value.is_finite() && (0.0..=MAX_PHASE_SECS).contains(&value) {
+                Ok(value)
+            } else {
+                Err(HarnessError::invalid(format!(
+                    "{option} must be between 0 and {MAX_PHASE_SECS} seconds, not {value}"
+                )))
+            }
+        };
+        Ok((
+            check(
+                "--min-phase-secs",
+                self.min_phase_secs.unwrap_or(min_default),
+            )?,
+            check("--warmup-secs", self.warmup_secs.unwrap_or(warmup_default))?,
+        ))
     }
 
     fn engine_config(&self, dataset: &Dataset) -> Result<EngineConfig> {

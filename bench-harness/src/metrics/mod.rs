@@ -214,6 +214,16 @@ pub struct PhaseSummary {
     pub peak_rss_bytes: u64,
     /// Memory the engine says its index holds.
     pub index_memory_bytes: u64,
+    /// The phase's operation count as planned: `counts.ops` is larger when `--min-phase-secs`
+    /// kept the phase going.
+    #[serde(default)]
+    pub planned_ops: u64,
+    /// Operations of the uncounted warm-up before the phase (`--warmup-secs`).
+    #[serde(default)]
+    pub warmup_ops: u64,
+    /// Seconds of that warm-up.
+    #[serde(default)]
+    pub warmup_s: f64,
 }
 
 /// One second (or the last, shorter stretch) of a phase.

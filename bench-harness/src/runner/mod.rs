@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine_api::{Engine, IoCounters};
 use serde::Serialize;
@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use live::LiveSet;
 
 use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
-use self::worker::{Pace, Readers, Role, Shared, Slot, lock, run_compact, run_stream};
+use self::worker::{Pace, Readers, Role, Shared, Slot, Until, lock, run_compact, run_stream};
 use crate::error::{HarnessError, Result};
 use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
 use crate::metrics::process::{Memory, reset_peak_rss};
@@ -29,7 +29,7 @@ use crate::metrics::{
     CompactionCost, EngineRun, IntervalRecord, PhaseSummary, RunTotals, Snapshot, StallCost,
 };
 use crate::workload::zipf::derive_seed;
-use crate::workload::{Dataset, KeyCodec, Pattern, StreamPlan, ValuePool, Workload};
+use crate::workload::{Dataset, KeyCodec, OpStream, Pattern, StreamPlan, ValuePool, Workload};
 
 /// One phase of a run.
 #[derive(Clone, Debug, Serialize)]
@@ -51,6 +51,33 @@ pub struct Phase {
     /// device (`--cold`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cold: bool,
+    /// The shortest the measured phase may last, in seconds: a phase whose workload
+    /// [`Workload::extends`] and that finishes its operations sooner keeps drawing from the
+    /// same stream until then (`--min-phase-secs`); 0 runs exactly `ops`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_secs: f64,
+    /// Seconds of uncounted warm-up before the measured phase (`--warmup-secs`), for workloads
+    /// that [`Workload::extends`]; 0 for none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub warmup_secs: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// The label a warm-up's stream seed is derived with, apart from every measured stream's.
+const WARMUP_SEED: u64 = 0x5741_524D;
+
+/// One run of a phase's workers: the measured phase, or its warm-up.
+#[derive(Clone, Copy, Debug)]
+struct Stretch {
+    /// Whether the streams go on past their counts (see [`crate::workload::OpStream::extended`]).
+    extend: bool,
+    /// Whether the streams' counts must be reached before `secs` can end them.
+    count: bool,
+    /// How long extended streams run at least.
+    secs: f64,
 }
 
 impl Phase {
@@ -63,7 +90,41 @@ impl Phase {
             threads,
             rate: None,
             cold: false,
+            min_secs: 0.0,
+            warmup_secs: 0.0,
         }
+    }
+
+    /// The same phase, lasting at least `secs` seconds if its workload allows it (see
+    /// [`Phase::min_secs`]).
+    #[must_use]
+    pub fn lasting(mut self, secs: f64) -> Self {
+        self.min_secs = secs.max(0.0);
+        self
+    }
+
+    /// The same phase, started with `secs` seconds of uncounted warm-up if its workload allows
+    /// it (see [`Phase::warmup_secs`]).
+    #[must_use]
+    pub fn warmed(mut self, secs: f64) -> Self {
+        self.warmup_secs = secs.max(0.0);
+        self
+    }
+
+    fn measured(&self) -> Stretch {
+        Stretch {
+            extend: self.min_secs > 0.0 && self.workload.extends(),
+            count: true,
+            secs: self.min_secs,
+        }
+    }
+
+    fn warmup(&self) -> Option<Stretch> {
+        (self.warmup_secs > 0.0 && self.workload.extends()).then_some(Stretch {
+            extend: true,
+            count: false,
+            secs: self.warmup_secs,
+        })
     }
 
     /// The same phase started with a cold page cache (see [`Phase::cold`]).
@@ -222,28 +283,56 @@ impl Runner {
         self.live.grow(capacity);
         self.next_insert = capacity;
         self.phases_run += 1;
+        let warmup = self.warm_up(phase, &plan)?;
         if phase.cold {
             crate::isolation::drop_page_cache().map_err(|why| {
                 HarnessError::invalid(format!("cannot start '{}' cold: {why}", phase.label))
             })?;
         }
         let before = self.snapshot();
-        let (tally, compact_summary) = self.drive(phase, &plan)?;
+        let (tally, compact_summary, intervals) = self.drive(phase, &plan, phase.measured())?;
+        self.absorb_intervals(intervals, &tally);
         let after = self.snapshot();
-        let summary = self.summarise(phase, &before, &after, tally, compact_summary);
+        let mut summary = self.summarise(phase, &before, &after, tally, compact_summary);
+        (summary.warmup_ops, summary.warmup_s) = warmup;
         self.user_bytes += summary.counts.user_bytes_written;
         self.phases.push(summary.clone());
         Ok(summary)
     }
 
+    /// Runs the phase's warm-up, if it has one: its workload from streams seeded apart from the
+    /// measured ones (so the measured operations are the same on every engine, however many
+    /// the warm-up issued), for its time, counted nowhere but in the user bytes written (the
+    /// seam sees its writes). Returns its operations and seconds.
+    fn warm_up(&mut self, phase: &Phase, plan: &StreamPlan) -> Result<(u64, f64)> {
+        let Some(stretch) = phase.warmup() else {
+            return Ok((0, 0.0));
+        };
+        let warm = StreamPlan {
+            seed: derive_seed(plan.seed, WARMUP_SEED),
+            ..plan.clone()
+        };
+        let (tally, _, _) = self.drive(phase, &warm, stretch)?;
+        self.user_bytes += tally.counts.user_bytes_written;
+        Ok((tally.counts.ops, tally.seconds))
+    }
+
     /// Runs the workers and samples until they finish.
     fn drive(
-        &mut self,
+        &self,
         phase: &Phase,
         plan: &StreamPlan,
-    ) -> Result<(PhaseTally, Option<engine_api::CompactionSummary>)> {
+        stretch: Stretch,
+    ) -> Result<(
+        PhaseTally,
+        Option<engine_api::CompactionSummary>,
+        Vec<IntervalRecord>,
+    )> {
         let compact = phase.workload.pattern == Pattern::Compact;
-        let streams = if compact { Vec::new() } else { plan.streams() };
+        let mut streams = if compact { Vec::new() } else { plan.streams() };
+        if stretch.extend {
+            streams = streams.into_iter().map(OpStream::extended).collect();
+        }
         let roles = roles(phase, streams.len());
         let readers = Readers::default();
         let reader_count = roles.iter().filter(|r| **r == Role::Reader).count();
@@ -268,6 +357,14 @@ impl Runner {
             check_hits: !(has_deletes && streams.len() > 1),
             pace: Pace::for_rate(phase.rate, phase.threads, Instant::now()),
             readers: &readers,
+            until: if stretch.extend {
+                Until {
+                    count: stretch.count,
+                    at: Some(Instant::now() + Duration::from_secs_f64(stretch.secs)),
+                }
+            } else {
+                Until::COUNT
+            },
         };
         let bar = progress_bar(self.progress, &self.name, &phase.label, total);
         let ctx = IntervalContext {
@@ -322,10 +419,9 @@ impl Runner {
         });
         bar.finish_and_clear();
         outcome?;
-        self.absorb_intervals(intervals, &tally);
         tally.seconds = ended.duration_since(started).as_secs_f64();
         let summary = lock(&slots[0].compact_summary).take();
-        Ok((tally, summary))
+        Ok((tally, summary, intervals))
     }
 
     fn absorb_intervals(&mut self, intervals: Vec<IntervalRecord>, tally: &PhaseTally) {
@@ -387,6 +483,9 @@ impl Runner {
             rss_bytes: after.memory.rss_bytes,
             peak_rss_bytes: after.memory.peak_rss_bytes.max(tally.peak_rss_bytes),
             index_memory_bytes: after.stats.index_memory_bytes,
+            planned_ops: phase.ops,
+            warmup_ops: 0,
+            warmup_s: 0.0,
         }
     }
 

@@ -148,7 +148,11 @@ impl StreamPlan {
                 next: lo,
                 end: hi,
             },
-            Pattern::ReadSeq => Kind::SeqScan { next: lo, end: hi },
+            Pattern::ReadSeq => Kind::SeqScan {
+                start: lo,
+                next: lo,
+                end: hi,
+            },
             Pattern::Compact => Kind::Sequential { next: 0, end: 0 },
             Pattern::ReadWhileWriting => {
                 let reads = Mix {
@@ -198,6 +202,7 @@ enum Kind {
         end: u64,
     },
     SeqScan {
+        start: u64,
         next: u64,
         end: u64,
     },
@@ -208,7 +213,7 @@ impl Kind {
     fn pass_len(&self) -> u64 {
         match self {
             Kind::Sequential { next, end } | Kind::Permuted { next, end, .. } => end - next,
-            Kind::SeqScan { next, end } => (end - next).div_ceil(u64::from(READSEQ_CHUNK)),
+            Kind::SeqScan { next, end, .. } => (end - next).div_ceil(u64::from(READSEQ_CHUNK)),
             Kind::Mix(_) => 0,
         }
     }
@@ -385,9 +390,20 @@ impl OpStream {
         self
     }
 
-    /// Operations this stream issues in all.
+    /// Operations this stream issues in all (before any extension).
     pub fn total(&self) -> u64 {
         self.len
+    }
+
+    /// The same stream, going on past [`OpStream::total`] for as long as it is pulled: more
+    /// draws of the same mix, or further passes of `readseq`. Only for workloads that
+    /// [`Workload::extends`] (their traffic leaves the key set as it is).
+    #[must_use]
+    pub fn extended(mut self) -> Self {
+        if matches!(self.kind, Kind::Mix(_) | Kind::SeqScan { .. }) && self.len > 0 {
+            self.remaining = u64::MAX;
+        }
+        self
     }
 }
 
@@ -415,13 +431,17 @@ impl Iterator for OpStream {
                     value: self.rng.gen_range(0..offsets),
                 }
             }
-            Kind::SeqScan { next, end } => {
+            Kind::SeqScan { start, next, end } => {
+                if *next >= *end {
+                    // Extended past its pass (see `OpStream::extended`): the next pass.
+                    *next = *start;
+                }
                 let len = (*end - *next).min(u64::from(READSEQ_CHUNK));
-                let start = *next;
+                let from = *next;
                 *next += len;
                 #[expect(clippy::cast_possible_truncation, reason = "len <= READSEQ_CHUNK")]
                 let len = len as u32;
-                Op::Scan { start, len }
+                Op::Scan { start: from, len }
             }
             Kind::Mix(state) => state.next(&mut self.rng, offsets),
         };

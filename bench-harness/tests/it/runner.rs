@@ -335,3 +335,113 @@ fn the_harness_counts_what_the_engine_reports() -> Result<(), Box<dyn std::error
     }
     Ok(())
 }
+
+/// A fresh runner on the reference engine with the data set loaded.
+fn loaded_runner() -> Result<(tempfile::TempDir, Runner), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let options = CommonOptions {
+        sync: SyncPolicy::Never,
+        ..CommonOptions::default()
+    };
+    let engine = Arc::new(RefEngine::open(dir.path(), options)?);
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    runner.run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))?;
+    Ok((dir, runner))
+}
+
+/// `--min-phase-secs`: a phase of reads that finishes its count sooner keeps going on the same
+/// stream, and reports every operation it ran.
+#[test]
+fn a_short_phase_lasts_its_minimum() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    for (name, threads) in [("readrandom", 1), ("readseq", 1), ("ycsb-b", 2)] {
+        let phase = Phase::new(Workload::named(name)?, 100, threads).lasting(0.5);
+        let p = runner.run_phase(&phase)?;
+        assert!(p.seconds >= 0.5, "{name} lasted {} s", p.seconds);
+        assert!(p.counts.ops > 100, "{name} ran only {} ops", p.counts.ops);
+        assert_eq!(p.planned_ops, 100);
+        let latency = p.latency.ok_or("latency")?;
+        assert_eq!(
+            latency.count, p.counts.ops,
+            "{name}: every op is in the histogram"
+        );
+    }
+    Ok(())
+}
+
+/// Phases that change the key set run exactly their count, whatever the minimum: the next
+/// phase must find the same keys on every engine.
+#[test]
+fn phases_that_change_the_key_set_run_their_count() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    let deletes = Phase::new(Workload::named("deleterandom")?, 50, 1)
+        .lasting(0.3)
+        .warmed(0.3);
+    let p = runner.run_phase(&deletes)?;
+    assert_eq!((p.counts.ops, p.warmup_ops), (50, 0));
+    let inserts = Phase::new(Workload::named("ycsb-d")?, 50, 1).lasting(0.3);
+    assert_eq!(runner.run_phase(&inserts)?.counts.ops, 50);
+    Ok(())
+}
+
+/// `--warmup-secs`: the warm-up's operations run before the phase and are counted nowhere in
+/// it: not in its counts, its histogram or its seconds.
+#[test]
+fn warmup_operations_are_not_counted() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    let phase = Phase::new(Workload::named("readrandom")?, 200, 2).warmed(0.3);
+    let p = runner.run_phase(&phase)?;
+    assert!(
+        p.warmup_ops > 0 && p.warmup_s >= 0.3,
+        "{} ops in {} s",
+        p.warmup_ops,
+        p.warmup_s
+    );
+    assert_eq!((p.counts.ops, p.counts.gets), (200, 200));
+    assert_eq!(p.latency.ok_or("latency")?.count, 200);
+    assert!(p.seconds < p.warmup_s + 5.0);
+    let intervals: u64 = runner_intervals_ops(runner, "readrandom");
+    assert_eq!(
+        intervals, 200,
+        "the per-second records hold only measured ops"
+    );
+    Ok(())
+}
+
+fn runner_intervals_ops(runner: Runner, phase: &str) -> u64 {
+    let run = runner.finish(Vec::new());
+    run.intervals
+        .iter()
+        .filter(|i| i.phase == phase)
+        .map(|i| i.ops)
+        .sum()
+}
+
+/// The default suite asks every phase for two seconds and one of warm-up; `--quick` for none.
+#[test]
+fn phase_times_default_by_suite() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::SuiteOptions;
+    let full = SuiteOptions::default().build()?;
+    assert!(
+        full.phases
+            .iter()
+            .all(|p| p.min_secs == 2.0 && p.warmup_secs == 1.0)
+    );
+    let quick = SuiteOptions {
+        quick: true,
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    assert!(
+        quick
+            .phases
+            .iter()
+            .all(|p| p.min_secs == 0.0 && p.warmup_secs == 0.0)
+    );
+    let bad = SuiteOptions {
+        min_phase_secs: Some(-1.0),
+        ..SuiteOptions::default()
+    };
+    assert!(bad.build().unwrap_err().is_input_error());
+    Ok(())
+}
