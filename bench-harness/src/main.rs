@@ -113,6 +113,11 @@ struct CompareArgs {
     /// stream seeded apart from the measured one. Default 1 (0 with --quick).
     #[arg(long)]
     warmup_secs: Option<f64>,
+    /// Skip the crash-recovery measurements (by default each of our engines is crashed after
+    /// the load and after the overwrites, as a process kill would leave its files, and the
+    /// copy reopened and timed).
+    #[arg(long)]
+    no_recovery: bool,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -148,6 +153,7 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     if let Some(secs) = args.warmup_secs {
         push("--warmup-secs", secs.to_string());
     }
+    out.extend(args.no_recovery.then(|| "--no-recovery".to_string()));
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -235,6 +241,7 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         cold: args.cold,
         min_phase_secs: args.min_phase_secs,
         warmup_secs: args.warmup_secs,
+        recovery: !args.no_recovery,
     })
 }
 

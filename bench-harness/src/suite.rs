@@ -2,10 +2,11 @@
 //! that runs every phase against every engine, each in its own temporary directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bitcask_engine::{MAX_FILE_SIZE_LIMIT, MIN_FILE_SIZE};
-use engine_api::SyncPolicy;
+use engine_api::{OsStorage, Storage, SyncPolicy};
 use serde::Serialize;
 
 use crate::engines::{self, EngineConfig, EngineEntry};
@@ -13,7 +14,7 @@ use crate::error::{HarnessError, Result};
 use crate::isolation::{self, Isolation, PageCache};
 use crate::machine::Machine;
 use crate::metrics::{EngineRun, PhaseSummary};
-use crate::runner::{Phase, Runner};
+use crate::runner::{Freezer, Phase, Runner};
 use crate::workload::{Dataset, KeyCodec, StreamPlan, Workload};
 
 /// Keys loaded by the default suite.
@@ -93,6 +94,9 @@ pub struct SuiteOptions {
     /// Seconds of uncounted warm-up before each phase that can have one; `None` for
     /// [`DEFAULT_WARMUP_SECS`] (0 with `quick`).
     pub warmup_secs: Option<f64>,
+    /// Measure crash recovery after the load and after the overwrites (see
+    /// [`Runner::measure_recovery`]); default true.
+    pub recovery: bool,
 }
 
 impl Default for SuiteOptions {
@@ -116,6 +120,7 @@ impl Default for SuiteOptions {
             cold: false,
             min_phase_secs: None,
             warmup_secs: None,
+            recovery: true,
         }
     }
 }
@@ -143,6 +148,8 @@ pub struct SuiteConfig {
     pub isolation: Isolation,
     /// Whether the page cache is dropped before each engine run.
     pub page_cache: PageCache,
+    /// Whether crash recovery is measured after the load and the overwrites.
+    pub recovery: bool,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -237,6 +244,7 @@ impl SuiteOptions {
             repeat: self.repeat,
             isolation: Isolation::InProcess,
             page_cache: PageCache::Kept,
+            recovery: self.recovery,
         })
     }
 
@@ -431,6 +439,13 @@ fn check_data_dir(dir: &Path) -> Result<()> {
         .map_err(|e| HarnessError::invalid(format!("--data-dir: {e}")))
 }
 
+/// Whether the suite measures crash recovery after `phase`: after the load, when recovery
+/// replays or scans everything written, and after the overwrites, when the files also hold
+/// every overwritten version.
+fn crashes_after(phase: &Phase) -> bool {
+    phase.workload.is_fill() || phase.workload.name == "overwrite"
+}
+
 /// Progress of a suite, for the caller to show.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -568,8 +583,20 @@ fn run_engine(
         .tempdir_in(&config.data_dir)
         .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
     let dir = temp.path().join("db");
-    // Our engines count into the harness's own counters; peers bypass the seam.
-    let (engine_config, counters) = config.engine_config.counted();
+    // Our engines count into the harness's own counters, on a storage that can hold their
+    // changes still for a crash image; peers bypass the seam.
+    let freezer = Arc::new(Freezer::new(Arc::new(OsStorage::new())));
+    let frozen_config = EngineConfig {
+        storage: Some(Arc::clone(&freezer) as Arc<dyn Storage>),
+        ..config.engine_config.clone()
+    };
+    let (engine_config, counters) = frozen_config.counted();
+    let reopen = |image: &Path| {
+        let (reopened, counters) = config.engine_config.counted();
+        Ok(((entry.open)(image, &reopened)?, counters))
+    };
+    let measures_recovery = config.recovery && entry.seam_accounting;
+    let cold = config.phases.iter().any(|p| p.cold);
     let engine = (entry.open)(&dir, &engine_config).map_err(|source| HarnessError::Engine {
         engine: entry.name.to_string(),
         phase: "open".to_string(),
@@ -593,6 +620,9 @@ fn run_engine(
             engine: entry.name,
             summary: &summary,
         });
+        if measures_recovery && crashes_after(phase) {
+            runner.measure_recovery(&phase.label, &freezer, &reopen, cold)?;
+        }
     }
     let run = runner.finish((entry.settings)(&config.engine_config));
     // The engine was dropped with the runner; now its files can go.

@@ -317,6 +317,9 @@ pub struct EngineRun {
     pub intervals: Vec<IntervalRecord>,
     /// Whole-run figures.
     pub totals: RunTotals,
+    /// Crash recoveries measured during the run, in order.
+    #[serde(default)]
+    pub recovery: Vec<crate::runner::RecoverySummary>,
 }
 
 impl EngineRun {

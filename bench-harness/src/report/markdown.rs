@@ -37,9 +37,32 @@ pub fn report(result: &SuiteResult) -> String {
         md.push_str(&table::latency_table(repeats).to_markdown());
         md.push('\n');
     }
+    md.push_str(&recovery_section(result));
     settings(&mut md, result);
     phases(&mut md, result);
     method(&mut md, result);
+    md
+}
+
+/// The crash recoveries of every engine's median run, with their spread over the repeats; empty
+/// when none was measured.
+pub fn recovery_section(result: &SuiteResult) -> String {
+    let table = table::recovery_table(result);
+    if table.rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("## Recovery after a crash\n\n");
+    md.push_str(&table.to_markdown());
+    md.push_str(
+        "\nAfter the load and after the overwrites, each engine's files are copied while every \
+         change to them is held still: exactly what a process kill at that instant leaves (no \
+         clean close: Bitcask's active file unsealed, the LSM's WAL and memtable unflushed). \
+         The copy is opened by a fresh engine and timed; keys/s is the live keys over the open \
+         time, index memory what the reopened engine reports, read the bytes the open read; up \
+         to 1,000 live keys are then read back and must all be found. A copy holding hint \
+         files (Bitcask) is opened again with them removed, so every data file is scanned. \
+         Peers are not crashed: their files do not pass through the harness's storage.\n\n",
+    );
     md
 }
 

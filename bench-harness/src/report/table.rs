@@ -485,3 +485,45 @@ pub fn headline_table(result: &SuiteResult) -> Table {
         rows,
     }
 }
+
+/// Crash recovery per engine: one row per crash (after which phase) and image opened, with
+/// the open time, keys recovered per second, the index memory and bytes read by the open.
+pub fn recovery_table(result: &SuiteResult) -> Table {
+    let header = [
+        "engine",
+        "crashed after",
+        "image",
+        "open (s)",
+        "keys/s (M)",
+        "index memory (MB)",
+        "open read (MB)",
+    ];
+    let mut rows = Vec::new();
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
+        for r in &run.recovery {
+            let figure = |f: fn(&crate::runner::RecoverySummary) -> f64| {
+                let (after, image) = (r.after.clone(), r.image.clone());
+                spread::cell(repeats, move |run| {
+                    run.recovery
+                        .iter()
+                        .find(|x| x.after == after && x.image == image)
+                        .map(f)
+                })
+            };
+            #[expect(clippy::cast_precision_loss, reason = "display")]
+            let cells = [
+                figure(|x| x.open_s),
+                figure(|x| x.keys_per_sec / 1e6),
+                figure(|x| x.index_memory_bytes as f64 / 1e6),
+                figure(|x| x.bytes_read as f64 / 1e6),
+            ];
+            let mut row = vec![run.engine.clone(), r.after.clone(), r.image.clone()];
+            row.extend(cells);
+            rows.push(row);
+        }
+    }
+    Table {
+        header: header.iter().map(ToString::to_string).collect(),
+        rows,
+    }
+}

@@ -6,6 +6,7 @@
 //! runner's own thread samples once a second.
 
 mod live;
+mod recovery;
 mod sampler;
 mod worker;
 
@@ -19,6 +20,7 @@ use engine_api::{Engine, IoCounters};
 use serde::Serialize;
 
 pub use live::LiveSet;
+pub use recovery::{Freezer, RecoverySummary, Reopen};
 
 use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
 use self::worker::{Pace, Readers, Role, Shared, Slot, Until, lock, run_compact, run_stream};
@@ -168,6 +170,7 @@ pub struct Runner {
     peak_space_amp: f64,
     peak_disk_bytes: u64,
     counters: Option<Arc<IoCounters>>,
+    recoveries: Vec<RecoverySummary>,
 }
 
 impl Runner {
@@ -200,6 +203,7 @@ impl Runner {
             peak_space_amp: 0.0,
             peak_disk_bytes: 0,
             counters: None,
+            recoveries: Vec::new(),
             engine,
             dir,
             dataset,
@@ -489,6 +493,114 @@ impl Runner {
         }
     }
 
+    /// Measures crash recovery now (see the `recovery` module): copies the engine's files as a
+    /// process kill would leave them, while `freezer` (the storage the engine runs on) holds
+    /// every change, opens the copy with `reopen` and times it, reads back live keys to check
+    /// it, and removes it. A copy with hint files is opened a second time without them. With
+    /// `cold`, the page cache is dropped before each open. The engine goes on untouched.
+    ///
+    /// # Errors
+    /// The copy failed; the open failed; a live key was not found after it.
+    pub fn measure_recovery(
+        &mut self,
+        after: &str,
+        freezer: &Freezer,
+        reopen: &Reopen<'_>,
+        cold: bool,
+    ) -> Result<Vec<RecoverySummary>> {
+        let image = recovery::image_dir(&self.dir);
+        let image_bytes = recovery::take_image(freezer, &self.dir, &image)?;
+        let mut images = vec![("as left", image.clone())];
+        if recovery::has_hints(&image) {
+            let bare = image.with_extension("no-hints");
+            recovery::copy_dir(&image, &bare)?;
+            recovery::remove_hints(&bare)?;
+            images.push(("hints removed", bare));
+        }
+        let mut out = Vec::new();
+        for (label, path) in images {
+            out.push(self.reopen_image(after, label, &path, reopen, cold, image_bytes));
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        let out = out.into_iter().collect::<Result<Vec<_>>>()?;
+        self.recoveries.extend(out.iter().cloned());
+        Ok(out)
+    }
+
+    fn reopen_image(
+        &self,
+        after: &str,
+        label: &str,
+        image: &Path,
+        reopen: &Reopen<'_>,
+        cold: bool,
+        image_bytes: u64,
+    ) -> Result<RecoverySummary> {
+        let phase = format!("recovery after {after} ({label})");
+        if cold {
+            crate::isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!("cannot open '{phase}' cold: {why}"))
+            })?;
+        }
+        let engine_error = |source| HarnessError::Engine {
+            engine: self.name.clone(),
+            phase: phase.clone(),
+            source,
+        };
+        let (engine, open_s, bytes_read) =
+            recovery::timed_open(reopen, image).map_err(engine_error)?;
+        let stats = engine.stats();
+        let keys = self.live.count();
+        let keys_checked = self.check_recovered(engine.as_ref(), &phase)?;
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let keys_per_sec = keys as f64 / open_s.max(1e-9);
+        Ok(RecoverySummary {
+            after: after.to_string(),
+            image: label.to_string(),
+            open_s,
+            keys,
+            keys_per_sec,
+            engine_live_keys: stats.live_keys,
+            index_memory_bytes: stats.index_memory_bytes,
+            bytes_read,
+            image_bytes,
+            keys_checked,
+        })
+    }
+
+    /// Reads back up to 1,000 live keys spread over the id space: each must be found.
+    fn check_recovered(&self, engine: &dyn Engine, phase: &str) -> Result<u64> {
+        let ids = self.next_insert;
+        let step = (ids / 1_000).max(1);
+        let mut key = Vec::new();
+        let mut checked = 0;
+        for id in (0..ids).step_by(usize::try_from(step).unwrap_or(usize::MAX)) {
+            if !self.live.contains(id) {
+                continue;
+            }
+            self.codec.encode(id, &mut key);
+            let found = engine.get(&key).map_err(|source| HarnessError::Engine {
+                engine: self.name.clone(),
+                phase: phase.to_string(),
+                source,
+            })?;
+            if found.is_none() {
+                return Err(HarnessError::WrongAnswer {
+                    engine: self.name.clone(),
+                    phase: phase.to_string(),
+                    detail: format!("live key {id} was not found after the crash and reopen"),
+                });
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+
+    /// Crash recoveries measured so far.
+    pub fn recoveries(&self) -> &[RecoverySummary] {
+        &self.recoveries
+    }
+
     /// The phases run so far.
     pub fn phases(&self) -> &[PhaseSummary] {
         &self.phases
@@ -530,6 +642,7 @@ impl Runner {
             phases: self.phases,
             intervals: self.intervals,
             totals,
+            recovery: self.recoveries,
         }
     }
 

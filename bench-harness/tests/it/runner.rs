@@ -445,3 +445,89 @@ fn phase_times_default_by_suite() -> Result<(), Box<dyn std::error::Error>> {
     assert!(bad.build().unwrap_err().is_input_error());
     Ok(())
 }
+
+/// Crash recovery: the engine's files are copied as a kill would leave them, the copy is
+/// reopened and timed, and the run goes on on the original. Bitcask's copy is opened again
+/// without its hints, which makes the open read every data file.
+#[test]
+fn recovery_reopens_a_crash_image() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::runner::Freezer;
+    for name in ["bitcask", "lsm"] {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().join("db");
+        let entry = bench_harness::engines::find(name)?;
+        let freezer = Arc::new(Freezer::new(Arc::new(engine_api::OsStorage::new())));
+        let frozen = bench_harness::engines::EngineConfig {
+            storage: Some(Arc::clone(&freezer) as Arc<dyn engine_api::Storage>),
+            ..busy_config()
+        };
+        let (config, counters) = frozen.counted();
+        let engine = (entry.open)(&dir, &config)?;
+        let mut runner = Runner::new(engine, &dir, dataset())?.with_io_counters(counters);
+        for (workload, ops) in [("fillrandom", 0), ("compact", 0), ("overwrite", 1_000)] {
+            runner.run_phase(&Phase::new(Workload::named(workload)?, ops, 1))?;
+        }
+        let reopen = |image: &std::path::Path| {
+            let (config, counters) = busy_config().counted();
+            Ok(((entry.open)(image, &config)?, counters))
+        };
+        let opened = runner.measure_recovery("overwrite", &freezer, &reopen, false)?;
+        let images: Vec<&str> = opened.iter().map(|r| r.image.as_str()).collect();
+        let expected = if name == "bitcask" {
+            vec!["as left", "hints removed"]
+        } else {
+            vec!["as left"]
+        };
+        assert_eq!(images, expected, "{name}");
+        for r in &opened {
+            assert_eq!(r.keys, 3_000, "{name}");
+            assert!(r.keys_checked >= 500 && r.open_s > 0.0 && r.keys_per_sec > 0.0);
+            assert!(
+                r.bytes_read > 0 && r.index_memory_bytes > 0,
+                "{name}: {r:?}"
+            );
+        }
+        if let [hinted, bare] = opened.as_slice() {
+            assert!(bare.bytes_read > hinted.bytes_read, "{hinted:?} {bare:?}");
+        }
+        let after = runner.run_phase(&Phase::new(Workload::named("readrandom")?, 500, 1))?;
+        assert_eq!(after.counts.found, 500, "{name}: the run goes on");
+        assert_eq!(runner.recoveries().len(), opened.len());
+        let leftovers = std::fs::read_dir(temp.path())?.count();
+        assert_eq!(leftovers, 1, "{name}: the crash images are removed");
+    }
+    Ok(())
+}
+
+/// The suite crashes each of our engines after the load and after the overwrites, and the
+/// report and `summary.json` show the recoveries.
+#[test]
+fn the_suite_reports_recovery_after_load_and_overwrites() -> Result<(), Box<dyn std::error::Error>>
+{
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(2_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["overwrite".into(), "readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    for run in &result.runs {
+        let after: Vec<&str> = run.recovery.iter().map(|r| r.after.as_str()).collect();
+        assert!(
+            after.contains(&"fillrandom") && after.contains(&"overwrite"),
+            "{}: {after:?}",
+            run.engine
+        );
+        assert!(run.recovery.iter().all(|r| r.keys == 2_000));
+    }
+    let json = bench_harness::report::json::summary_json(&result)?;
+    assert!(json.contains("\"recovery\"") && json.contains("keys_per_sec"));
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Recovery after a crash"));
+    Ok(())
+}
