@@ -118,6 +118,11 @@ struct CompareArgs {
     /// copy reopened and timed).
     #[arg(long)]
     no_recovery: bool,
+    /// Skip the sequential-write bandwidth measurements (by default each engine runs a fillseq
+    /// of 4 KiB values under --sync never, 256 MiB (8 MiB with --quick), shown beside the
+    /// device's own sequential-write bandwidth on the same directory).
+    #[arg(long)]
+    no_bandwidth: bool,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -154,6 +159,7 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
         push("--warmup-secs", secs.to_string());
     }
     out.extend(args.no_recovery.then(|| "--no-recovery".to_string()));
+    out.extend(args.no_bandwidth.then(|| "--no-bandwidth".to_string()));
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -242,6 +248,7 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         min_phase_secs: args.min_phase_secs,
         warmup_secs: args.warmup_secs,
         recovery: !args.no_recovery,
+        bandwidth: !args.no_bandwidth,
     })
 }
 

@@ -9,6 +9,7 @@ use bitcask_engine::{MAX_FILE_SIZE_LIMIT, MIN_FILE_SIZE};
 use engine_api::{OsStorage, Storage, SyncPolicy};
 use serde::Serialize;
 
+use crate::bandwidth::{self, Bandwidth};
 use crate::engines::{self, EngineConfig, EngineEntry};
 use crate::error::{HarnessError, Result};
 use crate::isolation::{self, Isolation, PageCache};
@@ -97,6 +98,9 @@ pub struct SuiteOptions {
     /// Measure crash recovery after the load and after the overwrites (see
     /// [`Runner::measure_recovery`]); default true.
     pub recovery: bool,
+    /// Measure each engine's sequential-write bandwidth beside the device's
+    /// ([`crate::bandwidth`]); default true.
+    pub bandwidth: bool,
 }
 
 impl Default for SuiteOptions {
@@ -121,6 +125,7 @@ impl Default for SuiteOptions {
             min_phase_secs: None,
             warmup_secs: None,
             recovery: true,
+            bandwidth: true,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct SuiteConfig {
     pub page_cache: PageCache,
     /// Whether crash recovery is measured after the load and the overwrites.
     pub recovery: bool,
+    /// Bytes of each sequential-write bandwidth measurement; `None` to skip them.
+    pub bandwidth_bytes: Option<u64>,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -245,6 +252,11 @@ impl SuiteOptions {
             isolation: Isolation::InProcess,
             page_cache: PageCache::Kept,
             recovery: self.recovery,
+            bandwidth_bytes: self.bandwidth.then_some(if self.quick {
+                crate::bandwidth::QUICK_BYTES
+            } else {
+                crate::bandwidth::DEFAULT_BYTES
+            }),
         })
     }
 
@@ -624,9 +636,59 @@ fn run_engine(
             runner.measure_recovery(&phase.label, &freezer, &reopen, cold)?;
         }
     }
-    let run = runner.finish((entry.settings)(&config.engine_config));
+    let mut run = runner.finish((entry.settings)(&config.engine_config));
     // The engine was dropped with the runner; now its files can go.
     temp.close()
         .map_err(|e| HarnessError::io("remove the temporary directory", &dir, e))?;
+    if let Some(bytes) = config.bandwidth_bytes {
+        run.bandwidth = Some(bandwidth_run(config, entry, bytes)?);
+    }
     Ok(run)
+}
+
+/// A `fillseq` of 4 KiB values under `--sync never` plus one final sync, in a fresh directory,
+/// then the device's own sequential-write bandwidth in the same directory.
+fn bandwidth_run(config: &SuiteConfig, entry: &EngineEntry, bytes: u64) -> Result<Bandwidth> {
+    let temp = tempfile::Builder::new()
+        .prefix(&format!("bench-{}-bandwidth-", entry.name))
+        .tempdir_in(&config.data_dir)
+        .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
+    let dir = temp.path().join("db");
+    let dataset = Dataset {
+        key_count: (bytes / bandwidth::FILL_VALUE_SIZE as u64).max(1),
+        key_size: 16,
+        value_size: bandwidth::FILL_VALUE_SIZE,
+        seed: config.dataset.seed,
+    };
+    let engine_config = EngineConfig {
+        sync: SyncPolicy::Never,
+        bitcask_max_file_size: EngineConfig::bitcask_file_size_for(dataset.bytes()),
+        ..config.engine_config.clone()
+    };
+    let engine_error = |source| HarnessError::Engine {
+        engine: entry.name.to_string(),
+        phase: "bandwidth fillseq".to_string(),
+        source,
+    };
+    let engine = (entry.open)(&dir, &engine_config).map_err(engine_error)?;
+    let mut runner = Runner::new(engine, &dir, dataset)?.with_name(entry.name);
+    let fill = runner.run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))?;
+    let synced = Instant::now();
+    runner.engine().sync().map_err(engine_error)?;
+    let sync_s = synced.elapsed().as_secs_f64();
+    drop(runner);
+    let buffered_mb_s = bandwidth::buffered_write(temp.path(), bytes)?;
+    let direct = bandwidth::direct_write(temp.path(), bytes);
+    let user = fill.counts.user_bytes_written;
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let engine_mb_s = user as f64 / (fill.seconds + sync_s).max(1e-9) / 1e6;
+    Ok(Bandwidth {
+        bytes: user,
+        engine_mb_s,
+        engine_fill_s: fill.seconds,
+        engine_sync_s: sync_s,
+        buffered_mb_s,
+        direct_mb_s: direct.as_ref().ok().copied(),
+        direct_error: direct.err(),
+    })
 }

@@ -320,6 +320,9 @@ pub struct EngineRun {
     /// Crash recoveries measured during the run, in order.
     #[serde(default)]
     pub recovery: Vec<crate::runner::RecoverySummary>,
+    /// The sequential-write bandwidth fill beside the device's figures, if it ran.
+    #[serde(default)]
+    pub bandwidth: Option<crate::bandwidth::Bandwidth>,
 }
 
 impl EngineRun {

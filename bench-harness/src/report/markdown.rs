@@ -38,9 +38,31 @@ pub fn report(result: &SuiteResult) -> String {
         md.push('\n');
     }
     md.push_str(&recovery_section(result));
+    md.push_str(&bandwidth_section(result));
     settings(&mut md, result);
     phases(&mut md, result);
     method(&mut md, result);
+    md
+}
+
+/// Each engine's sequential-write bandwidth beside the device's; empty when it was not measured.
+pub fn bandwidth_section(result: &SuiteResult) -> String {
+    let table = table::bandwidth_table(result);
+    if table.rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "## Sequential-write bandwidth
+
+",
+    );
+    md.push_str(&table.to_markdown());
+    md.push_str(
+        "
+Each engine runs a `fillseq` of 4 KiB values under `--sync never` in a fresh          directory, then one `sync`; MB/s is its user bytes over both. In the same directory          the harness then measures the device: the same number of bytes written in 1 MiB calls          through the page cache and synced once, and again with `O_DIRECT` (the page cache          bypassed) where the file system allows it. The last column is the engine's share of          the buffered figure.
+
+",
+    );
     md
 }
 

@@ -643,6 +643,7 @@ impl Runner {
             intervals: self.intervals,
             totals,
             recovery: self.recoveries,
+            bandwidth: None,
         }
     }
 

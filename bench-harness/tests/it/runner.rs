@@ -531,3 +531,38 @@ fn the_suite_reports_recovery_after_load_and_overwrites() -> Result<(), Box<dyn 
     assert!(md.contains("## Recovery after a crash"));
     Ok(())
 }
+
+/// The bandwidth fill: each engine's 4 KiB `fillseq` beside the device's own sequential-write
+/// figures, in the report and `summary.json`.
+#[test]
+fn the_suite_reports_write_bandwidth_beside_the_device() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(1_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        recovery: false,
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    for run in &result.runs {
+        let b = run.bandwidth.as_ref().ok_or("no bandwidth figures")?;
+        assert_eq!(
+            b.bytes,
+            2_048 * (16 + 4_096),
+            "{}: every key written",
+            run.engine
+        );
+        assert!(b.engine_mb_s > 0.0 && b.buffered_mb_s > 0.0, "{b:?}");
+        assert!(b.direct_mb_s.is_some() != b.direct_error.is_some(), "{b:?}");
+        assert!(run.recovery.is_empty());
+    }
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Sequential-write bandwidth"));
+    assert!(bench_harness::report::json::summary_json(&result)?.contains("buffered_mb_s"));
+    Ok(())
+}
