@@ -123,6 +123,11 @@ struct CompareArgs {
     /// device's own sequential-write bandwidth on the same directory).
     #[arg(long)]
     no_bandwidth: bool,
+    /// A data set that outgrows memory: `large` (20,000,000 keys, about 2.3 GB) or `huge`
+    /// (100,000,000 keys, for bigger machines), with operation counts scaled to match (see
+    /// the README). --keys still overrides the key count.
+    #[arg(long)]
+    preset: Option<String>,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -152,6 +157,9 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--threads", args.threads.to_string());
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
+    if let Some(preset) = &args.preset {
+        push("--preset", preset.clone());
+    }
     if let Some(secs) = args.min_phase_secs {
         push("--min-phase-secs", secs.to_string());
     }
@@ -249,6 +257,11 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         warmup_secs: args.warmup_secs,
         recovery: !args.no_recovery,
         bandwidth: !args.no_bandwidth,
+        preset: args
+            .preset
+            .as_deref()
+            .map(suite::Preset::named)
+            .transpose()?,
     })
 }
 

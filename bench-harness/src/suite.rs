@@ -101,6 +101,9 @@ pub struct SuiteOptions {
     /// Measure each engine's sequential-write bandwidth beside the device's
     /// ([`crate::bandwidth`]); default true.
     pub bandwidth: bool,
+    /// A data set that outgrows memory, with its own operation counts; `None` for the default
+    /// suite (or `quick`).
+    pub preset: Option<Preset>,
 }
 
 impl Default for SuiteOptions {
@@ -126,6 +129,7 @@ impl Default for SuiteOptions {
             warmup_secs: None,
             recovery: true,
             bandwidth: true,
+            preset: None,
         }
     }
 }
@@ -179,6 +183,63 @@ const DEFAULT_PHASES: [(&str, &str, f64); 16] = [
     ("ycsb-e", "", 0.0005),
     ("readwhilewriting", "", 0.25),
     ("deleterandom", "", 0.5),
+    ("compact", " (after deletes)", 0.0),
+];
+
+/// A data set that outgrows memory (`--preset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// 20,000,000 keys (16 + 100 bytes, about 2.3 GB): many times the block cache, and fits a
+    /// 2-core, 24 GiB, 80 GB machine.
+    Large,
+    /// 100,000,000 keys (about 11.6 GB), for bigger machines.
+    Huge,
+}
+
+impl Preset {
+    /// The preset called `name` (`large` or `huge`).
+    ///
+    /// # Errors
+    /// [`HarnessError::InvalidInput`] for another name.
+    pub fn named(name: &str) -> Result<Preset> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "large" => Ok(Preset::Large),
+            "huge" => Ok(Preset::Huge),
+            other => Err(HarnessError::invalid(format!(
+                "unknown preset '{other}'; presets: large, huge"
+            ))),
+        }
+    }
+
+    /// Keys it loads unless `--keys` says otherwise.
+    pub fn keys(self) -> u64 {
+        match self {
+            Preset::Large => 20_000_000,
+            Preset::Huge => 100_000_000,
+        }
+    }
+}
+
+/// The suite of the presets: the default suite's phases with operation counts scaled to a data
+/// set that outgrows memory. Overwrites write the data set once more (not three times); reads
+/// and YCSB take a twentieth of the keys; scans, which a hash-indexed engine pays O(keys) for
+/// each, are a few hundred, and `readseq` (one full pass in chunks) is left out.
+const PRESET_PHASES: [(&str, &str, f64); 15] = [
+    ("fillrandom", "", 1.0),
+    ("overwrite", "", 1.0),
+    ("readrandom", "", 0.05),
+    ("readmissing", "", 0.05),
+    ("seekrandom", "", 0.000_01),
+    ("compact", "", 0.0),
+    ("readrandom", " (compacted)", 0.05),
+    ("readmissing", " (compacted)", 0.05),
+    ("seekrandom", " (compacted)", 0.000_01),
+    ("ycsb-a", "", 0.05),
+    ("ycsb-b", "", 0.05),
+    ("ycsb-e", "", 0.000_01),
+    ("readwhilewriting", "", 0.025),
+    ("deleterandom", "", 0.05),
     ("compact", " (after deletes)", 0.0),
 ];
 
@@ -303,7 +364,11 @@ impl SuiteOptions {
     }
 
     fn dataset(&self) -> Result<Dataset> {
-        let default_keys = if self.quick { QUICK_KEYS } else { DEFAULT_KEYS };
+        let default_keys = match (self.preset, self.quick) {
+            (Some(preset), _) => preset.keys(),
+            (None, true) => QUICK_KEYS,
+            (None, false) => DEFAULT_KEYS,
+        };
         let key_count = self.key_count.unwrap_or(default_keys);
         check_range("--keys", key_count, 1, MAX_KEYS)?;
         check_range("--key-size", self.key_size as u64, 1, MAX_KEY_SIZE as u64)?;
@@ -333,7 +398,12 @@ impl SuiteOptions {
 
     fn phases(&self, keys: u64) -> Result<Vec<Phase>> {
         let Some(names) = &self.workloads else {
-            return DEFAULT_PHASES
+            let table: &[(&str, &str, f64)] = if self.preset.is_some() {
+                &PRESET_PHASES
+            } else {
+                &DEFAULT_PHASES
+            };
+            return table
                 .iter()
                 .map(|(name, suffix, per_key)| {
                     let workload = Workload::named(name)?;

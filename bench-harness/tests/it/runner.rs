@@ -566,3 +566,37 @@ fn the_suite_reports_write_bandwidth_beside_the_device() -> Result<(), Box<dyn s
     assert!(bench_harness::report::json::summary_json(&result)?.contains("buffered_mb_s"));
     Ok(())
 }
+
+/// `--preset large`: at least 20 M keys of 16 + 100 bytes, every default phase but the full
+/// `readseq` pass, counts scaled to the data set; `huge` is larger still.
+#[test]
+fn the_large_preset_outgrows_memory() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{Preset, SuiteOptions};
+    let options = SuiteOptions {
+        preset: Some(Preset::Large),
+        ..SuiteOptions::default()
+    };
+    let large = options.build()?;
+    let d = large.dataset;
+    assert!(d.key_count >= 20_000_000 && d.key_size == 16 && d.value_size == 100);
+    let ops = |label: &str| {
+        large
+            .phases
+            .iter()
+            .find(|p| p.label == label)
+            .map(|p| p.ops)
+    };
+    assert_eq!(ops("fillrandom"), Some(d.key_count));
+    assert_eq!(ops("overwrite"), Some(d.key_count));
+    assert_eq!(ops("readrandom"), Some(d.key_count / 20));
+    assert!(ops("seekrandom").is_some_and(|n| n <= 1_000));
+    assert_eq!(ops("readseq"), None);
+    let huge = SuiteOptions {
+        preset: Some(Preset::Huge),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    assert!(huge.dataset.key_count >= 100_000_000);
+    assert!(Preset::named("medium").unwrap_err().is_input_error());
+    Ok(())
+}
