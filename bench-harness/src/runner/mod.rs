@@ -299,6 +299,7 @@ impl Runner {
         let after = self.snapshot();
         let mut summary = self.summarise(phase, &before, &after, tally, compact_summary);
         (summary.warmup_ops, summary.warmup_s) = warmup;
+        summary.planned_ops = planned_ops(phase, &plan);
         self.user_bytes += summary.counts.user_bytes_written;
         self.phases.push(summary.clone());
         Ok(summary)
@@ -650,6 +651,16 @@ impl Runner {
     /// The directory the engine's files live in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The operations a phase issues before any extension: a pass's length (its `ops` is ignored),
+/// none for `compact`, else its count.
+fn planned_ops(phase: &Phase, plan: &StreamPlan) -> u64 {
+    match phase.workload.pattern {
+        Pattern::Compact => 0,
+        _ if phase.workload.is_pass() => plan.streams().iter().map(OpStream::total).sum(),
+        _ => phase.ops,
     }
 }
 
