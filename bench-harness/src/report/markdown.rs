@@ -39,9 +39,33 @@ pub fn report(result: &SuiteResult) -> String {
     }
     md.push_str(&recovery_section(result));
     md.push_str(&bandwidth_section(result));
+    md.push_str(&phase_duration_section(result));
     settings(&mut md, result);
     phases(&mut md, result);
     method(&mut md, result);
+    md
+}
+
+/// How long each measured phase lasted, the operations it ran and its warm-up.
+pub fn phase_duration_section(result: &SuiteResult) -> String {
+    let longest =
+        |f: fn(&crate::runner::Phase) -> f64| result.phases.iter().map(f).fold(0.0, f64::max);
+    let (min_secs, warmup) = (longest(|p| p.min_secs), longest(|p| p.warmup_secs));
+    let mut md = String::from(
+        "## Phase durations
+
+",
+    );
+    md.push_str(&table::phase_duration_table(result).to_markdown());
+    let _ = write!(
+        md,
+        "
+A phase of reads, scans or updates that finished its operations in under {} s kept          drawing from the same stream until then (`--min-phase-secs`), so its operations can          exceed the planned count; each such phase began with {} s of uncounted warm-up          (`--warmup-secs`). Fills, inserts, deletes and compactions ran exactly their count.
+
+",
+        num(min_secs),
+        num(warmup)
+    );
     md
 }
 

@@ -559,3 +559,32 @@ pub fn bandwidth_table(result: &SuiteResult) -> Table {
         rows,
     }
 }
+
+/// Per phase and engine: how long the measured phase lasted and how many operations it ran
+/// (more than planned when `--min-phase-secs` kept it going), and the warm-up before it.
+pub fn phase_duration_table(result: &SuiteResult) -> Table {
+    let mut header = vec!["phase".to_string()];
+    for run in &result.runs {
+        header.push(format!("{} s", run.engine));
+        header.push(format!("{} ops", run.engine));
+        header.push(format!("{} warm-up s", run.engine));
+    }
+    let rows = result
+        .phases
+        .iter()
+        .map(|phase| {
+            let mut row = vec![phase.label.clone()];
+            for repeats in result.engine_repeats() {
+                let of = |f: fn(&PhaseSummary) -> f64| {
+                    let label = phase.label.clone();
+                    spread::cell(repeats, move |r| phase_of(r, &label).map(f))
+                };
+                #[expect(clippy::cast_precision_loss, reason = "display")]
+                let ops = of(|p| p.counts.ops as f64);
+                row.extend([of(|p| p.seconds), ops, of(|p| p.warmup_s)]);
+            }
+            row
+        })
+        .collect();
+    Table { header, rows }
+}

@@ -604,3 +604,35 @@ fn the_large_preset_outgrows_memory() -> Result<(), Box<dyn std::error::Error>> 
     assert!(Preset::named("medium").unwrap_err().is_input_error());
     Ok(())
 }
+
+/// The report's phase durations: every phase with each engine's seconds, operations and
+/// warm-up, and the minimum in effect.
+#[test]
+fn the_report_shows_phase_durations() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(1_000),
+        engines: Some(vec!["bitcask".into()]),
+        workloads: Some(vec!["readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        recovery: false,
+        bandwidth: false,
+        min_phase_secs: Some(0.3),
+        warmup_secs: Some(0.1),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    let table = bench_harness::report::table::phase_duration_table(&result);
+    assert_eq!(table.rows.len(), 2);
+    let reads = &table.rows[1];
+    assert_eq!(reads[0], "readrandom");
+    let seconds: f64 = reads[1].parse()?;
+    let ops: f64 = reads[2].parse()?;
+    assert!(seconds >= 0.3 && ops > 500.0, "{reads:?}");
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Phase durations") && md.contains("under 0.300 s"));
+    Ok(())
+}
