@@ -636,3 +636,37 @@ fn the_report_shows_phase_durations() -> Result<(), Box<dyn std::error::Error>> 
     assert!(md.contains("## Phase durations") && md.contains("under 0.300 s"));
     Ok(())
 }
+
+/// The freezer holds every change while the harness copies: an append started during the
+/// freeze lands only after it, so the copy never holds it.
+#[test]
+fn the_freezer_holds_changes_until_the_copy_is_done() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::runner::Freezer;
+    use engine_api::{IoClass, Storage};
+    let dir = tempfile::tempdir()?;
+    let freezer = Freezer::new(Arc::new(engine_api::OsStorage::new()));
+    let path = dir.path().join("log");
+    let file = freezer.create(&path, IoClass::Log)?;
+    file.append(b"before")?;
+    let (started, seen) = std::sync::mpsc::channel();
+    let len_in_freeze = std::thread::scope(|s| {
+        let appended = freezer.frozen(|| {
+            let writer = s.spawn(|| {
+                let _ = started.send(());
+                file.append(b" during")
+            });
+            let _ = seen.recv();
+            // Give the append every chance to land: it must not.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            (std::fs::metadata(&path).map(|m| m.len()), writer)
+        });
+        let (len, writer) = appended;
+        let joined = writer.join().map_err(|_| "the writer panicked");
+        (len, joined)
+    });
+    let (len, joined) = len_in_freeze;
+    assert_eq!(len?, 6, "an append landed during the freeze");
+    joined??;
+    assert_eq!(std::fs::read(&path)?, b"before during");
+    Ok(())
+}
