@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::testing::RefEngine;
-use engine_api::{CommonOptions, Engine, SyncPolicy};
+use engine_api::{CommonOptions, Engine, IoCounters, Storage, SyncPolicy};
 use lsm_engine::{LsmEngine, LsmOptions};
 
 use crate::error::{HarnessError, Result};
@@ -76,6 +76,9 @@ pub struct EngineConfig {
     pub lsm: LsmTuning,
     /// Bitcask's data file size (files are sealed and become mergeable at this size).
     pub bitcask_max_file_size: u64,
+    /// The storage every engine of this workspace is opened on; `None` for the real file
+    /// system. [`EngineConfig::counted`] puts the harness's own counting storage here.
+    pub storage: Option<Arc<dyn Storage>>,
 }
 
 impl EngineConfig {
@@ -85,7 +88,22 @@ impl EngineConfig {
             sync,
             lsm: LsmTuning::default(),
             bitcask_max_file_size: BitcaskOptions::default().max_file_size,
+            storage: None,
         }
+    }
+
+    /// The same configuration on a storage that counts every byte and sync into counters the
+    /// harness holds, and those counters: the harness measures the engine's I/O itself, under
+    /// the class of the work that caused it, rather than reading the engine's own report.
+    /// (Peers bypass the seam; for them the counters stay at zero.)
+    #[must_use]
+    pub fn counted(&self) -> (EngineConfig, Arc<IoCounters>) {
+        let (common, counters) = self.common().counted();
+        let config = EngineConfig {
+            storage: Some(common.storage),
+            ..self.clone()
+        };
+        (config, counters)
     }
 
     /// Bitcask files sized for a data set of `bytes`: an eighth of it, between 1 and 128 MiB.
@@ -97,10 +115,14 @@ impl EngineConfig {
 
     /// The options every engine of this workspace shares.
     pub fn common(&self) -> CommonOptions {
-        CommonOptions {
+        let mut common = CommonOptions {
             sync: self.sync,
             ..CommonOptions::default()
+        };
+        if let Some(storage) = &self.storage {
+            common.storage = Arc::clone(storage);
         }
+        common
     }
 }
 

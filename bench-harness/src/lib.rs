@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod bandwidth;
 pub mod engines;
 mod error;
 pub mod isolation;

@@ -135,6 +135,31 @@ struct CompareArgs {
     /// otherwise run for hours. 0: no limit.
     #[arg(long, default_value_t = 30.0)]
     scan_phase_secs: f64,
+    /// The shortest a phase lasts, in seconds: a phase of reads, scans or updates that finishes
+    /// its operations sooner keeps drawing from the same stream until then (its report shows
+    /// the operations it ran). Fills, inserts, deletes and compact run exactly their count.
+    /// Default 2 (0 with --quick); 0 runs every phase to its count.
+    #[arg(long)]
+    min_phase_secs: Option<f64>,
+    /// Seconds of uncounted warm-up before each phase of reads, scans or updates, drawn from a
+    /// stream seeded apart from the measured one. Default 1 (0 with --quick).
+    #[arg(long)]
+    warmup_secs: Option<f64>,
+    /// Skip the crash-recovery measurements (by default each of our engines is crashed after
+    /// the load and after the overwrites, as a process kill would leave its files, and the
+    /// copy reopened and timed).
+    #[arg(long)]
+    no_recovery: bool,
+    /// Skip the sequential-write bandwidth measurements (by default each engine runs a fillseq
+    /// of 4 KiB values under --sync never, 256 MiB (8 MiB with --quick), shown beside the
+    /// device's own sequential-write bandwidth on the same directory).
+    #[arg(long)]
+    no_bandwidth: bool,
+    /// A data set that outgrows memory: `large` (20,000,000 keys, about 2.3 GB) or `huge`
+    /// (100,000,000 keys, for bigger machines), with operation counts scaled to match (see
+    /// the README). --keys still overrides the key count.
+    #[arg(long)]
+    preset: Option<String>,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -165,7 +190,18 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     push("--sync", args.sync.label());
     push("--seed", args.seed.to_string());
     push("--scan-phase-secs", args.scan_phase_secs.to_string());
+    if let Some(preset) = &args.preset {
+        push("--preset", preset.clone());
+    }
+    if let Some(secs) = args.min_phase_secs {
+        push("--min-phase-secs", secs.to_string());
+    }
+    if let Some(secs) = args.warmup_secs {
+        push("--warmup-secs", secs.to_string());
+    }
     out.extend(args.keep_data.then(|| "--keep-data".to_string()));
+    out.extend(args.no_recovery.then(|| "--no-recovery".to_string()));
+    out.extend(args.no_bandwidth.then(|| "--no-bandwidth".to_string()));
     out.extend(args.quick.then(|| "--quick".to_string()));
     out.extend(args.cold.then(|| "--cold".to_string()));
     out.extend(args.no_progress.then(|| "--no-progress".to_string()));
@@ -252,6 +288,15 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
         #[expect(clippy::cast_precision_loss, reason = "a rate")]
         rate: args.rate.map(|r| r as f64),
         cold: args.cold,
+        min_phase_secs: args.min_phase_secs,
+        warmup_secs: args.warmup_secs,
+        recovery: !args.no_recovery,
+        bandwidth: !args.no_bandwidth,
+        preset: args
+            .preset
+            .as_deref()
+            .map(suite::Preset::named)
+            .transpose()?,
     })
 }
 

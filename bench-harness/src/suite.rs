@@ -2,18 +2,20 @@
 //! that runs every phase against every engine, each in its own temporary directory.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bitcask_engine::{MAX_FILE_SIZE_LIMIT, MIN_FILE_SIZE};
-use engine_api::SyncPolicy;
+use engine_api::{OsStorage, Storage, SyncPolicy};
 use serde::Serialize;
 
+use crate::bandwidth::{self, Bandwidth};
 use crate::engines::{self, EngineConfig, EngineEntry};
 use crate::error::{HarnessError, Result};
 use crate::isolation::{self, Isolation, PageCache};
 use crate::machine::Machine;
 use crate::metrics::{EngineRun, PhaseSummary};
-use crate::runner::{Phase, Runner};
+use crate::runner::{Freezer, Phase, Runner};
 use crate::workload::{Dataset, KeyCodec, StreamPlan, Workload};
 
 /// Keys loaded by the default suite.
@@ -42,6 +44,13 @@ pub const MAX_REPEAT: usize = 50;
 pub const MAX_OPS: u64 = 10_000_000_000;
 /// Most worker threads accepted.
 pub const MAX_THREADS: usize = 256;
+/// The shortest a phase that can be extended lasts by default (`--min-phase-secs`): long
+/// enough that its p99.9 is not its maximum and a one-second sampler sees it twice.
+pub const DEFAULT_MIN_PHASE_SECS: f64 = 2.0;
+/// The default uncounted warm-up before each phase that can have one (`--warmup-secs`).
+pub const DEFAULT_WARMUP_SECS: f64 = 1.0;
+/// Longest `--min-phase-secs` or `--warmup-secs` accepted.
+pub const MAX_PHASE_SECS: f64 = 3_600.0;
 
 /// What the user asked for, before it is checked.
 #[derive(Clone, Debug)]
@@ -80,6 +89,21 @@ pub struct SuiteOptions {
     pub rate: Option<f64>,
     /// Drop the OS page cache before every read-only phase (Linux, root).
     pub cold: bool,
+    /// The shortest a phase lasts, in seconds, if its workload can go on past its count
+    /// ([`crate::Workload::extends`]); `None` for [`DEFAULT_MIN_PHASE_SECS`] (0 with `quick`).
+    pub min_phase_secs: Option<f64>,
+    /// Seconds of uncounted warm-up before each phase that can have one; `None` for
+    /// [`DEFAULT_WARMUP_SECS`] (0 with `quick`).
+    pub warmup_secs: Option<f64>,
+    /// Measure crash recovery after the load and after the overwrites (see
+    /// [`Runner::measure_recovery`]); default true.
+    pub recovery: bool,
+    /// Measure each engine's sequential-write bandwidth beside the device's
+    /// ([`crate::bandwidth`]); default true.
+    pub bandwidth: bool,
+    /// A data set that outgrows memory, with its own operation counts; `None` for the default
+    /// suite (or `quick`).
+    pub preset: Option<Preset>,
 }
 
 impl Default for SuiteOptions {
@@ -101,6 +125,11 @@ impl Default for SuiteOptions {
             repeat: 1,
             rate: None,
             cold: false,
+            min_phase_secs: None,
+            warmup_secs: None,
+            recovery: true,
+            bandwidth: true,
+            preset: None,
         }
     }
 }
@@ -131,6 +160,10 @@ pub struct SuiteConfig {
     /// Keep each engine's data directory after its run (`--keep-data`) instead of removing it;
     /// [`Event::DataKept`] names it.
     pub keep_data: bool,
+    /// Whether crash recovery is measured after the load and the overwrites.
+    pub recovery: bool,
+    /// Bytes of each sequential-write bandwidth measurement; `None` to skip them.
+    pub bandwidth_bytes: Option<u64>,
 }
 
 /// The default suite: load, steady-state overwrites until the user has written three times the
@@ -153,6 +186,63 @@ const DEFAULT_PHASES: [(&str, &str, f64); 16] = [
     ("ycsb-e", "", 0.0005),
     ("readwhilewriting", "", 0.25),
     ("deleterandom", "", 0.5),
+    ("compact", " (after deletes)", 0.0),
+];
+
+/// A data set that outgrows memory (`--preset`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// 20,000,000 keys (16 + 100 bytes, about 2.3 GB): many times the block cache, and fits a
+    /// 2-core, 24 GiB, 80 GB machine.
+    Large,
+    /// 100,000,000 keys (about 11.6 GB), for bigger machines.
+    Huge,
+}
+
+impl Preset {
+    /// The preset called `name` (`large` or `huge`).
+    ///
+    /// # Errors
+    /// [`HarnessError::InvalidInput`] for another name.
+    pub fn named(name: &str) -> Result<Preset> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "large" => Ok(Preset::Large),
+            "huge" => Ok(Preset::Huge),
+            other => Err(HarnessError::invalid(format!(
+                "unknown preset '{other}'; presets: large, huge"
+            ))),
+        }
+    }
+
+    /// Keys it loads unless `--keys` says otherwise.
+    pub fn keys(self) -> u64 {
+        match self {
+            Preset::Large => 20_000_000,
+            Preset::Huge => 100_000_000,
+        }
+    }
+}
+
+/// The suite of the presets: the default suite's phases with operation counts scaled to a data
+/// set that outgrows memory. Overwrites write the data set once more (not three times); reads
+/// and YCSB take a twentieth of the keys; scans, which a hash-indexed engine pays O(keys) for
+/// each, are a few hundred, and `readseq` (one full pass in chunks) is left out.
+const PRESET_PHASES: [(&str, &str, f64); 15] = [
+    ("fillrandom", "", 1.0),
+    ("overwrite", "", 1.0),
+    ("readrandom", "", 0.05),
+    ("readmissing", "", 0.05),
+    ("seekrandom", "", 0.000_01),
+    ("compact", "", 0.0),
+    ("readrandom", " (compacted)", 0.05),
+    ("readmissing", " (compacted)", 0.05),
+    ("seekrandom", " (compacted)", 0.000_01),
+    ("ycsb-a", "", 0.05),
+    ("ycsb-b", "", 0.05),
+    ("ycsb-e", "", 0.000_01),
+    ("readwhilewriting", "", 0.025),
+    ("deleterandom", "", 0.05),
     ("compact", " (after deletes)", 0.0),
 ];
 
@@ -191,12 +281,16 @@ impl SuiteOptions {
         if let Some(rate) = self.rate {
             check_range("--rate", rate as u64, 1, 1_000_000_000)?;
         }
+        let (min_secs, warmup) = self.phase_times()?;
         let phases: Vec<Phase> = self
             .phases(dataset.key_count)?
             .into_iter()
             .map(|p| {
                 let cold = self.cold && READ_ONLY.contains(&p.workload.name.as_str());
-                p.at_rate(self.rate).cold(cold)
+                p.at_rate(self.rate)
+                    .cold(cold)
+                    .lasting(min_secs)
+                    .warmed(warmup)
             })
             .collect();
         if self.cold {
@@ -222,7 +316,38 @@ impl SuiteOptions {
             isolation: Isolation::InProcess,
             page_cache: PageCache::Kept,
             keep_data: false,
+            recovery: self.recovery,
+            bandwidth_bytes: self.bandwidth.then_some(if self.quick {
+                crate::bandwidth::QUICK_BYTES
+            } else {
+                crate::bandwidth::DEFAULT_BYTES
+            }),
         })
+    }
+
+    /// `--min-phase-secs` and `--warmup-secs`, checked, with their defaults.
+    fn phase_times(&self) -> Result<(f64, f64)> {
+        let (min_default, warmup_default) = if self.quick {
+            (0.0, 0.0)
+        } else {
+            (DEFAULT_MIN_PHASE_SECS, DEFAULT_WARMUP_SECS)
+        };
+        let check = |option: &str, value: f64| {
+            if value.is_finite() && (0.0..=MAX_PHASE_SECS).contains(&value) {
+                Ok(value)
+            } else {
+                Err(HarnessError::invalid(format!(
+                    "{option} must be between 0 and {MAX_PHASE_SECS} seconds, not {value}"
+                )))
+            }
+        };
+        Ok((
+            check(
+                "--min-phase-secs",
+                self.min_phase_secs.unwrap_or(min_default),
+            )?,
+            check("--warmup-secs", self.warmup_secs.unwrap_or(warmup_default))?,
+        ))
     }
 
     fn engine_config(&self, dataset: &Dataset) -> Result<EngineConfig> {
@@ -243,7 +368,11 @@ impl SuiteOptions {
     }
 
     fn dataset(&self) -> Result<Dataset> {
-        let default_keys = if self.quick { QUICK_KEYS } else { DEFAULT_KEYS };
+        let default_keys = match (self.preset, self.quick) {
+            (Some(preset), _) => preset.keys(),
+            (None, true) => QUICK_KEYS,
+            (None, false) => DEFAULT_KEYS,
+        };
         let key_count = self.key_count.unwrap_or(default_keys);
         check_range("--keys", key_count, 1, MAX_KEYS)?;
         check_range("--key-size", self.key_size as u64, 1, MAX_KEY_SIZE as u64)?;
@@ -273,7 +402,12 @@ impl SuiteOptions {
 
     fn phases(&self, keys: u64) -> Result<Vec<Phase>> {
         let Some(names) = &self.workloads else {
-            return DEFAULT_PHASES
+            let table: &[(&str, &str, f64)] = if self.preset.is_some() {
+                &PRESET_PHASES
+            } else {
+                &DEFAULT_PHASES
+            };
+            return table
                 .iter()
                 .map(|(name, suffix, per_key)| {
                     let workload = Workload::named(name)?;
@@ -389,6 +523,13 @@ fn check_data_dir(dir: &Path) -> Result<()> {
         .map(drop)
         .map_err(|e| HarnessError::io("create a temporary directory in", dir, e))
         .map_err(|e| HarnessError::invalid(format!("--data-dir: {e}")))
+}
+
+/// Whether the suite measures crash recovery after `phase`: after the load, when recovery
+/// replays or scans everything written, and after the overwrites, when the files also hold
+/// every overwritten version.
+fn crashes_after(phase: &Phase) -> bool {
+    phase.workload.is_fill() || phase.workload.name == "overwrite"
 }
 
 /// Progress of a suite, for the caller to show.
@@ -535,12 +676,25 @@ fn run_engine(
         .tempdir_in(&config.data_dir)
         .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
     let dir = temp.path().join("db");
-    let engine =
-        (entry.open)(&dir, &config.engine_config).map_err(|source| HarnessError::Engine {
-            engine: entry.name.to_string(),
-            phase: "open".to_string(),
-            source,
-        })?;
+    // Our engines count into the harness's own counters, on a storage that can hold their
+    // changes still for a crash image; peers bypass the seam.
+    let freezer = Arc::new(Freezer::new(Arc::new(OsStorage::new())));
+    let frozen_config = EngineConfig {
+        storage: Some(Arc::clone(&freezer) as Arc<dyn Storage>),
+        ..config.engine_config.clone()
+    };
+    let (engine_config, counters) = frozen_config.counted();
+    let reopen = |image: &Path| {
+        let (reopened, counters) = config.engine_config.counted();
+        Ok(((entry.open)(image, &reopened)?, counters))
+    };
+    let measures_recovery = config.recovery && entry.seam_accounting;
+    let cold = config.phases.iter().any(|p| p.cold);
+    let engine = (entry.open)(&dir, &engine_config).map_err(|source| HarnessError::Engine {
+        engine: entry.name.to_string(),
+        phase: "open".to_string(),
+        source,
+    })?;
     on_event(Event::EngineOpened {
         engine: entry.name,
         dir: &dir,
@@ -548,7 +702,9 @@ fn run_engine(
     let mut runner = Runner::new(engine, &dir, config.dataset)?
         .with_name(entry.name)
         .with_progress(config.progress);
-    if !entry.seam_accounting {
+    if entry.seam_accounting {
+        runner = runner.with_io_counters(counters);
+    } else {
         runner = runner.without_seam();
     }
     for phase in &config.phases {
@@ -557,18 +713,71 @@ fn run_engine(
             engine: entry.name,
             summary: &summary,
         });
+        if measures_recovery && crashes_after(phase) {
+            runner.measure_recovery(&phase.label, &freezer, &reopen, cold)?;
+        }
     }
-    let run = runner.finish((entry.settings)(&config.engine_config));
+    let mut run = runner.finish((entry.settings)(&config.engine_config));
     if config.keep_data {
         let kept = temp.keep().join("db");
         on_event(Event::DataKept {
             engine: entry.name,
             dir: &kept,
         });
-        return Ok(run);
+    } else {
+        // The engine was dropped with the runner; now its files can go.
+        temp.close()
+            .map_err(|e| HarnessError::io("remove the temporary directory", &dir, e))?;
     }
-    // The engine was dropped with the runner; now its files can go.
-    temp.close()
-        .map_err(|e| HarnessError::io("remove the temporary directory", &dir, e))?;
+    if let Some(bytes) = config.bandwidth_bytes {
+        run.bandwidth = Some(bandwidth_run(config, entry, bytes)?);
+    }
     Ok(run)
+}
+
+/// A `fillseq` of 4 KiB values under `--sync never` plus one final sync, in a fresh directory,
+/// then the device's own sequential-write bandwidth in the same directory.
+fn bandwidth_run(config: &SuiteConfig, entry: &EngineEntry, bytes: u64) -> Result<Bandwidth> {
+    let temp = tempfile::Builder::new()
+        .prefix(&format!("bench-{}-bandwidth-", entry.name))
+        .tempdir_in(&config.data_dir)
+        .map_err(|e| HarnessError::io("create a temporary directory in", &config.data_dir, e))?;
+    let dir = temp.path().join("db");
+    let dataset = Dataset {
+        key_count: (bytes / bandwidth::FILL_VALUE_SIZE as u64).max(1),
+        key_size: 16,
+        value_size: bandwidth::FILL_VALUE_SIZE,
+        seed: config.dataset.seed,
+    };
+    let engine_config = EngineConfig {
+        sync: SyncPolicy::Never,
+        bitcask_max_file_size: EngineConfig::bitcask_file_size_for(dataset.bytes()),
+        ..config.engine_config.clone()
+    };
+    let engine_error = |source| HarnessError::Engine {
+        engine: entry.name.to_string(),
+        phase: "bandwidth fillseq".to_string(),
+        source,
+    };
+    let engine = (entry.open)(&dir, &engine_config).map_err(engine_error)?;
+    let mut runner = Runner::new(engine, &dir, dataset)?.with_name(entry.name);
+    let fill = runner.run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))?;
+    let synced = Instant::now();
+    runner.engine().sync().map_err(engine_error)?;
+    let sync_s = synced.elapsed().as_secs_f64();
+    drop(runner);
+    let buffered_mb_s = bandwidth::buffered_write(temp.path(), bytes)?;
+    let direct = bandwidth::direct_write(temp.path(), bytes);
+    let user = fill.counts.user_bytes_written;
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let engine_mb_s = user as f64 / (fill.seconds + sync_s).max(1e-9) / 1e6;
+    Ok(Bandwidth {
+        bytes: user,
+        engine_mb_s,
+        engine_fill_s: fill.seconds,
+        engine_sync_s: sync_s,
+        buffered_mb_s,
+        direct_mb_s: direct.as_ref().ok().copied(),
+        direct_error: direct.err(),
+    })
 }

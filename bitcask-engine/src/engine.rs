@@ -120,7 +120,10 @@ impl BitcaskEngine {
             LockMode::Exclusive
         };
         let lock = storage.lock(&dir.join(LOCK), mode)?;
+        // Files opened for gets (user-read handles) read while opening count as recovery.
+        let cause = engine_api::io_cause(engine_api::IoClass::Recovery);
         let recovered = recovery::recover(&storage, &dir, &options)?;
+        drop(cause);
         let inner = Arc::new(Inner {
             sync_policy: common.sync,
             max_file_size: options.max_file_size,

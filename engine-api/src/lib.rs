@@ -55,8 +55,8 @@ pub use error::{Error, Result};
 pub use options::{CommonOptions, SyncPolicy};
 pub use stats::{ClassIo, FileStats, IoStats, LevelStats, StallCause, StallStats, Stats, ratio};
 pub use storage::{
-    CountingStorage, CrashMode, FaultOp, FileLock, IoClass, IoCounters, LockMode, OsStorage,
-    ReadableFile, SimStorage, Storage, WritableFile, atomic_replace,
+    CountingStorage, CrashMode, FaultOp, FileLock, IoCause, IoClass, IoCounters, LockMode,
+    OsStorage, ReadableFile, SimStorage, Storage, WritableFile, atomic_replace, io_cause,
 };
 
 /// Re-exported so engines and hosts name one `Bytes` type.

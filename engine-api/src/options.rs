@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::storage::{OsStorage, Storage};
+use crate::storage::{CountingStorage, IoCounters, OsStorage, Storage};
 
 /// When an acknowledged write becomes durable (survives a power loss).
 ///
@@ -58,6 +58,21 @@ pub struct CommonOptions {
     /// Open without the ability to write: no lock is taken for writing, no file is created,
     /// repaired or removed, and every write returns [`crate::Error::ReadOnly`]. Default: false.
     pub read_only: bool,
+}
+
+impl CommonOptions {
+    /// The same options with the storage wrapped in a fresh [`CountingStorage`], and its
+    /// counters: a host that measures an engine (the bench harness) counts every byte and sync
+    /// the engine makes itself, through the same classes the engine picks, instead of trusting
+    /// the engine's [`crate::Stats::io`]. The engine still counts into its own counters too, so
+    /// an engine opened without this reports the same figures.
+    #[must_use]
+    pub fn counted(mut self) -> (CommonOptions, std::sync::Arc<IoCounters>) {
+        let counting = CountingStorage::new(Arc::clone(&self.storage));
+        let counters = Arc::clone(counting.counters());
+        self.storage = Arc::new(counting);
+        (self, counters)
+    }
 }
 
 impl Default for CommonOptions {

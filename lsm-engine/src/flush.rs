@@ -105,6 +105,8 @@ fn write_l0(inner: &Inner, mem: &Arc<Memtable>) -> Result<Arc<Table>> {
         let _ = inner.storage.remove(&path);
         return Err(e);
     }
+    // The table is kept for gets (user-read handle); loading its index here is the flush's read.
+    let _cause = engine_api::io_cause(IoClass::Flush);
     let table = Table::open(
         &*inner.storage,
         &path,

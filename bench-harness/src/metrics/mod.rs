@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use engine_api::{CompactionSummary, Engine, IoClass, IoStats, Stats};
+use engine_api::{CompactionSummary, Engine, IoClass, IoCounters, IoStats, Stats};
 use serde::{Deserialize, Serialize};
 
 use self::amplification::{ReadAmplification, WriteAmplification};
@@ -83,6 +83,17 @@ impl Snapshot {
             memory: Memory::read(),
             disk_bytes: process::disk_usage(dir),
         }
+    }
+
+    /// Reads everything now, taking the seam I/O from the harness's own `counters` (see
+    /// [`crate::engines::EngineConfig::counted`]) rather than from the engine's report, when
+    /// there are some.
+    pub fn take_counted(engine: &dyn Engine, dir: &Path, counters: Option<&IoCounters>) -> Self {
+        let mut snapshot = Self::take(engine, dir);
+        if let Some(counters) = counters {
+            snapshot.stats.io = counters.snapshot();
+        }
+        snapshot
     }
 }
 
@@ -203,6 +214,16 @@ pub struct PhaseSummary {
     pub peak_rss_bytes: u64,
     /// Memory the engine says its index holds.
     pub index_memory_bytes: u64,
+    /// The phase's operation count as planned: `counts.ops` is larger when `--min-phase-secs`
+    /// kept the phase going.
+    #[serde(default)]
+    pub planned_ops: u64,
+    /// Operations of the uncounted warm-up before the phase (`--warmup-secs`).
+    #[serde(default)]
+    pub warmup_ops: u64,
+    /// Seconds of that warm-up.
+    #[serde(default)]
+    pub warmup_s: f64,
 }
 
 /// One second (or the last, shorter stretch) of a phase.
@@ -296,6 +317,12 @@ pub struct EngineRun {
     pub intervals: Vec<IntervalRecord>,
     /// Whole-run figures.
     pub totals: RunTotals,
+    /// Crash recoveries measured during the run, in order.
+    #[serde(default)]
+    pub recovery: Vec<crate::runner::RecoverySummary>,
+    /// The sequential-write bandwidth fill beside the device's figures, if it ran.
+    #[serde(default)]
+    pub bandwidth: Option<crate::bandwidth::Bandwidth>,
 }
 
 impl EngineRun {

@@ -56,6 +56,12 @@ struct EngineSummary<'a> {
     totals: &'a crate::metrics::RunTotals,
     /// The median run's.
     phases: &'a [crate::metrics::PhaseSummary],
+    /// The median run's crash recoveries.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    recovery: &'a [crate::runner::RecoverySummary],
+    /// The median run's bandwidth fill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bandwidth: Option<&'a crate::bandwidth::Bandwidth>,
     /// With repeats: `totals` and `phases` again, every number replaced by
     /// `{"median", "min", "max"}` over the repeats.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -89,6 +95,8 @@ pub fn summary_json(result: &SuiteResult) -> Result<String> {
                     repeats: repeats.len(),
                     totals: &r.totals,
                     phases: &r.phases,
+                    recovery: &r.recovery,
+                    bandwidth: r.bandwidth.as_ref(),
                     spread: engine_spread(repeats)?,
                 })
             })

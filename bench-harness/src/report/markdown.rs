@@ -49,9 +49,78 @@ pub fn report(result: &SuiteResult) -> String {
         md.push_str(&table::latency_table(repeats).to_markdown());
         md.push('\n');
     }
+    md.push_str(&recovery_section(result));
+    md.push_str(&bandwidth_section(result));
+    md.push_str(&phase_duration_section(result));
     settings(&mut md, result);
     phases(&mut md, result);
     method(&mut md, result);
+    md
+}
+
+/// How long each measured phase lasted, the operations it ran and its warm-up.
+pub fn phase_duration_section(result: &SuiteResult) -> String {
+    let longest =
+        |f: fn(&crate::runner::Phase) -> f64| result.phases.iter().map(f).fold(0.0, f64::max);
+    let (min_secs, warmup) = (longest(|p| p.min_secs), longest(|p| p.warmup_secs));
+    let mut md = String::from(
+        "## Phase durations
+
+",
+    );
+    md.push_str(&table::phase_duration_table(result).to_markdown());
+    let _ = write!(
+        md,
+        "
+A phase of reads, scans or updates that finished its operations in under {} s kept          drawing from the same stream until then (`--min-phase-secs`), so its operations can          exceed the planned count; each such phase began with {} s of uncounted warm-up          (`--warmup-secs`). Fills, inserts, deletes and compactions ran exactly their count.
+
+",
+        num(min_secs),
+        num(warmup)
+    );
+    md
+}
+
+/// Each engine's sequential-write bandwidth beside the device's; empty when it was not measured.
+pub fn bandwidth_section(result: &SuiteResult) -> String {
+    let table = table::bandwidth_table(result);
+    if table.rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "## Sequential-write bandwidth
+
+",
+    );
+    md.push_str(&table.to_markdown());
+    md.push_str(
+        "
+Each engine runs a `fillseq` of 4 KiB values under `--sync never` in a fresh          directory, then one `sync`; MB/s is its user bytes over both. In the same directory          the harness then measures the device: the same number of bytes written in 1 MiB calls          through the page cache and synced once, and again with `O_DIRECT` (the page cache          bypassed) where the file system allows it. The last column is the engine's share of          the buffered figure.
+
+",
+    );
+    md
+}
+
+/// The crash recoveries of every engine's median run, with their spread over the repeats; empty
+/// when none was measured.
+pub fn recovery_section(result: &SuiteResult) -> String {
+    let table = table::recovery_table(result);
+    if table.rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("## Recovery after a crash\n\n");
+    md.push_str(&table.to_markdown());
+    md.push_str(
+        "\nAfter the load and after the overwrites, each engine's files are copied while every \
+         change to them is held still: exactly what a process kill at that instant leaves (no \
+         clean close: Bitcask's active file unsealed, the LSM's WAL and memtable unflushed). \
+         The copy is opened by a fresh engine and timed; keys/s is the live keys over the open \
+         time, index memory what the reopened engine reports, read the bytes the open read; up \
+         to 1,000 live keys are then read back and must all be found. A copy holding hint \
+         files (Bitcask) is opened again with them removed, so every data file is scanned. \
+         Peers are not crashed: their files do not pass through the harness's storage.\n\n",
+    );
     md
 }
 

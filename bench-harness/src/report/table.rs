@@ -511,3 +511,106 @@ pub fn rss_per_key(r: &EngineRun) -> Option<f64> {
     let grown = p.rss_bytes.saturating_sub(r.totals.rss_at_open_bytes);
     Some(grown as f64 / p.live_keys as f64)
 }
+
+/// Crash recovery per engine: one row per crash (after which phase) and image opened, with
+/// the open time, keys recovered per second, the index memory and bytes read by the open.
+pub fn recovery_table(result: &SuiteResult) -> Table {
+    let header = [
+        "engine",
+        "crashed after",
+        "image",
+        "open (s)",
+        "keys/s (M)",
+        "index memory (MB)",
+        "open read (MB)",
+    ];
+    let mut rows = Vec::new();
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
+        for r in &run.recovery {
+            let figure = |f: fn(&crate::runner::RecoverySummary) -> f64| {
+                let (after, image) = (r.after.clone(), r.image.clone());
+                spread::cell(repeats, move |run| {
+                    run.recovery
+                        .iter()
+                        .find(|x| x.after == after && x.image == image)
+                        .map(f)
+                })
+            };
+            #[expect(clippy::cast_precision_loss, reason = "display")]
+            let cells = [
+                figure(|x| x.open_s),
+                figure(|x| x.keys_per_sec / 1e6),
+                figure(|x| x.index_memory_bytes as f64 / 1e6),
+                figure(|x| x.bytes_read as f64 / 1e6),
+            ];
+            let mut row = vec![run.engine.clone(), r.after.clone(), r.image.clone()];
+            row.extend(cells);
+            rows.push(row);
+        }
+    }
+    Table {
+        header: header.iter().map(ToString::to_string).collect(),
+        rows,
+    }
+}
+
+/// Sequential-write bandwidth per engine: its 4 KiB `fillseq` beside the device's buffered and
+/// direct writes on the same directory.
+pub fn bandwidth_table(result: &SuiteResult) -> Table {
+    let header = [
+        "engine",
+        "fillseq 4 KiB (MB/s)",
+        "device buffered + fsync (MB/s)",
+        "device O_DIRECT (MB/s)",
+        "engine / device",
+    ];
+    let mut rows = Vec::new();
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
+        if run.bandwidth.is_none() {
+            continue;
+        }
+        let figure = |f: fn(&crate::bandwidth::Bandwidth) -> Option<f64>| {
+            spread::cell(repeats, move |r| r.bandwidth.as_ref().and_then(f))
+        };
+        rows.push(vec![
+            run.engine.clone(),
+            figure(|b| Some(b.engine_mb_s)),
+            figure(|b| Some(b.buffered_mb_s)),
+            figure(|b| b.direct_mb_s),
+            figure(|b| Some(b.engine_mb_s / b.buffered_mb_s.max(1e-9))),
+        ]);
+    }
+    Table {
+        header: header.iter().map(ToString::to_string).collect(),
+        rows,
+    }
+}
+
+/// Per phase and engine: how long the measured phase lasted and how many operations it ran
+/// (more than planned when `--min-phase-secs` kept it going), and the warm-up before it.
+pub fn phase_duration_table(result: &SuiteResult) -> Table {
+    let mut header = vec!["phase".to_string()];
+    for run in &result.runs {
+        header.push(format!("{} s", run.engine));
+        header.push(format!("{} ops", run.engine));
+        header.push(format!("{} warm-up s", run.engine));
+    }
+    let rows = result
+        .phases
+        .iter()
+        .map(|phase| {
+            let mut row = vec![phase.label.clone()];
+            for repeats in result.engine_repeats() {
+                let of = |f: fn(&PhaseSummary) -> f64| {
+                    let label = phase.label.clone();
+                    spread::cell(repeats, move |r| phase_of(r, &label).map(f))
+                };
+                #[expect(clippy::cast_precision_loss, reason = "display")]
+                let ops = of(|p| p.counts.ops as f64);
+                row.extend([of(|p| p.seconds), ops, of(|p| p.warmup_s)]);
+            }
+            row
+        })
+        .collect();
+    Table { header, rows }
+}

@@ -6,6 +6,7 @@
 //! runner's own thread samples once a second.
 
 mod live;
+mod recovery;
 mod sampler;
 mod worker;
 
@@ -13,15 +14,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use engine_api::Engine;
+use engine_api::{Engine, IoCounters};
 use serde::Serialize;
 
 pub use live::LiveSet;
+pub use recovery::{Freezer, RecoverySummary, Reopen};
 
 use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
-use self::worker::{Pace, Readers, Role, Shared, Slot, lock, run_compact, run_stream};
+use self::worker::{Pace, Readers, Role, Shared, Slot, Until, lock, run_compact, run_stream};
 use crate::error::{HarnessError, Result};
 use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
 use crate::metrics::process::{Memory, reset_peak_rss};
@@ -29,7 +31,7 @@ use crate::metrics::{
     CompactionCost, EngineRun, IntervalRecord, PhaseSummary, RunTotals, Snapshot, StallCost,
 };
 use crate::workload::zipf::derive_seed;
-use crate::workload::{Dataset, KeyCodec, Pattern, StreamPlan, ValuePool, Workload};
+use crate::workload::{Dataset, KeyCodec, OpStream, Pattern, StreamPlan, ValuePool, Workload};
 
 /// One phase of a run.
 #[derive(Clone, Debug, Serialize)]
@@ -56,6 +58,33 @@ pub struct Phase {
     /// every operation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_limit_s: Option<f64>,
+    /// The shortest the measured phase may last, in seconds: a phase whose workload
+    /// [`Workload::extends`] and that finishes its operations sooner keeps drawing from the
+    /// same stream until then (`--min-phase-secs`); 0 runs exactly `ops`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub min_secs: f64,
+    /// Seconds of uncounted warm-up before the measured phase (`--warmup-secs`), for workloads
+    /// that [`Workload::extends`]; 0 for none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub warmup_secs: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// The label a warm-up's stream seed is derived with, apart from every measured stream's.
+const WARMUP_SEED: u64 = 0x5741_524D;
+
+/// One run of a phase's workers: the measured phase, or its warm-up.
+#[derive(Clone, Copy, Debug)]
+struct Stretch {
+    /// Whether the streams go on past their counts (see [`crate::workload::OpStream::extended`]).
+    extend: bool,
+    /// Whether the streams' counts must be reached before `secs` can end them.
+    count: bool,
+    /// How long extended streams run at least.
+    secs: f64,
 }
 
 impl Phase {
@@ -68,6 +97,8 @@ impl Phase {
             threads,
             rate: None,
             cold: false,
+            min_secs: 0.0,
+            warmup_secs: 0.0,
             time_limit_s: None,
         }
     }
@@ -86,6 +117,38 @@ impl Phase {
             Pattern::Mix(mix) => mix.scan >= 0.5,
             _ => false,
         }
+    }
+
+    /// The same phase, lasting at least `secs` seconds if its workload allows it (see
+    /// [`Phase::min_secs`]).
+    #[must_use]
+    pub fn lasting(mut self, secs: f64) -> Self {
+        self.min_secs = secs.max(0.0);
+        self
+    }
+
+    /// The same phase, started with `secs` seconds of uncounted warm-up if its workload allows
+    /// it (see [`Phase::warmup_secs`]).
+    #[must_use]
+    pub fn warmed(mut self, secs: f64) -> Self {
+        self.warmup_secs = secs.max(0.0);
+        self
+    }
+
+    fn measured(&self) -> Stretch {
+        Stretch {
+            extend: self.min_secs > 0.0 && self.workload.extends(),
+            count: true,
+            secs: self.min_secs,
+        }
+    }
+
+    fn warmup(&self) -> Option<Stretch> {
+        (self.warmup_secs > 0.0 && self.workload.extends()).then_some(Stretch {
+            extend: true,
+            count: false,
+            secs: self.warmup_secs,
+        })
     }
 
     /// The same phase started with a cold page cache (see [`Phase::cold`]).
@@ -128,6 +191,8 @@ pub struct Runner {
     intervals: Vec<IntervalRecord>,
     peak_space_amp: f64,
     peak_disk_bytes: u64,
+    counters: Option<Arc<IoCounters>>,
+    recoveries: Vec<RecoverySummary>,
 }
 
 impl Runner {
@@ -159,6 +224,8 @@ impl Runner {
             intervals: Vec::new(),
             peak_space_amp: 0.0,
             peak_disk_bytes: 0,
+            counters: None,
+            recoveries: Vec::new(),
             engine,
             dir,
             dataset,
@@ -177,6 +244,25 @@ impl Runner {
     pub fn with_progress(mut self, visible: bool) -> Self {
         self.progress = visible;
         self
+    }
+
+    /// Measures the engine's seam I/O with the harness's own `counters`, which the engine's
+    /// storage counts into (see [`crate::engines::EngineConfig::counted`]), instead of the
+    /// engine's report. The figure at open is read again from them.
+    #[must_use]
+    pub fn with_io_counters(mut self, counters: Arc<IoCounters>) -> Self {
+        self.opened.stats.io = counters.snapshot();
+        self.counters = Some(counters);
+        self
+    }
+
+    /// The harness's own I/O counters, if the runner has them.
+    pub fn io_counters(&self) -> Option<&Arc<IoCounters>> {
+        self.counters.as_ref()
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::take_counted(self.engine.as_ref(), &self.dir, self.counters.as_deref())
     }
 
     /// Declares that the engine's I/O bypasses the counting seam (a peer engine), so write
@@ -223,28 +309,57 @@ impl Runner {
         self.live.grow(capacity);
         self.next_insert = capacity;
         self.phases_run += 1;
+        let warmup = self.warm_up(phase, &plan)?;
         if phase.cold {
             crate::isolation::drop_page_cache().map_err(|why| {
                 HarnessError::invalid(format!("cannot start '{}' cold: {why}", phase.label))
             })?;
         }
-        let before = Snapshot::take(self.engine.as_ref(), &self.dir);
-        let (tally, compact_summary) = self.drive(phase, &plan)?;
-        let after = Snapshot::take(self.engine.as_ref(), &self.dir);
-        let summary = self.summarise(phase, &before, &after, tally, compact_summary);
+        let before = self.snapshot();
+        let (tally, compact_summary, intervals) = self.drive(phase, &plan, phase.measured())?;
+        self.absorb_intervals(intervals, &tally);
+        let after = self.snapshot();
+        let mut summary = self.summarise(phase, &before, &after, tally, compact_summary);
+        (summary.warmup_ops, summary.warmup_s) = warmup;
+        summary.planned_ops = planned_ops(phase, &plan);
         self.user_bytes += summary.counts.user_bytes_written;
         self.phases.push(summary.clone());
         Ok(summary)
     }
 
+    /// Runs the phase's warm-up, if it has one: its workload from streams seeded apart from the
+    /// measured ones (so the measured operations are the same on every engine, however many
+    /// the warm-up issued), for its time, counted nowhere but in the user bytes written (the
+    /// seam sees its writes). Returns its operations and seconds.
+    fn warm_up(&mut self, phase: &Phase, plan: &StreamPlan) -> Result<(u64, f64)> {
+        let Some(stretch) = phase.warmup() else {
+            return Ok((0, 0.0));
+        };
+        let warm = StreamPlan {
+            seed: derive_seed(plan.seed, WARMUP_SEED),
+            ..plan.clone()
+        };
+        let (tally, _, _) = self.drive(phase, &warm, stretch)?;
+        self.user_bytes += tally.counts.user_bytes_written;
+        Ok((tally.counts.ops, tally.seconds))
+    }
+
     /// Runs the workers and samples until they finish.
     fn drive(
-        &mut self,
+        &self,
         phase: &Phase,
         plan: &StreamPlan,
-    ) -> Result<(PhaseTally, Option<engine_api::CompactionSummary>)> {
+        stretch: Stretch,
+    ) -> Result<(
+        PhaseTally,
+        Option<engine_api::CompactionSummary>,
+        Vec<IntervalRecord>,
+    )> {
         let compact = phase.workload.pattern == Pattern::Compact;
-        let streams = if compact { Vec::new() } else { plan.streams() };
+        let mut streams = if compact { Vec::new() } else { plan.streams() };
+        if stretch.extend {
+            streams = streams.into_iter().map(OpStream::extended).collect();
+        }
         let roles = roles(phase, streams.len());
         let readers = Readers::default();
         let reader_count = roles.iter().filter(|r| **r == Role::Reader).count();
@@ -272,6 +387,14 @@ impl Runner {
             deadline: phase
                 .time_limit_s
                 .map(|s| Instant::now() + std::time::Duration::from_secs_f64(s)),
+            until: if stretch.extend {
+                Until {
+                    count: stretch.count,
+                    at: Some(Instant::now() + Duration::from_secs_f64(stretch.secs)),
+                }
+            } else {
+                Until::COUNT
+            },
         };
         let bar = progress_bar(self.progress, &self.name, &phase.label, total);
         let ctx = IntervalContext {
@@ -285,6 +408,7 @@ impl Runner {
             seam_accounting: self.seam_accounting,
             user_bytes_before: self.user_bytes,
             pattern: &phase.workload.pattern,
+            counters: self.counters.as_deref(),
         };
         let mut tally = PhaseTally::default();
         let workers = if compact { 1 } else { streams.len() };
@@ -325,10 +449,9 @@ impl Runner {
         });
         bar.finish_and_clear();
         outcome?;
-        self.absorb_intervals(intervals, &tally);
         tally.seconds = ended.duration_since(started).as_secs_f64();
         let summary = lock(&slots[0].compact_summary).take();
-        Ok((tally, summary))
+        Ok((tally, summary, intervals))
     }
 
     fn absorb_intervals(&mut self, intervals: Vec<IntervalRecord>, tally: &PhaseTally) {
@@ -390,7 +513,118 @@ impl Runner {
             rss_bytes: after.memory.rss_bytes,
             peak_rss_bytes: after.memory.peak_rss_bytes.max(tally.peak_rss_bytes),
             index_memory_bytes: after.stats.index_memory_bytes,
+            planned_ops: phase.ops,
+            warmup_ops: 0,
+            warmup_s: 0.0,
         }
+    }
+
+    /// Measures crash recovery now (see the `recovery` module): copies the engine's files as a
+    /// process kill would leave them, while `freezer` (the storage the engine runs on) holds
+    /// every change, opens the copy with `reopen` and times it, reads back live keys to check
+    /// it, and removes it. A copy with hint files is opened a second time without them. With
+    /// `cold`, the page cache is dropped before each open. The engine goes on untouched.
+    ///
+    /// # Errors
+    /// The copy failed; the open failed; a live key was not found after it.
+    pub fn measure_recovery(
+        &mut self,
+        after: &str,
+        freezer: &Freezer,
+        reopen: &Reopen<'_>,
+        cold: bool,
+    ) -> Result<Vec<RecoverySummary>> {
+        let image = recovery::image_dir(&self.dir);
+        let image_bytes = recovery::take_image(freezer, &self.dir, &image)?;
+        let mut images = vec![("as left", image.clone())];
+        if recovery::has_hints(&image) {
+            let bare = image.with_extension("no-hints");
+            recovery::copy_dir(&image, &bare)?;
+            recovery::remove_hints(&bare)?;
+            images.push(("hints removed", bare));
+        }
+        let mut out = Vec::new();
+        for (label, path) in images {
+            out.push(self.reopen_image(after, label, &path, reopen, cold, image_bytes));
+            let _ = std::fs::remove_dir_all(&path);
+        }
+        let out = out.into_iter().collect::<Result<Vec<_>>>()?;
+        self.recoveries.extend(out.iter().cloned());
+        Ok(out)
+    }
+
+    fn reopen_image(
+        &self,
+        after: &str,
+        label: &str,
+        image: &Path,
+        reopen: &Reopen<'_>,
+        cold: bool,
+        image_bytes: u64,
+    ) -> Result<RecoverySummary> {
+        let phase = format!("recovery after {after} ({label})");
+        if cold {
+            crate::isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!("cannot open '{phase}' cold: {why}"))
+            })?;
+        }
+        let engine_error = |source| HarnessError::Engine {
+            engine: self.name.clone(),
+            phase: phase.clone(),
+            source,
+        };
+        let (engine, open_s, bytes_read) =
+            recovery::timed_open(reopen, image).map_err(engine_error)?;
+        let stats = engine.stats();
+        let keys = self.live.count();
+        let keys_checked = self.check_recovered(engine.as_ref(), &phase)?;
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let keys_per_sec = keys as f64 / open_s.max(1e-9);
+        Ok(RecoverySummary {
+            after: after.to_string(),
+            image: label.to_string(),
+            open_s,
+            keys,
+            keys_per_sec,
+            engine_live_keys: stats.live_keys,
+            index_memory_bytes: stats.index_memory_bytes,
+            bytes_read,
+            image_bytes,
+            keys_checked,
+        })
+    }
+
+    /// Reads back up to 1,000 live keys spread over the id space: each must be found.
+    fn check_recovered(&self, engine: &dyn Engine, phase: &str) -> Result<u64> {
+        let ids = self.next_insert;
+        let step = (ids / 1_000).max(1);
+        let mut key = Vec::new();
+        let mut checked = 0;
+        for id in (0..ids).step_by(usize::try_from(step).unwrap_or(usize::MAX)) {
+            if !self.live.contains(id) {
+                continue;
+            }
+            self.codec.encode(id, &mut key);
+            let found = engine.get(&key).map_err(|source| HarnessError::Engine {
+                engine: self.name.clone(),
+                phase: phase.to_string(),
+                source,
+            })?;
+            if found.is_none() {
+                return Err(HarnessError::WrongAnswer {
+                    engine: self.name.clone(),
+                    phase: phase.to_string(),
+                    detail: format!("live key {id} was not found after the crash and reopen"),
+                });
+            }
+            checked += 1;
+        }
+        Ok(checked)
+    }
+
+    /// Crash recoveries measured so far.
+    pub fn recoveries(&self) -> &[RecoverySummary] {
+        &self.recoveries
     }
 
     /// The phases run so far.
@@ -406,7 +640,7 @@ impl Runner {
     /// Ends the run: reads the engine once more and returns everything measured, with whole-run
     /// totals. `settings` are recorded as given, for the report.
     pub fn finish(self, settings: Vec<(String, String)>) -> EngineRun {
-        let end = Snapshot::take(self.engine.as_ref(), &self.dir);
+        let end = self.snapshot();
         let io = end.stats.io.since(&self.opened.stats.io);
         let proc_io = end.proc_io.since(&self.opened.proc_io);
         let live_keys = self.live.count();
@@ -434,12 +668,24 @@ impl Runner {
             phases: self.phases,
             intervals: self.intervals,
             totals,
+            recovery: self.recoveries,
+            bandwidth: None,
         }
     }
 
     /// The directory the engine's files live in.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// The operations a phase issues before any extension: a pass's length (its `ops` is ignored),
+/// none for `compact`, else its count.
+fn planned_ops(phase: &Phase, plan: &StreamPlan) -> u64 {
+    match phase.workload.pattern {
+        Pattern::Compact => 0,
+        _ if phase.workload.is_pass() => plan.streams().iter().map(OpStream::total).sum(),
+        _ => phase.ops,
     }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct IntervalContext<'a> {
     pub user_bytes_before: u64,
     /// The phase's pattern: its throughput counts the readers' gets under `readwhilewriting`.
     pub pattern: &'a crate::workload::Pattern,
+    /// The harness's own I/O counters, if the engine was opened on them.
+    pub counters: Option<&'a engine_api::IoCounters>,
 }
 
 /// Drains the workers, reads the engine and the process, and returns the interval that ended
@@ -64,7 +66,7 @@ fn cut_interval(
     }
     tally.latencies.add(&latencies);
     tally.counts.add(&counts);
-    let now = Snapshot::take(ctx.engine, ctx.dir);
+    let now = Snapshot::take_counted(ctx.engine, ctx.dir, ctx.counters);
     let seconds = now.at.duration_since(last).as_secs_f64().max(1e-9);
     let user_bytes_total = ctx.user_bytes_before + tally.counts.user_bytes_written;
     let seam_written = now

@@ -125,6 +125,34 @@ pub(crate) struct Shared<'a> {
     pub readers: &'a Readers,
     /// When a time-limited phase stops issuing operations (see `Phase::time_limit_s`).
     pub deadline: Option<Instant>,
+    /// When an extended stream stops (see [`Until`]).
+    pub until: Until,
+}
+
+/// When a worker whose stream was extended ([`crate::workload::OpStream::extended`]) stops.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Until {
+    /// Whether the stream's own count must be reached first (a measured phase) or not (a
+    /// warm-up, which only lasts its time).
+    pub count: bool,
+    /// Not before this instant; `None` for a stream that was not extended.
+    pub at: Option<Instant>,
+}
+
+impl Until {
+    /// A stream run to its count and no further.
+    pub(crate) const COUNT: Until = Until {
+        count: true,
+        at: None,
+    };
+
+    /// Whether a worker that has issued `issued` of a stream of `total` operations is done.
+    fn reached(&self, issued: u64, total: u64) -> bool {
+        let Some(at) = self.at else {
+            return false;
+        };
+        (!self.count || issued >= total) && Instant::now() >= at
+    }
 }
 
 impl Shared<'_> {
@@ -216,8 +244,9 @@ fn issue_all(shared: &Shared<'_>, stream: OpStream, slot: &Slot, role: Role) -> 
     } else {
         shared.pace
     };
+    let total = stream.total();
     for (i, op) in (0u64..).zip(stream) {
-        if should_stop(shared, role) {
+        if should_stop(shared, role) || shared.until.reached(i, total) {
             break;
         }
         let due = pace.due(i);

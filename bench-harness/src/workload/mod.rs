@@ -276,6 +276,19 @@ impl Workload {
         )
     }
 
+    /// Whether a phase of this workload may run past its operation count, drawing more of the
+    /// same stream (`--min-phase-secs`), or start with an uncounted warm-up (`--warmup-secs`):
+    /// reads, scans and updates of existing keys, which leave the key set (and so every later
+    /// phase's keys) the same whatever the number of operations. Fills, inserts, deletes and
+    /// `compact` run exactly their count.
+    pub fn extends(&self) -> bool {
+        match &self.pattern {
+            Pattern::Mix(mix) => mix.insert == 0.0 && mix.delete == 0.0,
+            Pattern::ReadSeq | Pattern::ReadWhileWriting => true,
+            Pattern::FillSeq | Pattern::FillRandom | Pattern::Compact => false,
+        }
+    }
+
     /// Whether the workload loads the data set (so it can open a suite).
     pub fn is_fill(&self) -> bool {
         matches!(self.pattern, Pattern::FillSeq | Pattern::FillRandom)

@@ -100,7 +100,7 @@ impl StreamPlan {
             // The writer runs until the last reader ends (the runner stops it): at most as
             // many overwrites as there are reads.
             let ops = self.ops;
-            let state = MixState::new(writer, self.key_count, 0, 1, 0, None);
+            let state = MixState::new(writer, self.key_count, Inserts::none(), None);
             out.push(
                 OpStream::new(self.thread_seed(threads), ops, Kind::Mix(state))
                     .with_offsets(self.value_offsets),
@@ -119,6 +119,20 @@ impl StreamPlan {
         }
     }
 
+    /// Thread `t`'s new keys: its share of the phase's insert range, scattered over the whole
+    /// range by one permutation shared by every thread (so no two inserts collide).
+    fn inserts(&self, threads: usize, t: usize) -> Inserts {
+        Inserts {
+            base: self.insert_base,
+            stride: threads as u64,
+            thread: t as u64,
+            order: Permutation::new(
+                self.insert_capacity().max(1),
+                derive_seed(self.seed, INSERT_ORDER),
+            ),
+        }
+    }
+
     fn thread_seed(&self, thread: usize) -> u64 {
         derive_seed(self.seed, thread as u64)
     }
@@ -134,21 +148,23 @@ impl StreamPlan {
                 next: lo,
                 end: hi,
             },
-            Pattern::ReadSeq => Kind::SeqScan { next: lo, end: hi },
+            Pattern::ReadSeq => Kind::SeqScan {
+                start: lo,
+                next: lo,
+                end: hi,
+            },
             Pattern::Compact => Kind::Sequential { next: 0, end: 0 },
             Pattern::ReadWhileWriting => {
                 let reads = Mix {
                     read: 1.0,
                     ..Mix::default()
                 };
-                Kind::Mix(MixState::new(reads, self.key_count, 0, 1, 0, None))
+                Kind::Mix(MixState::new(reads, self.key_count, Inserts::none(), None))
             }
             Pattern::Mix(mix) => Kind::Mix(MixState::new(
                 *mix,
                 self.key_count,
-                self.insert_base,
-                threads as u64,
-                t as u64,
+                self.inserts(threads, t),
                 latest.cloned(),
             )),
         };
@@ -186,6 +202,7 @@ enum Kind {
         end: u64,
     },
     SeqScan {
+        start: u64,
         next: u64,
         end: u64,
     },
@@ -196,9 +213,42 @@ impl Kind {
     fn pass_len(&self) -> u64 {
         match self {
             Kind::Sequential { next, end } | Kind::Permuted { next, end, .. } => end - next,
-            Kind::SeqScan { next, end } => (end - next).div_ceil(u64::from(READSEQ_CHUNK)),
+            Kind::SeqScan { next, end, .. } => (end - next).div_ceil(u64::from(READSEQ_CHUNK)),
             Kind::Mix(_) => 0,
         }
+    }
+}
+
+/// The label the insert order's seed is derived with (thread seeds use the thread index).
+const INSERT_ORDER: u64 = u64::MAX - 1;
+
+/// Where one thread's inserts go. YCSB's default `insertorder=hashed` names the n-th insert by
+/// a hash of n, so new keys land all over the key space instead of in a run after the loaded
+/// ones; here the n-th insert of the phase (counted across threads, thread-interleaved) gets
+/// the id `base + order(n)`, `order` a seeded permutation of the phase's insert range. Ids stay
+/// dense, fresh and reproducible from the seed.
+#[derive(Clone, Debug)]
+struct Inserts {
+    base: u64,
+    stride: u64,
+    thread: u64,
+    order: Permutation,
+}
+
+impl Inserts {
+    /// For a stream that never inserts.
+    fn none() -> Self {
+        Inserts {
+            base: 0,
+            stride: 1,
+            thread: 0,
+            order: Permutation::new(1, 0),
+        }
+    }
+
+    /// The id of this thread's `k`-th insert.
+    fn id(&self, k: u64) -> u64 {
+        self.base + self.order.apply(k * self.stride + self.thread)
     }
 }
 
@@ -216,21 +266,12 @@ struct MixState {
     scan_length: ScanLength,
     chooser: Chooser,
     key_count: u64,
-    insert_base: u64,
-    stride: u64,
-    thread: u64,
+    inserts: Inserts,
     inserted: u64,
 }
 
 impl MixState {
-    fn new(
-        mix: Mix,
-        key_count: u64,
-        insert_base: u64,
-        stride: u64,
-        thread: u64,
-        latest: Option<Zipfian>,
-    ) -> Self {
+    fn new(mix: Mix, key_count: u64, inserts: Inserts, latest: Option<Zipfian>) -> Self {
         let weights = mix.weights();
         let total: f64 = weights.iter().sum();
         let mut acc = 0.0;
@@ -249,15 +290,13 @@ impl MixState {
             scan_length: mix.scan_length,
             chooser,
             key_count: key_count.max(1),
-            insert_base,
-            stride,
-            thread,
+            inserts,
             inserted: 0,
         }
     }
 
     fn insert_id(&self, k: u64) -> u64 {
-        self.insert_base + k * self.stride + self.thread
+        self.inserts.id(k)
     }
 
     /// A key that exists: loaded, or inserted earlier by this thread. Under `Latest`, rank 0 is
@@ -351,9 +390,20 @@ impl OpStream {
         self
     }
 
-    /// Operations this stream issues in all.
+    /// Operations this stream issues in all (before any extension).
     pub fn total(&self) -> u64 {
         self.len
+    }
+
+    /// The same stream, going on past [`OpStream::total`] for as long as it is pulled: more
+    /// draws of the same mix, or further passes of `readseq`. Only for workloads that
+    /// [`Workload::extends`] (their traffic leaves the key set as it is).
+    #[must_use]
+    pub fn extended(mut self) -> Self {
+        if matches!(self.kind, Kind::Mix(_) | Kind::SeqScan { .. }) && self.len > 0 {
+            self.remaining = u64::MAX;
+        }
+        self
     }
 }
 
@@ -381,13 +431,17 @@ impl Iterator for OpStream {
                     value: self.rng.gen_range(0..offsets),
                 }
             }
-            Kind::SeqScan { next, end } => {
+            Kind::SeqScan { start, next, end } => {
+                if *next >= *end {
+                    // Extended past its pass (see `OpStream::extended`): the next pass.
+                    *next = *start;
+                }
                 let len = (*end - *next).min(u64::from(READSEQ_CHUNK));
-                let start = *next;
+                let from = *next;
                 *next += len;
                 #[expect(clippy::cast_possible_truncation, reason = "len <= READSEQ_CHUNK")]
                 let len = len as u32;
-                Op::Scan { start, len }
+                Op::Scan { start: from, len }
             }
             Kind::Mix(state) => state.next(&mut self.rng, offsets),
         };

@@ -247,3 +247,426 @@ fn readwhilewriting_reports_the_readers() -> Result<(), Box<dyn std::error::Erro
     );
     Ok(())
 }
+
+/// A small tree for the LSM and small files for Bitcask, so a few thousand keys flush, compact
+/// and merge.
+fn busy_config() -> bench_harness::engines::EngineConfig {
+    let mut config = bench_harness::engines::EngineConfig::new(SyncPolicy::Never);
+    config.lsm.memtable_bytes = 16 << 10;
+    config.lsm.target_file_bytes = 16 << 10;
+    config.lsm.max_bytes_for_level_base = 64 << 10;
+    config.lsm.l0_compaction_trigger = 2;
+    config.bitcask_max_file_size = 32 << 10;
+    config
+}
+
+/// Runs `phases` on a named engine opened with [`busy_config`].
+fn run_busy(name: &str, phases: &[(&str, u64)]) -> Result<EngineRun, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let entry = bench_harness::engines::find(name)?;
+    let engine = (entry.open)(dir.path(), &busy_config())?;
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    for (workload, ops) in phases {
+        runner.run_phase(&Phase::new(Workload::named(workload)?, *ops, 1))?;
+    }
+    Ok(runner.finish(Vec::new()))
+}
+
+/// Flushes, compactions and merges read what they rewrite; none of that is a user's read. A load
+/// and overwrites with no get or scan must count no user-read byte, whatever ran behind them.
+#[test]
+fn background_work_is_not_counted_as_user_reads() -> Result<(), Box<dyn std::error::Error>> {
+    for name in ["lsm", "bitcask"] {
+        let run = run_busy(
+            name,
+            &[("fillrandom", 0), ("overwrite", 6_000), ("compact", 0)],
+        )?;
+        let background: u64 = run.phases.iter().map(|p| p.compaction.count).sum();
+        assert!(background > 0, "{name}: nothing compacted or merged");
+        for phase in &run.phases {
+            let user = phase.io.class(engine_api::IoClass::UserRead);
+            assert_eq!(
+                user.bytes_read, 0,
+                "{name}, {}: {} bytes counted as user reads without a get",
+                phase.phase, user.bytes_read
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The harness counts our engines' I/O itself, through the storage it passes them; what it
+/// counts is what the engine reports of itself (both see every call under the same class).
+#[test]
+fn the_harness_counts_what_the_engine_reports() -> Result<(), Box<dyn std::error::Error>> {
+    for name in ["lsm", "bitcask"] {
+        let dir = tempfile::tempdir()?;
+        let entry = bench_harness::engines::find(name)?;
+        let (config, counters) = busy_config().counted();
+        let engine = (entry.open)(dir.path(), &config)?;
+        let mut runner =
+            Runner::new(engine, dir.path(), dataset())?.with_io_counters(Arc::clone(&counters));
+        for (workload, ops) in [
+            ("fillrandom", 0),
+            ("overwrite", 3_000),
+            ("readrandom", 1_000),
+        ] {
+            runner.run_phase(&Phase::new(Workload::named(workload)?, ops, 1))?;
+        }
+        let reads = runner.phases()[2].io.class(engine_api::IoClass::UserRead);
+        assert!(reads.reads > 0, "{name}: the gets' reads were not counted");
+        // Background work may still run: read between two equal engine reports, and retry
+        // while an I/O is between the two counters (each counts it a moment apart).
+        let mut last = None;
+        for _ in 0..1_000 {
+            let before = runner.engine().stats().io;
+            let harness = counters.snapshot();
+            if runner.engine().stats().io == before {
+                if harness == before {
+                    last = None;
+                    break;
+                }
+                last = Some((before, harness));
+            }
+        }
+        if let Some((engine_io, harness_io)) = last {
+            assert_eq!(engine_io, harness_io, "{name}: the two counts differ");
+        }
+    }
+    Ok(())
+}
+
+/// A fresh runner on the reference engine with the data set loaded.
+fn loaded_runner() -> Result<(tempfile::TempDir, Runner), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let options = CommonOptions {
+        sync: SyncPolicy::Never,
+        ..CommonOptions::default()
+    };
+    let engine = Arc::new(RefEngine::open(dir.path(), options)?);
+    let mut runner = Runner::new(engine, dir.path(), dataset())?;
+    runner.run_phase(&Phase::new(Workload::named("fillseq")?, 0, 1))?;
+    Ok((dir, runner))
+}
+
+/// `--min-phase-secs`: a phase of reads that finishes its count sooner keeps going on the same
+/// stream, and reports every operation it ran.
+#[test]
+fn a_short_phase_lasts_its_minimum() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    for (name, threads) in [("readrandom", 1), ("readseq", 1), ("ycsb-b", 2)] {
+        let phase = Phase::new(Workload::named(name)?, 100, threads).lasting(0.5);
+        let p = runner.run_phase(&phase)?;
+        assert!(p.seconds >= 0.5, "{name} lasted {} s", p.seconds);
+        assert!(p.counts.ops > 100, "{name} ran only {} ops", p.counts.ops);
+        let planned = if name == "readseq" { 3 } else { 100 };
+        assert_eq!(
+            p.planned_ops, planned,
+            "{name}: a pass plans its own length"
+        );
+        let latency = p.latency.ok_or("latency")?;
+        assert_eq!(
+            latency.count, p.counts.ops,
+            "{name}: every op is in the histogram"
+        );
+    }
+    Ok(())
+}
+
+/// Phases that change the key set run exactly their count, whatever the minimum: the next
+/// phase must find the same keys on every engine.
+#[test]
+fn phases_that_change_the_key_set_run_their_count() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    let deletes = Phase::new(Workload::named("deleterandom")?, 50, 1)
+        .lasting(0.3)
+        .warmed(0.3);
+    let p = runner.run_phase(&deletes)?;
+    assert_eq!((p.counts.ops, p.warmup_ops), (50, 0));
+    let inserts = Phase::new(Workload::named("ycsb-d")?, 50, 1).lasting(0.3);
+    assert_eq!(runner.run_phase(&inserts)?.counts.ops, 50);
+    Ok(())
+}
+
+/// `--warmup-secs`: the warm-up's operations run before the phase and are counted nowhere in
+/// it: not in its counts, its histogram or its seconds.
+#[test]
+fn warmup_operations_are_not_counted() -> Result<(), Box<dyn std::error::Error>> {
+    let (_dir, mut runner) = loaded_runner()?;
+    let phase = Phase::new(Workload::named("readrandom")?, 200, 2).warmed(0.3);
+    let p = runner.run_phase(&phase)?;
+    assert!(
+        p.warmup_ops > 0 && p.warmup_s >= 0.3,
+        "{} ops in {} s",
+        p.warmup_ops,
+        p.warmup_s
+    );
+    assert_eq!((p.counts.ops, p.counts.gets), (200, 200));
+    assert_eq!(p.latency.ok_or("latency")?.count, 200);
+    assert!(p.seconds < p.warmup_s + 5.0);
+    let intervals: u64 = runner_intervals_ops(runner, "readrandom");
+    assert_eq!(
+        intervals, 200,
+        "the per-second records hold only measured ops"
+    );
+    Ok(())
+}
+
+fn runner_intervals_ops(runner: Runner, phase: &str) -> u64 {
+    let run = runner.finish(Vec::new());
+    run.intervals
+        .iter()
+        .filter(|i| i.phase == phase)
+        .map(|i| i.ops)
+        .sum()
+}
+
+/// The default suite asks every phase for two seconds and one of warm-up; `--quick` for none.
+#[test]
+fn phase_times_default_by_suite() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::SuiteOptions;
+    let full = SuiteOptions::default().build()?;
+    assert!(
+        full.phases
+            .iter()
+            .all(|p| p.min_secs == 2.0 && p.warmup_secs == 1.0)
+    );
+    let quick = SuiteOptions {
+        quick: true,
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    assert!(
+        quick
+            .phases
+            .iter()
+            .all(|p| p.min_secs == 0.0 && p.warmup_secs == 0.0)
+    );
+    let bad = SuiteOptions {
+        min_phase_secs: Some(-1.0),
+        ..SuiteOptions::default()
+    };
+    assert!(bad.build().unwrap_err().is_input_error());
+    Ok(())
+}
+
+/// Crash recovery: the engine's files are copied as a kill would leave them, the copy is
+/// reopened and timed, and the run goes on on the original. Bitcask's copy is opened again
+/// without its hints, which makes the open read every data file.
+#[test]
+fn recovery_reopens_a_crash_image() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::runner::Freezer;
+    for name in ["bitcask", "lsm"] {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().join("db");
+        let entry = bench_harness::engines::find(name)?;
+        let freezer = Arc::new(Freezer::new(Arc::new(engine_api::OsStorage::new())));
+        let frozen = bench_harness::engines::EngineConfig {
+            storage: Some(Arc::clone(&freezer) as Arc<dyn engine_api::Storage>),
+            ..busy_config()
+        };
+        let (config, counters) = frozen.counted();
+        let engine = (entry.open)(&dir, &config)?;
+        let mut runner = Runner::new(engine, &dir, dataset())?.with_io_counters(counters);
+        for (workload, ops) in [("fillrandom", 0), ("compact", 0), ("overwrite", 1_000)] {
+            runner.run_phase(&Phase::new(Workload::named(workload)?, ops, 1))?;
+        }
+        let reopen = |image: &std::path::Path| {
+            let (config, counters) = busy_config().counted();
+            Ok(((entry.open)(image, &config)?, counters))
+        };
+        let opened = runner.measure_recovery("overwrite", &freezer, &reopen, false)?;
+        let images: Vec<&str> = opened.iter().map(|r| r.image.as_str()).collect();
+        let expected = if name == "bitcask" {
+            vec!["as left", "hints removed"]
+        } else {
+            vec!["as left"]
+        };
+        assert_eq!(images, expected, "{name}");
+        for r in &opened {
+            assert_eq!(r.keys, 3_000, "{name}");
+            assert!(r.keys_checked >= 500 && r.open_s > 0.0 && r.keys_per_sec > 0.0);
+            assert!(
+                r.bytes_read > 0 && r.index_memory_bytes > 0,
+                "{name}: {r:?}"
+            );
+        }
+        if let [hinted, bare] = opened.as_slice() {
+            assert!(bare.bytes_read > hinted.bytes_read, "{hinted:?} {bare:?}");
+        }
+        let after = runner.run_phase(&Phase::new(Workload::named("readrandom")?, 500, 1))?;
+        assert_eq!(after.counts.found, 500, "{name}: the run goes on");
+        assert_eq!(runner.recoveries().len(), opened.len());
+        let leftovers = std::fs::read_dir(temp.path())?.count();
+        assert_eq!(leftovers, 1, "{name}: the crash images are removed");
+    }
+    Ok(())
+}
+
+/// The suite crashes each of our engines after the load and after the overwrites, and the
+/// report and `summary.json` show the recoveries.
+#[test]
+fn the_suite_reports_recovery_after_load_and_overwrites() -> Result<(), Box<dyn std::error::Error>>
+{
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(2_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["overwrite".into(), "readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    for run in &result.runs {
+        let after: Vec<&str> = run.recovery.iter().map(|r| r.after.as_str()).collect();
+        assert!(
+            after.contains(&"fillrandom") && after.contains(&"overwrite"),
+            "{}: {after:?}",
+            run.engine
+        );
+        assert!(run.recovery.iter().all(|r| r.keys == 2_000));
+    }
+    let json = bench_harness::report::json::summary_json(&result)?;
+    assert!(json.contains("\"recovery\"") && json.contains("keys_per_sec"));
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Recovery after a crash"));
+    Ok(())
+}
+
+/// The bandwidth fill: each engine's 4 KiB `fillseq` beside the device's own sequential-write
+/// figures, in the report and `summary.json`.
+#[test]
+fn the_suite_reports_write_bandwidth_beside_the_device() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(1_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        recovery: false,
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    for run in &result.runs {
+        let b = run.bandwidth.as_ref().ok_or("no bandwidth figures")?;
+        assert_eq!(
+            b.bytes,
+            2_048 * (16 + 4_096),
+            "{}: every key written",
+            run.engine
+        );
+        assert!(b.engine_mb_s > 0.0 && b.buffered_mb_s > 0.0, "{b:?}");
+        assert!(b.direct_mb_s.is_some() != b.direct_error.is_some(), "{b:?}");
+        assert!(run.recovery.is_empty());
+    }
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Sequential-write bandwidth"));
+    assert!(bench_harness::report::json::summary_json(&result)?.contains("buffered_mb_s"));
+    Ok(())
+}
+
+/// `--preset large`: at least 20 M keys of 16 + 100 bytes, every default phase but the full
+/// `readseq` pass, counts scaled to the data set; `huge` is larger still.
+#[test]
+fn the_large_preset_outgrows_memory() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{Preset, SuiteOptions};
+    let options = SuiteOptions {
+        preset: Some(Preset::Large),
+        ..SuiteOptions::default()
+    };
+    let large = options.build()?;
+    let d = large.dataset;
+    assert!(d.key_count >= 20_000_000 && d.key_size == 16 && d.value_size == 100);
+    let ops = |label: &str| {
+        large
+            .phases
+            .iter()
+            .find(|p| p.label == label)
+            .map(|p| p.ops)
+    };
+    assert_eq!(ops("fillrandom"), Some(d.key_count));
+    assert_eq!(ops("overwrite"), Some(d.key_count));
+    assert_eq!(ops("readrandom"), Some(d.key_count / 20));
+    assert!(ops("seekrandom").is_some_and(|n| n <= 1_000));
+    assert_eq!(ops("readseq"), None);
+    let huge = SuiteOptions {
+        preset: Some(Preset::Huge),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    assert!(huge.dataset.key_count >= 100_000_000);
+    assert!(Preset::named("medium").unwrap_err().is_input_error());
+    Ok(())
+}
+
+/// The report's phase durations: every phase with each engine's seconds, operations and
+/// warm-up, and the minimum in effect.
+#[test]
+fn the_report_shows_phase_durations() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(1_000),
+        engines: Some(vec!["bitcask".into()]),
+        workloads: Some(vec!["readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        recovery: false,
+        bandwidth: false,
+        min_phase_secs: Some(0.3),
+        warmup_secs: Some(0.1),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    let table = bench_harness::report::table::phase_duration_table(&result);
+    assert_eq!(table.rows.len(), 2);
+    let reads = &table.rows[1];
+    assert_eq!(reads[0], "readrandom");
+    let seconds: f64 = reads[1].parse()?;
+    let ops: f64 = reads[2].parse()?;
+    assert!(seconds >= 0.3 && ops > 500.0, "{reads:?}");
+    let md = bench_harness::report::markdown::report(&result);
+    assert!(md.contains("## Phase durations") && md.contains("under 0.300 s"));
+    Ok(())
+}
+
+/// The freezer holds every change while the harness copies: an append started during the
+/// freeze lands only after it, so the copy never holds it.
+#[test]
+fn the_freezer_holds_changes_until_the_copy_is_done() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::runner::Freezer;
+    use engine_api::{IoClass, Storage};
+    let dir = tempfile::tempdir()?;
+    let freezer = Freezer::new(Arc::new(engine_api::OsStorage::new()));
+    let path = dir.path().join("log");
+    let file = freezer.create(&path, IoClass::Log)?;
+    file.append(b"before")?;
+    let (started, seen) = std::sync::mpsc::channel();
+    let len_in_freeze = std::thread::scope(|s| {
+        let appended = freezer.frozen(|| {
+            let writer = s.spawn(|| {
+                let _ = started.send(());
+                file.append(b" during")
+            });
+            let _ = seen.recv();
+            // Give the append every chance to land: it must not.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            (std::fs::metadata(&path).map(|m| m.len()), writer)
+        });
+        let (len, writer) = appended;
+        let joined = writer.join().map_err(|_| "the writer panicked");
+        (len, joined)
+    });
+    let (len, joined) = len_in_freeze;
+    assert_eq!(len?, 6, "an append landed during the freeze");
+    joined??;
+    assert_eq!(std::fs::read(&path)?, b"before during");
+    Ok(())
+}

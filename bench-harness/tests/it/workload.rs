@@ -348,3 +348,53 @@ fn names_and_custom_mixes() {
         .is_ok()
     );
 }
+
+/// YCSB's default `insertorder=hashed`: new keys land all over the key space, not in a run
+/// after the loaded keys; still fresh, still the same for the same seed.
+#[test]
+fn inserts_are_hashed_not_sequential() {
+    let inserts = |seed| -> Vec<u64> {
+        plan("ycsb-d", 20_000, 2, seed)
+            .streams()
+            .into_iter()
+            .flatten()
+            .filter_map(|op| match op {
+                Op::Put { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect()
+    };
+    let ids = inserts(9);
+    assert!(ids.len() > 500, "ycsb-d inserts about 5%");
+    let ascending = ids.windows(2).filter(|w| w[1] > w[0]).count();
+    let share = ascending as f64 / (ids.len() - 1) as f64;
+    assert!(
+        (0.3..0.7).contains(&share),
+        "{share} of consecutive inserts ascend: sequential, not hashed"
+    );
+    assert_eq!(ids, inserts(9), "the same seed gives the same keys");
+}
+
+/// Under `latest`, every read targets a key that exists: loaded, or inserted earlier by the same
+/// stream.
+#[test]
+fn latest_reads_only_existing_keys() {
+    let p = plan("ycsb-d", 20_000, 3, 12);
+    for stream in p.streams() {
+        let mut inserted = HashSet::new();
+        let mut hits_on_inserts = 0;
+        for op in stream {
+            match op {
+                Op::Put { key, .. } => {
+                    inserted.insert(key);
+                }
+                Op::Get { key } if key >= p.key_count => {
+                    assert!(inserted.contains(&key), "read of {key} before its insert");
+                    hits_on_inserts += 1;
+                }
+                _ => {}
+            }
+        }
+        assert!(hits_on_inserts > 0, "latest never read a new key");
+    }
+}

@@ -2,8 +2,18 @@
 //!
 //! Engines wrap the storage they are given in one of these at open and report its counters in
 //! [`crate::Stats::io`]. Because the counting happens here, below the engine, write amplification
-//! means the same thing for every engine in the workspace.
+//! means the same thing for every engine in the workspace. A host that measures engines (the
+//! bench harness) wraps the storage it passes in [`crate::CommonOptions::storage`] in one of its
+//! own, so its figures do not depend on the engine's own report ([`crate::CommonOptions::counted`]).
+//!
+//! A file handle has one class, but a handle kept for user reads (an LSM table, a Bitcask data
+//! file) is also read by work that is not a user's: a flush or compaction opening the table it
+//! wrote, recovery loading a table's index. Such work runs under an [`IoCause`]
+//! ([`io_cause`]): while it is alive, the thread's reads through user-read handles count under
+//! the cause's class, so each byte is counted under the work that caused it.
 
+use std::cell::Cell;
+use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +21,44 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{FileLock, IoClass, LockMode, ReadableFile, Storage, WritableFile};
 use crate::Result;
 use crate::stats::{ClassIo, IoStats};
+
+thread_local! {
+    /// The work this thread is doing, if it is not serving a user (see [`io_cause`]).
+    static CAUSE: Cell<Option<IoClass>> = const { Cell::new(None) };
+}
+
+/// While the returned guard lives, reads this thread makes through handles of class
+/// [`IoClass::UserRead`] are counted under `class` (by every [`CountingStorage`]): background
+/// work that reads through a handle kept for gets counts as itself, not as a user read.
+/// Guards nest; dropping one restores the cause before it.
+#[must_use = "the cause holds only while the guard lives"]
+pub fn io_cause(class: IoClass) -> IoCause {
+    IoCause {
+        previous: CAUSE.with(|c| c.replace(Some(class))),
+        _not_send: PhantomData,
+    }
+}
+
+/// The guard of [`io_cause`]; stays on the thread that made it.
+#[derive(Debug)]
+pub struct IoCause {
+    previous: Option<IoClass>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for IoCause {
+    fn drop(&mut self) {
+        CAUSE.with(|c| c.set(self.previous));
+    }
+}
+
+/// The class an I/O through a handle of `class` counts under on this thread.
+fn effective(class: IoClass) -> IoClass {
+    match class {
+        IoClass::UserRead => CAUSE.with(Cell::get).unwrap_or(class),
+        other => other,
+    }
+}
 
 /// Atomic counters for one storage, shared by every handle opened through it.
 #[derive(Debug, Default)]
@@ -196,7 +244,7 @@ struct CountingReadable {
 impl ReadableFile for CountingReadable {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         self.inner.read_exact_at(buf, offset)?;
-        let c = self.counters.class(self.class);
+        let c = self.counters.class(effective(self.class));
         c.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
         c.reads.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -23,7 +23,7 @@ mod sim;
 use std::fmt;
 use std::path::Path;
 
-pub use accounting::{CountingStorage, IoCounters};
+pub use accounting::{CountingStorage, IoCause, IoCounters, io_cause};
 pub use os::OsStorage;
 pub use sim::{CrashMode, FaultOp, SimStorage};
 

@@ -5,6 +5,7 @@ mod reference {
     engine_api::conformance_tests!(engine_api::testing::reference_factory());
 }
 
+mod accounting;
 mod damage;
 mod failed_sync;
 mod faults;

@@ -240,6 +240,8 @@ pub(crate) fn resumed(
 pub(crate) fn run(inner: &Inner, job: &Job, cancel: &Cancel) -> Result<Option<CompactionSummary>> {
     let started = Instant::now();
     let cpu_before = thread_cpu_time();
+    // Opening the outputs for gets (user-read handles) reads their indexes: the job's reads.
+    let _cause = engine_api::io_cause(IoClass::Compaction);
     if job.kind == JobKind::Move {
         return commit_move(inner, job).map(Some);
     }

@@ -250,7 +250,10 @@ impl LsmEngine {
         let counting = CountingStorage::new(Arc::clone(&options.common.storage));
         let io = Arc::clone(counting.counters());
         let storage: Arc<dyn engine_api::Storage> = Arc::new(counting);
+        // Tables opened for gets (user-read handles) load their indexes here: recovery's reads.
+        let cause = engine_api::io_cause(engine_api::IoClass::Recovery);
         let (mut inner, resumes) = recovery::open(dir, storage, io, options)?;
+        drop(cause);
         prepare(&mut inner);
         let inner = Arc::new(inner);
         inner.compactions.attach(&inner, resumes);
