@@ -47,6 +47,7 @@ pub mod metrics;
 pub mod peers;
 pub mod report;
 pub mod runner;
+pub mod simulate;
 pub mod suite;
 pub mod workload;
 

@@ -30,6 +30,10 @@ enum Command {
     Compare(CompareArgs),
     /// List the engines and workloads this build knows.
     List,
+    /// Drive the engines' real compaction and merge policies over a synthetic write stream
+    /// (no I/O) and print write and space amplification; `--sweep KNOB` charts them against
+    /// one knob.
+    Simulate(bench_harness::simulate::SimulateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some(Command::Compare(args)) => compare(&args),
+        Some(Command::Simulate(args)) => bench_harness::simulate::main(&args),
         None => match Cli::try_parse_from(["bench-harness", "compare"]) {
             Ok(Cli {
                 command: Some(Command::Compare(args)),

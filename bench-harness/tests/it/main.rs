@@ -5,4 +5,5 @@ mod engines;
 mod formulas;
 mod kv;
 mod runner;
+mod simulate;
 mod workload;
