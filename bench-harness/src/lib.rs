@@ -41,6 +41,7 @@
 
 pub mod engines;
 mod error;
+pub mod explain;
 pub mod isolation;
 pub mod machine;
 pub mod metrics;

@@ -33,7 +33,7 @@ enum Command {
     /// Drive the engines' real compaction and merge policies over a synthetic write stream
     /// (no I/O) and print write and space amplification; `--sweep KNOB` charts them against
     /// one knob.
-    Simulate(bench_harness::simulate::SimulateArgs),
+    Simulate(Box<bench_harness::simulate::SimulateArgs>),
 }
 
 #[derive(Args, Debug)]
