@@ -271,6 +271,11 @@ pub fn put(
     )];
     let what = if lsm { "WAL" } else { "log" };
     for (name, f) in &log {
+        // The Bitcask creates its active file as `<id>.data.tmp`.
+        let name = match name.strip_suffix(".tmp") {
+            Some(data) => format!("{data} (the active file, created as {name})"),
+            None => (*name).clone(),
+        };
         out.push(format!(
             "  1. {what}: appended {} bytes to {name} in {} append(s): key {} + value {} + {} of framing (header, checksum{})",
             f.bytes_written,
@@ -281,7 +286,10 @@ pub fn put(
             if lsm { ", batch header" } else { ", sequence number" }
         ));
     }
-    let names: Vec<&str> = log.iter().map(|(n, _)| n.as_str()).collect();
+    let names: Vec<&str> = log
+        .iter()
+        .map(|(n, _)| n.strip_suffix(".tmp").unwrap_or(n))
+        .collect();
     let syncs = log.iter().map(|(_, f)| f.syncs).sum();
     out.push(format!("  2. {}", sync_text(sync, syncs, &names)));
     out.push(if lsm {
