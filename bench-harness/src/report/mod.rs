@@ -7,6 +7,7 @@
 pub mod charts;
 pub mod json;
 pub mod markdown;
+pub mod rum;
 pub mod spread;
 pub mod table;
 
@@ -16,7 +17,7 @@ use crate::error::{HarnessError, Result};
 use crate::suite::SuiteResult;
 
 /// The files of a report, by name.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 9] = [
     "report.md",
     "summary.json",
     "intervals.jsonl",
@@ -25,6 +26,7 @@ pub const FILES: [&str; 8] = [
     "disk-size.svg",
     "comparison.svg",
     "amplification.svg",
+    "rum.svg",
 ];
 
 /// Renders every file of the report: `(file name, contents)`, in [`FILES`] order.
@@ -32,7 +34,7 @@ pub const FILES: [&str; 8] = [
 /// # Errors
 /// [`HarnessError::Report`] if a chart or a JSON document cannot be rendered.
 pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
-    let [md, summary, intervals, tput, wa, disk, cmp, amp] = FILES;
+    let [md, summary, intervals, tput, wa, disk, cmp, amp, rum_svg] = FILES;
     Ok(vec![
         (md, markdown::report(result)),
         (summary, json::summary_json(result)?),
@@ -42,6 +44,7 @@ pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
         (disk, charts::disk_size(result)?),
         (cmp, charts::comparison(result)?),
         (amp, charts::amplification(result)?),
+        (rum_svg, rum::chart(&json::summary_json(result)?)?),
     ])
 }
 
