@@ -171,11 +171,7 @@ fn cheapness(points: &[RumPoint], p: &RumPoint, value: fn(&RumPoint) -> Option<f
 
 fn triangle<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[RumPoint]) -> Result<()> {
     let corners = [(235.0, 60.0), (50.0, 400.0), (420.0, 400.0)];
-    let names = [
-        "read-optimised",
-        "update-optimised",
-        "memory-optimised",
-    ];
+    let names = ["read-optimised", "update-optimised", "memory-optimised"];
     let px = |(x, y): (f64, f64)| (x.round() as i32, y.round() as i32);
     let mut outline: Vec<(i32, i32)> = corners.iter().copied().map(px).collect();
     outline.push(px(corners[0]));
@@ -189,7 +185,8 @@ fn triangle<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[RumPoin
     for (((c, name), anchor), dy) in corners.iter().zip(names).zip(anchors).zip([-6, 8, 8]) {
         let (x, y) = px(*c);
         let style = ("sans-serif", 15).into_font().color(&BLACK).pos(anchor);
-        area.draw(&Text::new(name, (x, y + dy), style)).map_err(err)?;
+        area.draw(&Text::new(name, (x, y + dy), style))
+            .map_err(err)?;
     }
     for (i, p) in points.iter().enumerate() {
         let weights: Vec<f64> = AXES
@@ -200,11 +197,17 @@ fn triangle<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[RumPoin
         let at = corners
             .iter()
             .zip(&weights)
-            .fold((0.0, 0.0), |(x, y), (c, w)| (x + c.0 * w / total, y + c.1 * w / total));
+            .fold((0.0, 0.0), |(x, y), (c, w)| {
+                (x + c.0 * w / total, y + c.1 * w / total)
+            });
         let (x, y) = px(at);
         // Hollow: a cost was not measured, so its pull is a guess (the middle).
         let measured = AXES.iter().all(|(_, value)| value(p).is_some());
-        let style = if measured { color(i).filled() } else { color(i).stroke_width(2) };
+        let style = if measured {
+            color(i).filled()
+        } else {
+            color(i).stroke_width(2)
+        };
         area.draw(&Circle::new((x, y), 7, style)).map_err(err)?;
         let style = ("sans-serif", 14).into_font().color(&color(i));
         area.draw(&Text::new(p.engine.clone(), (x + 10, y - 8), style))
@@ -226,26 +229,40 @@ fn triangle<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[RumPoin
     Ok(())
 }
 
-fn aligned_axes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, points: &[RumPoint]) -> Result<()> {
+fn aligned_axes<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    points: &[RumPoint],
+) -> Result<()> {
     let (x0, x1) = (40i32, 580i32);
     let rows = [90i32, 230, 370];
     let mut placed: Vec<Vec<(i32, i32)>> = vec![Vec::new(); points.len()];
     for ((title, value), y) in AXES.iter().zip(rows) {
         let (lo, hi) = log_range(points, *value);
         let x_of = |v: f64| x0 + ((v.log10() - lo) / (hi - lo) * f64::from(x1 - x0)).round() as i32;
-        area.draw(&PathElement::new(vec![(x0, y), (x1, y)], BLACK.stroke_width(1)))
-            .map_err(err)?;
+        area.draw(&PathElement::new(
+            vec![(x0, y), (x1, y)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
         let head = ("sans-serif", 15).into_font().color(&BLACK);
-        area.draw(&Text::new(format!("{title} (log; left is cheaper)"), (x0, y - 52), head))
-            .map_err(err)?;
+        area.draw(&Text::new(
+            format!("{title} (log; left is cheaper)"),
+            (x0, y - 52),
+            head,
+        ))
+        .map_err(err)?;
         ticks(area, lo, hi, y, x_of)?;
         let slots = label_slots(points, *value, &x_of);
         for (i, p) in points.iter().enumerate() {
             let Some(v) = value(p) else {
                 let style = ("sans-serif", 12).into_font().color(&color(i));
                 let y_note = y + 30 + 14 * i32::try_from(i).unwrap_or(0);
-                area.draw(&Text::new(format!("{}: not measured", p.engine), (x1 - 120, y_note), style))
-                    .map_err(err)?;
+                area.draw(&Text::new(
+                    format!("{}: not measured", p.engine),
+                    (x1 - 120, y_note),
+                    style,
+                ))
+                .map_err(err)?;
                 continue;
             };
             let x = x_of(v);
@@ -322,8 +339,11 @@ fn ticks<DB: DrawingBackend>(
     for e in lo..=hi {
         let v = 10f64.powi(e);
         let x = x_of(v);
-        area.draw(&PathElement::new(vec![(x, y - 4), (x, y + 4)], BLACK.stroke_width(1)))
-            .map_err(err)?;
+        area.draw(&PathElement::new(
+            vec![(x, y - 4), (x, y + 4)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(err)?;
         area.draw(&Text::new(num(v), (x, y + 8), style.clone()))
             .map_err(err)?;
     }
@@ -366,14 +386,21 @@ mod tests {
         assert_eq!((p[0].read, p[0].read_source), (Some(135.0), "seam"));
         assert_eq!((p[1].read, p[1].read_source), (Some(300.0), "rchar"));
         assert_eq!((p[0].update, p[1].update), (Some(2.5), Some(4.0)));
-        assert_eq!((p[0].memory, p[1].memory), (Some(50.0), None), "0 is not reported");
+        assert_eq!(
+            (p[0].memory, p[1].memory),
+            (Some(50.0), None),
+            "0 is not reported"
+        );
         let cold = json!({
             "phases": [{ "label": "fillrandom" }, { "label": "readrandom", "cold": true }],
             "engines": [engine("bitcask", true, 50_000)],
         });
         assert_eq!(points(&cold)[0].read_source, "device");
         let svg = chart(&warm.to_string()).expect("renders");
-        assert!(svg.contains("bitcask") && svg.contains("peer: not measured"), "{svg}");
+        assert!(
+            svg.contains("bitcask") && svg.contains("peer: not measured"),
+            "{svg}"
+        );
         assert!(chart("not json").is_err());
     }
 }

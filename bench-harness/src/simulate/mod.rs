@@ -176,9 +176,7 @@ impl Knob {
             ),
             Knob::BitcaskFragmentation => vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
             Knob::BitcaskDeadBytes => scale(cfg.bitcask_file_size, &[0.1, 0.2, 0.3, 0.5, 0.7, 0.9]),
-            Knob::BitcaskFileSize => {
-                scale(cfg.bitcask_file_size, &[0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
-            }
+            Knob::BitcaskFileSize => scale(cfg.bitcask_file_size, &[0.25, 0.5, 1.0, 2.0, 4.0, 8.0]),
         }
     }
 
