@@ -124,6 +124,23 @@ fn simulated(model: &mut dyn Model, c: &Config) -> Sample {
     run(model, &c.stream, 0).last().copied().expect("a sample")
 }
 
+/// How far apart two amplifications are, relative to the engine's.
+fn apart(sim: f64, real: f64) -> f64 {
+    (sim - real).abs() / real
+}
+
+/// Asserts the simulator run with a wrongly set policy is told apart from the engine: the
+/// 15 % band is narrower than one step of a knob.
+fn disagree(engine: &str, wrong: &Sample, real: &Sample) {
+    let off = apart(wrong.background_amp(), real.background_amp());
+    eprintln!("{engine} with a mis-set knob: {:.1} % apart", off * 100.0);
+    assert!(
+        off > 0.15,
+        "{engine}: a mis-set knob is within the band ({:.1} %)",
+        off * 100.0
+    );
+}
+
 /// Asserts the two agree within 15 % on total and background write amplification.
 fn agree(engine: &str, sim: &Sample, real: &Sample) {
     assert_eq!(sim.user_bytes, real.user_bytes, "{engine}: the same stream");
@@ -135,7 +152,7 @@ fn agree(engine: &str, sim: &Sample, real: &Sample) {
             real.background_amp(),
         ),
     ] {
-        let off = (s - r).abs() / r;
+        let off = apart(s, r);
         eprintln!(
             "{engine} {what}: simulated {s:.3}, engine {r:.3} ({:.1} % apart)",
             off * 100.0
@@ -162,7 +179,14 @@ fn simulated_lsm_write_amplification_matches_the_engine() {
         "the stream builds several levels: {:?}",
         model.level_files()
     );
-    agree("lsm", &sim, &real_lsm(&c));
+    let real = real_lsm(&c);
+    agree("lsm", &sim, &real);
+    let mis_set = LsmOptions {
+        l0_compaction_trigger: 1,
+        ..c.lsm.clone()
+    };
+    let wrong = simulated(&mut LsmModel::new(mis_set, &c.stream), &c);
+    disagree("lsm", &wrong, &real);
 }
 
 #[test]
@@ -171,7 +195,17 @@ fn simulated_bitcask_write_amplification_matches_the_engine() {
     let mut model = BitcaskModel::new(c.merge.clone(), c.bitcask_file_size, &c.stream);
     let sim = simulated(&mut model, &c);
     assert!(sim.jobs >= 5, "the stream triggers merges: {}", sim.jobs);
-    agree("bitcask", &sim, &real_bitcask(&c));
+    let real = real_bitcask(&c);
+    agree("bitcask", &sim, &real);
+    let mis_set = MergeOptions {
+        frag_trigger: 0.7,
+        ..c.merge.clone()
+    };
+    let wrong = simulated(
+        &mut BitcaskModel::new(mis_set, c.bitcask_file_size, &c.stream),
+        &c,
+    );
+    disagree("bitcask", &wrong, &real);
 }
 
 #[test]
