@@ -15,7 +15,7 @@ fn err<E: std::fmt::Debug>(e: E) -> HarnessError {
 ///
 /// # Errors
 /// [`HarnessError::Report`] if plotters fails.
-pub fn sweep_chart(knob: Knob, points: &[SweepPoint], record_bytes: u64) -> Result<String> {
+pub fn sweep_chart(knob: Knob, points: &[SweepPoint]) -> Result<String> {
     let series: [(&str, Vec<(f64, f64)>); 3] = [
         (
             "write amplification (log + background)",
@@ -26,8 +26,8 @@ pub fn sweep_chart(knob: Knob, points: &[SweepPoint], record_bytes: u64) -> Resu
             pts(points, |p| p.sample.background_amp()),
         ),
         (
-            "space amplification",
-            pts(points, |p| p.sample.space_amp(record_bytes)),
+            "space amplification (mean over the second half)",
+            pts(points, |p| p.space_amp),
         ),
     ];
     let x_max = points.iter().map(|p| p.value).fold(0.0, f64::max) * 1.05;

@@ -177,11 +177,11 @@ fn run_sweep(knob: Knob, cfg: &Config, args: &SimulateArgs) -> Result<()> {
             p.value,
             s.write_amp(),
             s.background_amp(),
-            s.space_amp(cfg.stream.record_bytes()),
+            p.space_amp,
             s.jobs
         );
     }
-    let svg = sweep_chart(knob, &points, cfg.stream.record_bytes())?;
+    let svg = sweep_chart(knob, &points)?;
     std::fs::create_dir_all(&args.out).map_err(|e| HarnessError::Report(e.to_string()))?;
     let path = args
         .out

@@ -296,13 +296,16 @@ pub fn run(model: &mut dyn Model, stream: &Stream, every: u64) -> Vec<Sample> {
     out
 }
 
-/// One point of a sweep: the knob's value and both amplifications at the end of the stream.
+/// One point of a sweep: the knob's value and both amplifications.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SweepPoint {
     /// The knob's value.
     pub value: f64,
-    /// The end-of-stream sample.
+    /// The end-of-stream sample (write amplification is cumulative: read it here).
     pub sample: Sample,
+    /// Space amplification averaged over the second half of the stream: at any one instant it
+    /// depends on where the engine is in its merge or compaction cycle.
+    pub space_amp: f64,
 }
 
 /// Runs the knob's engine once per value of the knob.
@@ -312,13 +315,23 @@ pub fn sweep(knob: Knob, cfg: &Config) -> Vec<SweepPoint> {
         .map(|value| {
             let c = knob.apply(cfg, value);
             let mut model = model_for(knob.is_lsm(), &c);
-            let sample = run(&mut *model, &c.stream, 0)
-                .last()
-                .copied()
-                .unwrap_or_default();
-            SweepPoint { value, sample }
+            let samples = run(&mut *model, &c.stream, c.stream.writes.div_ceil(50));
+            let sample = samples.last().copied().unwrap_or_default();
+            SweepPoint {
+                value,
+                sample,
+                space_amp: mean_space_amp(&samples, c.stream.record_bytes()),
+            }
         })
         .collect()
+}
+
+/// Space amplification averaged over the samples of the second half of the stream.
+fn mean_space_amp(samples: &[Sample], record_bytes: u64) -> f64 {
+    let late = samples.get(samples.len() / 2..).unwrap_or_default();
+    #[expect(clippy::cast_precision_loss, reason = "a handful of samples")]
+    let n = late.len().max(1) as f64;
+    late.iter().map(|s| s.space_amp(record_bytes)).sum::<f64>() / n
 }
 
 /// The model of the LSM (`lsm` true) or of the Bitcask under `cfg`.
