@@ -42,12 +42,14 @@
 pub mod bandwidth;
 pub mod engines;
 mod error;
+pub mod explain;
 pub mod isolation;
 pub mod machine;
 pub mod metrics;
 pub mod peers;
 pub mod report;
 pub mod runner;
+pub mod simulate;
 pub mod suite;
 pub mod workload;
 

@@ -36,6 +36,10 @@ enum Command {
     /// Compare two runs: every figure both `summary.json` files carry, side by side with the
     /// ratio new/old, marked where the change is larger than the runs' spread.
     Diff(DiffArgs),
+    /// Drive the engines' real compaction and merge policies over a synthetic write stream
+    /// (no I/O) and print write and space amplification; `--sweep KNOB` charts them against
+    /// one knob.
+    Simulate(Box<bench_harness::simulate::SimulateArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -238,6 +242,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Compare(args)) => compare(&args),
         Some(Command::Diff(args)) => diff(&args),
+        Some(Command::Simulate(args)) => bench_harness::simulate::main(&args),
         None => match Cli::try_parse_from(["bench-harness", "compare"]) {
             Ok(Cli {
                 command: Some(Command::Compare(args)),

@@ -67,6 +67,8 @@ mod worker;
 mod writer;
 
 pub use engine::BitcaskEngine;
+/// The merge policy's pure entry point, for simulators.
+pub use merge::policy::simulate as merge_policy;
 pub use options::{BitcaskOptions, MAX_FILE_SIZE_LIMIT, MIN_FILE_SIZE, MergeOptions};
 pub use reader::Damage;
 pub use recovery::RecoveryReport;

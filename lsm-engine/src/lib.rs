@@ -67,6 +67,8 @@ pub mod testing;
 mod version;
 mod wal;
 
+/// The compaction picker's pure entry point, for simulators.
+pub use compaction::picker::policy as compaction_policy;
 pub use compaction::{
     CompactionManager, CompactionOutput, CompactionTask, JobCounts, JobInfo, JobKind, KeySpan,
     OutputTable, ReservedRange, TaskInput, run_compaction,

@@ -8,6 +8,9 @@
 //! kv scan DIR [--from K] [--to K] [--limit N]
 //! kv compact DIR                 run a full merge or compaction and print what it did
 //! kv explain get DIR KEY         the read path of one get, step by step, with its I/O
+//! kv explain put DIR KEY VALUE   what one write costs now (log, sync) and later (merge, flush,
+//!                                compaction), as the engine's policy expects
+//! kv explain scan DIR FROM TO    the sources a scan merges and the I/O each did
 //! kv repair DIR                  salvage open: skip damage, keep every intact record, report
 //! ```
 //!
@@ -21,9 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use bench_harness::explain::{self, TallyStorage};
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use clap::{Parser, Subcommand, ValueEnum};
-use engine_api::{CommonOptions, Engine, KeyRange, Stats, SyncPolicy};
+use engine_api::{CommonOptions, Engine, KeyRange, OsStorage, Stats, SyncPolicy};
 use lsm_engine::{LsmEngine, LsmOptions};
 
 #[derive(Parser)]
@@ -86,6 +90,20 @@ enum Command {
 enum ExplainOp {
     /// Explain a get: where the engine looked and the I/O each step cost.
     Get { dir: PathBuf, key: String },
+    /// Write a value and explain what it cost: bytes to the log or WAL, the sync it waited
+    /// for, and what the merge or flush and compaction policy will make it cost again.
+    Put {
+        dir: PathBuf,
+        key: String,
+        value: String,
+    },
+    /// Explain a scan of [FROM, TO) (an empty string is unbounded): the sources it merges and
+    /// the I/O each did.
+    Scan {
+        dir: PathBuf,
+        from: String,
+        to: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -178,6 +196,31 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Explain {
             op: ExplainOp::Get { dir, key },
         } => explain_get(&*open(dir, cli.engine, true)?, &bytes(key)?),
+        Command::Explain {
+            op: ExplainOp::Put { dir, key, value },
+        } => {
+            let (engine, tally) = open_tallied(dir, cli.engine, false)?;
+            print(explain::put(
+                &*engine,
+                &tally,
+                SyncPolicy::Always,
+                &bytes(key)?,
+                &bytes(value)?,
+            )?)
+        }
+        Command::Explain {
+            op: ExplainOp::Scan { dir, from, to },
+        } => {
+            let bound = |s: &String| (!s.is_empty()).then(|| bytes(s)).transpose();
+            let (engine, tally) = open_tallied(dir, cli.engine, true)?;
+            print(explain::scan(
+                &*engine,
+                &tally,
+                dir,
+                bound(from)?,
+                bound(to)?,
+            )?)
+        }
     }
 }
 
@@ -243,8 +286,30 @@ fn kind_of(dir: &Path, asked: Option<Kind>, existing: bool) -> Result<Kind, Stri
 }
 
 fn open(dir: &Path, asked: Option<Kind>, read_only: bool) -> Result<Arc<dyn Engine>, String> {
+    open_on(dir, asked, read_only, common(read_only))
+}
+
+/// Opens with every file's I/O tallied, for `explain put` and `explain scan`.
+fn open_tallied(
+    dir: &Path,
+    asked: Option<Kind>,
+    read_only: bool,
+) -> Result<(Arc<dyn Engine>, TallyStorage), String> {
+    let tally = TallyStorage::new(Arc::new(OsStorage::new()));
+    let common = CommonOptions {
+        storage: Arc::new(tally.clone()),
+        ..common(read_only)
+    };
+    Ok((open_on(dir, asked, read_only, common)?, tally))
+}
+
+fn open_on(
+    dir: &Path,
+    asked: Option<Kind>,
+    read_only: bool,
+    common: CommonOptions,
+) -> Result<Arc<dyn Engine>, String> {
     let kind = kind_of(dir, asked, read_only)?;
-    let common = common(read_only);
     let opened: engine_api::Result<Arc<dyn Engine>> = match kind {
         Kind::Bitcask => BitcaskEngine::open(
             dir,
@@ -458,5 +523,12 @@ fn explain_get(engine: &dyn Engine, key: &[u8]) -> Result<(), Failure> {
         trace.reads(),
         trace.bytes()
     );
+    Ok(())
+}
+
+fn print(lines: Vec<String>) -> Result<(), Failure> {
+    for line in lines {
+        say!("{line}");
+    }
     Ok(())
 }

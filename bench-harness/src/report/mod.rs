@@ -10,6 +10,7 @@ pub mod csv;
 pub mod diff;
 pub mod json;
 pub mod markdown;
+pub mod rum;
 pub mod spread;
 pub mod table;
 pub mod timeline;
@@ -20,7 +21,7 @@ use crate::error::{HarnessError, Result};
 use crate::suite::SuiteResult;
 
 /// The files of a report, by name.
-pub const FILES: [&str; 10] = [
+pub const FILES: [&str; 11] = [
     "report.md",
     "summary.json",
     "intervals.jsonl",
@@ -31,6 +32,7 @@ pub const FILES: [&str; 10] = [
     "amplification.svg",
     "latency.svg",
     "space-amplification.svg",
+    "rum.svg",
 ];
 
 /// Renders every file of the report: `(file name, contents)`, in [`FILES`] order.
@@ -38,7 +40,19 @@ pub const FILES: [&str; 10] = [
 /// # Errors
 /// [`HarnessError::Report`] if a chart or a JSON document cannot be rendered.
 pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
-    let [md, summary, intervals, tput, wa, disk, cmp, amp, lat, sa] = FILES;
+    let [
+        md,
+        summary,
+        intervals,
+        tput,
+        wa,
+        disk,
+        cmp,
+        amp,
+        lat,
+        sa,
+        rum_svg,
+    ] = FILES;
     Ok(vec![
         (md, markdown::report(result)),
         (summary, json::summary_json(result)?),
@@ -50,6 +64,7 @@ pub fn render(result: &SuiteResult) -> Result<Vec<(&'static str, String)>> {
         (amp, charts::amplification(result)?),
         (lat, charts::latency(result)?),
         (sa, charts::space_amplification(result)?),
+        (rum_svg, rum::chart(&json::summary_json(result)?)?),
     ])
 }
 

@@ -146,3 +146,64 @@ fn bitcask_repair_skips_a_damaged_record_and_merges_it_away() {
         "bitcask: nothing to repair (2 live keys)\n"
     );
 }
+
+#[test]
+fn explain_put_shows_the_log_the_sync_and_the_later_cost() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for engine in ["bitcask", "lsm"] {
+        let dir = fill(engine, &tmp.path().join(engine));
+        let explain = ok(&["explain", "put", &dir, "apple", "scarlet"]);
+        let log = if engine == "lsm" {
+            "WAL: appended"
+        } else {
+            "log: appended"
+        };
+        assert!(explain.contains(log), "{engine}: {explain}");
+        assert!(explain.contains("key 5 + value 7"), "{engine}: {explain}");
+        assert!(
+            explain.contains("waited for 1 fsync(s)"),
+            "{engine}: {explain}"
+        );
+        let later = if engine == "lsm" {
+            "compaction L0 -> L"
+        } else {
+            "a merge copies"
+        };
+        assert!(explain.contains(later), "{engine}: {explain}");
+        assert_eq!(
+            ok(&["get", &dir, "apple"]),
+            "scarlet\n",
+            "{engine}: the put happened"
+        );
+    }
+}
+
+#[test]
+fn explain_scan_lists_the_sources_and_their_io() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = fill("bitcask", &tmp.path().join("b"));
+    let explain = ok(&["explain", "scan", &dir, "a", "z"]);
+    assert!(
+        explain.contains("keydir walk: all 2 live keys"),
+        "{explain}"
+    );
+    assert!(explain.contains("=> 2 pair(s)"), "{explain}");
+    assert!(explain.contains("total: 2 storage read(s)"), "{explain}");
+    let dir = fill("lsm", &tmp.path().join("l"));
+    ok(&["compact", &dir]);
+    ok(&["put", &dir, "fig", "purple"]);
+    let explain = ok(&["explain", "scan", &dir, "b", ""]);
+    assert!(explain.contains("memtables:"), "{explain}");
+    assert!(
+        explain.contains("L6: one iterator over 1 table(s)"),
+        "{explain}"
+    );
+    assert!(
+        explain.contains("=> 2 pair(s) from 2 source(s)"),
+        "{explain}"
+    );
+    assert!(explain.contains(".sst: 1 read(s)"), "{explain}");
+    let narrow = ok(&["explain", "scan", &dir, "r", "s"]);
+    assert!(narrow.contains("=> 0 pair(s)"), "{narrow}");
+    assert!(narrow.contains("total: 0 storage read(s)"), "{narrow}");
+}

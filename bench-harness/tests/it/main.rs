@@ -8,4 +8,5 @@ mod kv;
 mod practical;
 mod report;
 mod runner;
+mod simulate;
 mod workload;

@@ -207,3 +207,45 @@ mod tests {
         );
     }
 }
+
+/// The merge policy as a simulator calls it (`bench-harness simulate`): the same [`pick`] the
+/// merge worker runs, and the sizes of the records and files a simulator must model. Pure.
+pub mod simulate {
+    use super::FileInfo;
+    use crate::MergeOptions;
+
+    /// Bytes of a data file before its first record.
+    pub const FILE_HEADER_BYTES: u64 = crate::datafile::DATA_START;
+    /// Bytes of a record besides its key and value.
+    pub const RECORD_HEADER_BYTES: u64 = crate::record::HEADER_LEN as u64;
+    /// Bytes of the seal record closing a sealed file.
+    pub const SEAL_BYTES: u64 = crate::record::SEAL_LEN as u64;
+
+    /// A sealed file as the simulator describes it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Sealed {
+        /// File id (older files have smaller ids).
+        pub id: u32,
+        /// Bytes in the file.
+        pub bytes: u64,
+        /// Bytes of its records the keydir still points at.
+        pub live_bytes: u64,
+    }
+
+    /// The files the engine's merge worker would merge now, oldest first, or none.
+    pub fn pick_merge(
+        opts: &MergeOptions,
+        max_file_size: u64,
+        sealed: &[Sealed],
+    ) -> Option<Vec<u32>> {
+        let infos: Vec<FileInfo> = sealed
+            .iter()
+            .map(|s| FileInfo {
+                id: s.id,
+                bytes: s.bytes,
+                live_bytes: s.live_bytes,
+            })
+            .collect();
+        super::pick(opts, max_file_size, &infos).map(|plan| plan.inputs)
+    }
+}

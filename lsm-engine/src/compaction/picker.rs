@@ -479,3 +479,91 @@ pub(crate) fn deeper_spans(
 
 #[cfg(test)]
 mod tests;
+
+/// The picker as a simulator calls it (`bench-harness simulate`): the same [`shape`] and
+/// [`pick`] the compaction manager runs after every flush and job, over tables described by
+/// their sizes and key ranges, with no job running beside the pick (no reservations, every
+/// version visible). Pure: no files, no engine.
+pub mod policy {
+    use std::collections::HashSet;
+
+    use super::{FileSummary, LevelConfig};
+    use crate::LsmOptions;
+
+    /// A table as the simulator describes it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Table {
+        /// Unique table number.
+        pub number: u64,
+        /// Bytes on disk.
+        pub size: u64,
+        /// Entries (versions) held.
+        pub entries: u64,
+        /// Smallest user key.
+        pub smallest: Vec<u8>,
+        /// Largest user key.
+        pub largest: Vec<u8>,
+    }
+
+    /// A compaction the picker chose.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct Choice {
+        /// The level the inputs come from.
+        pub level: usize,
+        /// The output level.
+        pub output_level: usize,
+        /// Table numbers taken from `level`.
+        pub inputs: Vec<u64>,
+        /// Table numbers taken from `output_level`.
+        pub next_inputs: Vec<u64>,
+        /// The one input overlaps nothing below: moved, not rewritten.
+        pub trivial_move: bool,
+    }
+
+    /// The settings the engine derives its level config from.
+    fn config(o: &LsmOptions) -> LevelConfig {
+        LevelConfig {
+            l0_trigger: o.l0_compaction_trigger,
+            base_bytes: o.max_bytes_for_level_base,
+            multiplier: o.level_size_multiplier,
+        }
+    }
+
+    fn summary(t: &Table) -> FileSummary {
+        FileSummary {
+            number: t.number,
+            size: t.size,
+            entries: t.entries,
+            tombstones: 0,
+            max_seq: 0,
+            smallest: t.smallest.clone(),
+            largest: t.largest.clone(),
+        }
+    }
+
+    /// The next compaction for `levels` (L0 newest first, deeper levels in key order) under
+    /// `options`, as the engine's manager would pick it with nothing else running.
+    pub fn next_compaction(levels: &[Vec<Table>], options: &LsmOptions) -> Option<Choice> {
+        let levels: Vec<Vec<FileSummary>> = levels
+            .iter()
+            .map(|l| l.iter().map(summary).collect())
+            .collect();
+        let busy = HashSet::new();
+        let shape = super::shape(&levels, &busy, &config(options));
+        let p = super::pick(&levels, &shape, &busy, &[], u64::MAX)?;
+        let numbers = |fs: &[FileSummary]| fs.iter().map(|f| f.number).collect();
+        Some(Choice {
+            level: p.level,
+            output_level: p.output_level,
+            inputs: numbers(&p.inputs),
+            next_inputs: numbers(&p.next_inputs),
+            trivial_move: p.trivial_move,
+        })
+    }
+
+    /// Level targets under dynamic level bytes for levels holding `level_bytes`: `(base level,
+    /// target per level)`.
+    pub fn level_targets(level_bytes: &[u64], options: &LsmOptions) -> (usize, Vec<u64>) {
+        super::targets(level_bytes, &config(options))
+    }
+}
