@@ -1,0 +1,8 @@
+//! raft-kv's integration tests: the durable steps of the stores one by one (and openraft's own
+//! storage suite), then three-replica groups on the in-memory network. Every test runs against
+//! Bitcask, the LSM and the reference engine on `SimStorage`.
+
+mod cluster;
+mod engines;
+mod replication;
+mod steps;
