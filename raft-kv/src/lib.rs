@@ -17,6 +17,12 @@
 //! made straight from openraft's tasks, which is what openraft's own RocksDB example does. Run
 //! the replicas on a multi-threaded tokio runtime.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's traits return its StorageError and RPCError by value; the helpers here \
+              return what those methods return"
+)]
+
 mod codec;
 mod keys;
 mod log_store;

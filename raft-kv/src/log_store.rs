@@ -88,7 +88,8 @@ impl LogStore {
     }
 
     fn purged(&self) -> Result<Option<LogId>, StorageError> {
-        self.store.get_decoded(keys::PURGED, StorageIOError::read_logs)
+        self.store
+            .get_decoded(keys::PURGED, StorageIOError::read_logs)
     }
 
     fn entry(&self, index: u64) -> Result<Option<Entry>, StorageError> {
@@ -110,7 +111,10 @@ impl LogStore {
 /// The id of the last entry in the engine, by one forward scan of the log prefix.
 fn last_entry_id(store: &Durable) -> Result<Option<LogId>, StorageError> {
     let read = engine_err(StorageIOError::read_logs);
-    let scan = store.engine.scan(keys::log_range(&(0..)).expect("non-empty")).map_err(&read)?;
+    let scan = store
+        .engine
+        .scan(keys::log_range(&(0..)).expect("non-empty"))
+        .map_err(&read)?;
     let mut last = None;
     for item in scan {
         last = Some(item.map_err(&read)?.1);
@@ -156,7 +160,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.store.get_decoded(keys::VOTE, StorageIOError::read_vote)
+        self.store
+            .get_decoded(keys::VOTE, StorageIOError::read_vote)
     }
 
     /// Step 2: the entries are written in one batch, durable before the callback is called.

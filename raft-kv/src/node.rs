@@ -22,7 +22,11 @@ pub fn default_config(snapshot_every: u64) -> Arc<Config> {
         max_in_snapshot_log_to_keep: 0,
         ..Config::default()
     };
-    Arc::new(config.validate().expect("the constants above are a valid configuration"))
+    Arc::new(
+        config
+            .validate()
+            .expect("the constants above are a valid configuration"),
+    )
 }
 
 /// Why a client call failed. Strings, so the TCP server can send it to a client as is.
@@ -83,7 +87,9 @@ impl KvNode {
     ) -> Result<KvNode, ClientError> {
         let log = LogStore::open(Arc::clone(&engine), durability).map_err(raft_err)?;
         let sm = StateMachine::new(Arc::clone(&engine), durability);
-        let raft = Raft::new(id, config, network, log, sm).await.map_err(raft_err)?;
+        let raft = Raft::new(id, config, network, log, sm)
+            .await
+            .map_err(raft_err)?;
         Ok(KvNode { id, raft, engine })
     }
 

@@ -140,9 +140,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let pairs: SnapshotPairs = decode(&data, StorageIOError::write_state_machine)?;
-        let old = self
-            .store
-            .keys_in(keys::state_machine_range(), StorageIOError::write_state_machine)?;
+        let old = self.store.keys_in(
+            keys::state_machine_range(),
+            StorageIOError::write_state_machine,
+        )?;
         let mut batch = WriteBatch::new();
         for key in &old {
             batch.delete(key);
@@ -154,12 +155,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        batch.put(keys::APPLIED, &encode(&state, StorageIOError::write_state_machine)?);
+        batch.put(
+            keys::APPLIED,
+            &encode(&state, StorageIOError::write_state_machine)?,
+        );
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data,
         };
-        batch.put(keys::SNAPSHOT, &encode(&stored, StorageIOError::write_state_machine)?);
+        batch.put(
+            keys::SNAPSHOT,
+            &encode(&stored, StorageIOError::write_state_machine)?,
+        );
         self.store
             .write_durable(&batch)
             .map_err(engine_err(StorageIOError::write_state_machine))
@@ -186,7 +193,11 @@ impl SnapshotBuilder {
     /// The applied state and every pair, from one consistent view of the engine.
     fn read_state(&self) -> Result<(AppliedState, SnapshotPairs), StorageError> {
         let read = engine_err(StorageIOError::read_state_machine);
-        let scan = self.store.engine.scan(keys::state_machine_range()).map_err(&read)?;
+        let scan = self
+            .store
+            .engine
+            .scan(keys::state_machine_range())
+            .map_err(&read)?;
         let mut state = AppliedState::default();
         let mut pairs = Vec::new();
         for item in scan {

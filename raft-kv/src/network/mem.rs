@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 
 use crate::{Raft, TypeConfig};
 
@@ -68,7 +68,10 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
 
 impl Connection {
-    fn remote<E: std::error::Error>(&self, e: RaftError<u64, E>) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+    fn remote<E: std::error::Error>(
+        &self,
+        e: RaftError<u64, E>,
+    ) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
         RPCError::RemoteError(RemoteError::new(self.target, e))
     }
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -15,7 +16,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,7 +58,10 @@ async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> io::Result<T
     stream.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len);
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
     }
     let mut bytes = vec![0u8; len as usize];
     stream.read_exact(&mut bytes).await?;
@@ -158,7 +161,9 @@ impl TcpConnection {
 }
 
 fn unexpected<E: std::error::Error>() -> RpcError<E> {
-    RPCError::Network(NetworkError::new(&io::Error::other("reply of the wrong kind")))
+    RPCError::Network(NetworkError::new(&io::Error::other(
+        "reply of the wrong kind",
+    )))
 }
 
 impl RaftNetwork<TypeConfig> for TcpConnection {
@@ -276,7 +281,11 @@ impl TcpClient {
         self.leader = *next.expect("at least one replica").0;
     }
 
-    async fn call_once(&mut self, id: u64, message: &Message) -> Result<Option<Vec<u8>>, ClientError> {
+    async fn call_once(
+        &mut self,
+        id: u64,
+        message: &Message,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
         let net = |e: io::Error| ClientError::Network(e.to_string());
         if !self.streams.contains_key(&id) {
             let stream = TcpStream::connect(&self.addrs[&id]).await.map_err(net)?;

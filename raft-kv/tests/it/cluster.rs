@@ -53,7 +53,11 @@ impl Cluster {
             cluster.start_node(id).await;
         }
         let members = BTreeSet::from([1, 2, 3]);
-        cluster.nodes[&1].raft().initialize(members).await.expect("initialize");
+        cluster.nodes[&1]
+            .raft()
+            .initialize(members)
+            .await
+            .expect("initialize");
         cluster.leader().await;
         cluster
     }
@@ -98,7 +102,11 @@ impl Cluster {
     /// A running replica that does not lead.
     pub async fn follower(&self) -> u64 {
         let leader = self.leader().await;
-        *self.nodes.keys().find(|id| **id != leader).expect("a follower")
+        *self
+            .nodes
+            .keys()
+            .find(|id| **id != leader)
+            .expect("a follower")
     }
 
     /// Calls `op` on the leader until it is acknowledged, following elections.
@@ -126,7 +134,9 @@ impl Cluster {
 
     /// A linearizable read through the leader.
     pub async fn get(&self, key: &str) -> Option<String> {
-        let value = self.through_leader(|n| async move { n.get(key.as_bytes()).await }).await;
+        let value = self
+            .through_leader(|n| async move { n.get(key.as_bytes()).await })
+            .await;
         value.map(|v| String::from_utf8(v).expect("utf-8"))
     }
 
@@ -142,7 +152,9 @@ impl Cluster {
 
     /// What replica `id` has applied for `key`.
     pub fn get_local(&self, id: u64, key: &str) -> Option<String> {
-        let value = self.nodes[&id].get_local(key.as_bytes()).expect("local read");
+        let value = self.nodes[&id]
+            .get_local(key.as_bytes())
+            .expect("local read");
         value.map(|v| String::from_utf8(v).expect("utf-8"))
     }
 

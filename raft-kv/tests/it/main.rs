@@ -2,6 +2,11 @@
 //! storage suite), then three-replica groups on the in-memory network. Every test runs against
 //! Bitcask, the LSM and the reference engine on `SimStorage`.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "openraft's StorageError, by value, as its traits return it"
+)]
+
 mod cluster;
 mod engines;
 mod replication;

@@ -43,7 +43,11 @@ async fn write(
 async fn assert_replica_has(cluster: &Cluster, id: u64, acked: &BTreeMap<String, String>) {
     cluster.wait_caught_up(id).await;
     for (k, v) in acked {
-        assert_eq!(cluster.get_local(id, k).as_ref(), Some(v), "replica {id}, key {k}");
+        assert_eq!(
+            cluster.get_local(id, k).as_ref(),
+            Some(v),
+            "replica {id}, key {k}"
+        );
     }
 }
 
@@ -59,7 +63,11 @@ fn writes_survive_the_leaders_loss(kind: Kind) {
         let new = cluster.leader().await;
         assert_ne!(new, old, "a running replica leads");
         for (k, v) in &acked {
-            assert_eq!(cluster.get(k).await.as_ref(), Some(v), "key {k} after the leader's loss");
+            assert_eq!(
+                cluster.get(k).await.as_ref(),
+                Some(v),
+                "key {k} after the leader's loss"
+            );
         }
         write(&cluster, 20..50, 1, &mut acked).await;
         cluster.start_node(old).await;
@@ -80,7 +88,10 @@ fn a_replica_that_was_down_catches_up_from_the_log(kind: Kind) {
         cluster.start_node(down).await;
         assert_replica_has(&cluster, down, &acked).await;
         let metrics = cluster.nodes[&down].raft().metrics().borrow().clone();
-        assert_eq!(metrics.snapshot, None, "caught up from the log, not a snapshot");
+        assert_eq!(
+            metrics.snapshot, None,
+            "caught up from the log, not a snapshot"
+        );
         cluster.shutdown().await;
     });
 }
@@ -93,7 +104,11 @@ fn a_replica_too_far_behind_gets_a_snapshot(kind: Kind) {
         let mut acked = BTreeMap::new();
         write(&cluster, 0..5, 0, &mut acked).await;
         let down = cluster.follower().await;
-        let behind = cluster.nodes[&down].raft().metrics().borrow().last_log_index;
+        let behind = cluster.nodes[&down]
+            .raft()
+            .metrics()
+            .borrow()
+            .last_log_index;
         cluster.stop(down, CrashMode::DropUnsynced).await;
         write(&cluster, 0..70, 1, &mut acked).await;
         let leader = cluster.nodes[&cluster.leader().await].clone();
@@ -107,7 +122,10 @@ fn a_replica_too_far_behind_gets_a_snapshot(kind: Kind) {
         cluster.start_node(down).await;
         assert_replica_has(&cluster, down, &acked).await;
         let snapshot = cluster.nodes[&down].raft().metrics().borrow().snapshot;
-        assert!(snapshot.map(|s| s.index) > behind, "installed a snapshot: {snapshot:?}");
+        assert!(
+            snapshot.map(|s| s.index) > behind,
+            "installed a snapshot: {snapshot:?}"
+        );
         cluster.shutdown().await;
     });
 }
@@ -135,9 +153,17 @@ async fn crashed_mid_append(kind: Kind, mode: Mode, n: u64, crash: CrashMode) {
     let victim = cluster.follower().await;
     cluster.sims[&victim].freeze_after(&[FaultOp::Sync], n);
     write(&cluster, 0..40, 1, &mut acked).await;
-    assert!(cluster.sims[&victim].is_frozen(), "{what}: the cut point was never reached");
+    assert!(
+        cluster.sims[&victim].is_frozen(),
+        "{what}: the cut point was never reached"
+    );
     let leader = cluster.leader().await;
-    let replication = cluster.nodes[&leader].raft().metrics().borrow().replication.clone();
+    let replication = cluster.nodes[&leader]
+        .raft()
+        .metrics()
+        .borrow()
+        .replication
+        .clone();
     let matched = replication.expect("leader metrics")[&victim].expect("some entries acked");
     cluster.stop(victim, crash).await;
 
@@ -145,11 +171,21 @@ async fn crashed_mid_append(kind: Kind, mode: Mode, n: u64, crash: CrashMode) {
     let mut log = LogStore::open(Arc::clone(&engine), mode.durability()).expect("open log");
     let state = log.get_log_state().await.expect("log state");
     let last = state.last_log_id.expect("a log").index;
-    assert!(last >= matched.index, "{what}: log ends at {last}, acked {matched}");
+    assert!(
+        last >= matched.index,
+        "{what}: log ends at {last}, acked {matched}"
+    );
     let entries = log.try_get_log_entries(..=last).await.expect("read log");
     let indexes: Vec<u64> = entries.iter().map(|e| e.log_id.index).collect();
-    assert_eq!(indexes, (0..=last).collect::<Vec<_>>(), "{what}: a hole in the log");
-    assert!(log.read_vote().await.expect("read vote").is_some(), "{what}: vote lost");
+    assert_eq!(
+        indexes,
+        (0..=last).collect::<Vec<_>>(),
+        "{what}: a hole in the log"
+    );
+    assert!(
+        log.read_vote().await.expect("read vote").is_some(),
+        "{what}: vote lost"
+    );
     drop((log, engine));
 
     cluster.start_node(victim).await;

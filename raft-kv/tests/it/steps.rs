@@ -49,8 +49,13 @@ type PowerLoss = Box<dyn FnOnce(Arc<dyn Engine>) -> Arc<dyn Engine>>;
 
 /// An async test body (a trait, as async closures cannot yet be named in bounds here).
 trait AsyncFnLike {
-    fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String)
-    -> impl Future<Output = ()>;
+    fn run(
+        &self,
+        engine: Arc<dyn Engine>,
+        power_loss: PowerLoss,
+        mode: Mode,
+        what: String,
+    ) -> impl Future<Output = ()>;
 }
 
 fn log(engine: &Arc<dyn Engine>, mode: Mode) -> LogStore {
@@ -79,16 +84,29 @@ async fn read_log(log: &mut LogStore) -> Vec<Entry> {
 }
 
 async fn last_index(log: &mut LogStore) -> Option<u64> {
-    log.get_log_state().await.expect("log state").last_log_id.map(|l| l.index)
+    log.get_log_state()
+        .await
+        .expect("log state")
+        .last_log_id
+        .map(|l| l.index)
 }
 
 /// Step 1: a saved vote survives a power loss.
 fn vote_is_durable(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let vote = Vote::new_committed(3, 2);
-            log(&engine, mode).save_vote(&vote).await.expect("save vote");
+            log(&engine, mode)
+                .save_vote(&vote)
+                .await
+                .expect("save vote");
             let engine = power_loss(engine);
             let read = log(&engine, mode).read_vote().await.expect("read vote");
             assert_eq!(read, Some(vote), "{what}");
@@ -101,10 +119,22 @@ fn vote_is_durable(kind: Kind) {
 fn appended_entries_are_durable_once_the_callback_ran(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let mut store = log(&engine, mode);
-            store.blocking_append(puts(1, 1..=10)).await.expect("append");
-            store.blocking_append(puts(1, 11..=20)).await.expect("append");
+            store
+                .blocking_append(puts(1, 1..=10))
+                .await
+                .expect("append");
+            store
+                .blocking_append(puts(1, 11..=20))
+                .await
+                .expect("append");
             drop(store);
             let engine = power_loss(engine);
             let mut store = log(&engine, mode);
@@ -119,12 +149,24 @@ fn appended_entries_are_durable_once_the_callback_ran(kind: Kind) {
 fn truncation_is_durable(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let mut store = log(&engine, mode);
-            store.blocking_append(puts(1, 1..=20)).await.expect("append");
+            store
+                .blocking_append(puts(1, 1..=20))
+                .await
+                .expect("append");
             store.truncate(log_id(1, 1, 11)).await.expect("truncate");
             assert_eq!(last_index(&mut store).await, Some(10), "{what}");
-            store.blocking_append(puts(2, 11..=15)).await.expect("append");
+            store
+                .blocking_append(puts(2, 11..=15))
+                .await
+                .expect("append");
             drop(store);
             let engine = power_loss(engine);
             let mut store = log(&engine, mode);
@@ -142,9 +184,18 @@ fn truncation_is_durable(kind: Kind) {
 fn purge_is_durable(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let mut store = log(&engine, mode);
-            store.blocking_append(puts(1, 1..=20)).await.expect("append");
+            store
+                .blocking_append(puts(1, 1..=20))
+                .await
+                .expect("append");
             store.purge(log_id(1, 1, 12)).await.expect("purge");
             drop(store);
             let engine = power_loss(engine);
@@ -163,7 +214,13 @@ fn purge_is_durable(kind: Kind) {
 fn applied_state_matches_the_data(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let mut sm = state_machine(&engine, mode);
             sm.apply(puts(1, 1..=10)).await.expect("apply");
             drop(sm);
@@ -191,7 +248,13 @@ fn applied_state_matches_the_data(kind: Kind) {
 fn installed_snapshot_is_durable(kind: Kind) {
     struct Body;
     impl AsyncFnLike for Body {
-        async fn run(&self, engine: Arc<dyn Engine>, power_loss: PowerLoss, mode: Mode, what: String) {
+        async fn run(
+            &self,
+            engine: Arc<dyn Engine>,
+            power_loss: PowerLoss,
+            mode: Mode,
+            what: String,
+        ) {
             let source = open(Kind::Reference, Mode::Always, &SimStorage::new());
             let mut leader = state_machine(&source, Mode::Always);
             let members = Membership::new(vec![BTreeSet::from([1, 2, 3])], None);
@@ -207,15 +270,24 @@ fn installed_snapshot_is_durable(kind: Kind) {
             let mut sm = state_machine(&engine, mode);
             sm.apply(vec![put(1, 100)]).await.expect("apply");
             let data = Box::new(Cursor::new(snapshot.snapshot.get_ref().clone()));
-            sm.install_snapshot(&snapshot.meta, data).await.expect("install");
+            sm.install_snapshot(&snapshot.meta, data)
+                .await
+                .expect("install");
             drop(sm);
             let engine = power_loss(engine);
             let mut sm = state_machine(&engine, mode);
             let (applied, membership) = sm.applied_state().await.expect("applied state");
             assert_eq!(applied, snapshot.meta.last_log_id, "{what}");
             assert_eq!(membership, snapshot.meta.last_membership, "{what}");
-            assert_eq!(sm.read(b"key8").expect("read").as_deref(), Some(&b"value8-term1"[..]));
-            assert_eq!(sm.read(b"key100").expect("read"), None, "{what}: old data kept");
+            assert_eq!(
+                sm.read(b"key8").expect("read").as_deref(),
+                Some(&b"value8-term1"[..])
+            );
+            assert_eq!(
+                sm.read(b"key100").expect("read"),
+                None,
+                "{what}: old data kept"
+            );
             let current = sm.get_current_snapshot().await.expect("current snapshot");
             assert_eq!(current.map(|s| s.meta), Some(snapshot.meta), "{what}");
         }
