@@ -258,13 +258,20 @@ impl TcpClient {
     }
 
     /// Tries the believed leader, follows hints, and tries every replica in turn while the
-    /// group elects one; gives up after about five seconds.
+    /// group elects one or a replica cannot serve; gives up after about five seconds. A write
+    /// retried this way may be applied twice, which a put or a delete allows.
     async fn call(&mut self, message: &Message) -> Result<Option<Vec<u8>>, ClientError> {
         let mut last = ClientError::Network("no replica answered".to_string());
         for _ in 0..100 {
             match self.call_once(self.leader, message).await {
                 Err(ClientError::ForwardToLeader { leader: Some(l) }) => self.leader = l,
-                Err(e @ (ClientError::ForwardToLeader { .. } | ClientError::Network(_))) => {
+                // A replica whose Raft stopped (crashed storage, shut down) may still hold
+                // connections open; the others may serve.
+                Err(
+                    e @ (ClientError::ForwardToLeader { .. }
+                    | ClientError::Network(_)
+                    | ClientError::Raft(_)),
+                ) => {
                     last = e;
                     self.next_replica();
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -11,3 +11,4 @@ mod cluster;
 mod engines;
 mod replication;
 mod steps;
+mod tcp;
