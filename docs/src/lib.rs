@@ -41,6 +41,10 @@ pub mod testing {}
 #[doc = include_str!("../kv.md")]
 pub mod kv {}
 
+/// Chapter 10.
+#[doc = include_str!("../replication.md")]
+pub mod replication {}
+
 /// The on-disk formats, one specification each.
 pub mod formats {
     /// Bitcask data file records.
