@@ -208,7 +208,7 @@ mod tests {
     }
 }
 
-/// The merge policy as a simulator calls it (`bench-harness simulate`): the same [`pick`] the
+/// The merge policy as a simulator calls it (`bench-harness simulate`): the same `pick` the
 /// merge worker runs, and the sizes of the records and files a simulator must model. Pure.
 pub mod simulate {
     use super::FileInfo;

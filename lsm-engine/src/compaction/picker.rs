@@ -480,8 +480,8 @@ pub(crate) fn deeper_spans(
 #[cfg(test)]
 mod tests;
 
-/// The picker as a simulator calls it (`bench-harness simulate`): the same [`shape`] and
-/// [`pick`] the compaction manager runs after every flush and job, over tables described by
+/// The picker as a simulator calls it (`bench-harness simulate`): the same `shape` and
+/// `pick` the compaction manager runs after every flush and job, over tables described by
 /// their sizes and key ranges, with no job running beside the pick (no reservations, every
 /// version visible). Pure: no files, no engine.
 pub mod policy {
