@@ -71,7 +71,9 @@ pub struct MergeOptions {
     pub frag_trigger: f64,
     /// Trigger: a sealed file with at least this many dead bytes. Default 512 MiB.
     pub dead_bytes_trigger: u64,
-    /// Trigger: more sealed files than this, when merging them all would leave fewer. Default 64.
+    /// Trigger: more sealed files than this, when merging them all would leave at most half
+    /// this many (otherwise a merge would be triggered again within a few rotations and
+    /// rewrite every live byte each time). Default 64.
     pub max_sealed_files: usize,
     /// Threshold: files at least this fragmented join a triggered merge. Default 0.4.
     pub frag_threshold: f64,
