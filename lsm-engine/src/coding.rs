@@ -67,7 +67,7 @@ impl<'a> Reader<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Option<u64> {
         // One byte is the common case (block entry lengths, shared prefixes): no loop for it.
         if let Some(&b) = self.buf.get(self.pos)
@@ -96,7 +96,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint_usize(&mut self) -> Option<usize> {
         usize::try_from(self.varint()?).ok()
     }
