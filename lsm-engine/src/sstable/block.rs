@@ -162,11 +162,18 @@ impl Block {
     }
 
     pub(crate) fn iter(&self) -> BlockIter {
+        self.iter_with_buffer(Vec::new())
+    }
+
+    /// An iterator that keeps its current key in `key` (whose contents are dropped): a point
+    /// read hands the index iterator's buffer on to the data block's iterator.
+    pub(crate) fn iter_with_buffer(&self, mut key: Vec<u8>) -> BlockIter {
+        key.clear();
         BlockIter {
             block: self.clone(),
             current: self.restarts_at,
             next: self.restarts_at,
-            key: Vec::new(),
+            key,
             value: (0, 0),
         }
     }
@@ -189,6 +196,11 @@ impl BlockIter {
 
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// The key buffer, for [`Block::iter_with_buffer`].
+    pub(crate) fn into_key_buffer(self) -> Vec<u8> {
+        self.key
     }
 
     pub(crate) fn value(&self) -> Bytes {

@@ -210,7 +210,7 @@ impl Table {
         }
         let handle = self.handle_at(&index)?;
         let (block, cached) = self.data_block(handle)?;
-        let mut it = block.iter();
+        let mut it = block.iter_with_buffer(index.into_key_buffer());
         it.seek(target)?;
         let found = if it.valid() {
             key::parse(it.key())
