@@ -112,6 +112,10 @@ pub(crate) fn compare(a: &[u8], b: &[u8]) -> Ordering {
 /// memtable or block search) are told apart by one integer comparison instead of a `memcmp`
 /// call: the hottest instructions of a get (`docs/results/profiles/`).
 #[inline]
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "byte order as an integer: the first byte must be the most significant (nothing on disk)"
+)]
 fn compare_user(a: &[u8], b: &[u8]) -> Ordering {
     if let (Some(x), Some(y)) = (a.first_chunk::<8>(), b.first_chunk::<8>()) {
         let (x, y) = (u64::from_be_bytes(*x), u64::from_be_bytes(*y));
@@ -159,8 +163,15 @@ mod tests {
     #[test]
     fn user_keys_compare_as_bytes_across_the_eight_byte_fast_path() {
         let keys: [&[u8]; 9] = [
-            b"", b"a", b"abcdefg", b"abcdefgh", b"abcdefgh\0", b"abcdefgi", b"abcdefh",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff", b"\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            b"",
+            b"a",
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefgi",
+            b"abcdefh",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\x01",
         ];
         for a in keys {
             for b in keys {

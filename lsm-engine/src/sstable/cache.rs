@@ -192,8 +192,14 @@ mod tests {
         assert!(cache.get(a, 0).is_some());
         cache.insert(c, 0, block(1000));
         cache.insert(d, 0, block(1000));
-        assert!(cache.get(a, 0).is_some(), "the referenced block was evicted");
-        assert!(cache.get(b, 0).is_none(), "the unreferenced older block survived");
+        assert!(
+            cache.get(a, 0).is_some(),
+            "the referenced block was evicted"
+        );
+        assert!(
+            cache.get(b, 0).is_none(),
+            "the unreferenced older block survived"
+        );
         assert!(cache.used() <= SHARDS * 3000);
     }
 }
