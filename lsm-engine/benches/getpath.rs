@@ -4,13 +4,20 @@
 //! inclusive cost of `Engine::get` / `Engine::put` by their call counts (`docs/results/profiles/`):
 //!
 //! `KEYS=100000 GETS=50000 valgrind --tool=callgrind target/release/deps/getpath-*`
+//! (`KEYS_DECIMAL=1`: zero-padded decimal keys, which share their first bytes)
 
 use std::sync::Arc;
 
 use engine_api::{CommonOptions, Engine, OsStorage, SyncPolicy};
 use lsm_engine::{LsmEngine, LsmOptions};
 
+/// `KEYS_DECIMAL=1` writes keys as db_bench and the harness do: 16 zero-padded decimal digits.
 fn key(i: u64) -> [u8; 16] {
+    if std::env::var_os("KEYS_DECIMAL").is_some() {
+        let mut k = [0u8; 16];
+        k.copy_from_slice(format!("{i:016}").as_bytes());
+        return k;
+    }
     let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17);
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(&mixed.to_le_bytes());
