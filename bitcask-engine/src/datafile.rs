@@ -331,7 +331,11 @@ impl DataFile {
             let start = record::HEADER_LEN + rec.key.len();
             (start, start + rec.value.len())
         };
-        Ok(Bytes::from(buf).slice(start..end))
+        // The value moved to the front of the buffer it was read into: `Bytes::slice` of a
+        // `Vec`-backed `Bytes` would allocate a shared header per get instead.
+        buf.truncate(end);
+        buf.drain(..start);
+        Ok(Bytes::from(buf))
     }
 
     fn corrupt(&self, loc: &Loc, expected: &str) -> Error {

@@ -67,7 +67,19 @@ impl<'a> Reader<'a> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Option<u64> {
+        // One byte is the common case (block entry lengths, shared prefixes): no loop for it.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Some(u64::from(b));
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Option<u64> {
         let mut v: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.u8()?;
@@ -84,6 +96,7 @@ impl<'a> Reader<'a> {
         None
     }
 
+    #[inline(always)]
     pub(crate) fn varint_usize(&mut self) -> Option<usize> {
         usize::try_from(self.varint()?).ok()
     }

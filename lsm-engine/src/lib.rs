@@ -6,7 +6,7 @@
 //! cache-line-blocked bloom filter, properties and a checksummed footer), each flush committed
 //! through one edit of an append-only manifest. Reads consult the memtables, then L0 newest
 //! first, then one table per deeper level, each table's bloom filter before any of its blocks,
-//! through an LRU block cache. Scans merge every source at one sequence number; [`Snapshot`]s
+//! through a CLOCK block cache. Scans merge every source at one sequence number; [`Snapshot`]s
 //! pin one. [`engine_api::Engine::compact`] runs a full compaction into the last level.
 //!
 //! Formats: `docs/formats/wal.md`, `docs/formats/sstable.md`, `docs/formats/manifest.md`.

@@ -69,10 +69,19 @@ impl Memtable {
     }
 
     /// The newest version of `user` with a sequence number at most `seq`.
+    #[cfg(test)]
     pub(crate) fn get(&self, user: &[u8], seq: SeqNo) -> Option<Lookup> {
-        let seek = OrdKey(Bytes::from(key::seek_key(user, seq)));
+        self.get_at(&OrdKey(Bytes::from(key::seek_key(user, seq))))
+    }
+
+    /// The newest version at or after `seek` (a [`key::seek_key`]) of the same user key. A
+    /// read builds its seek key once for every memtable and table it probes.
+    pub(crate) fn get_at(&self, seek: &OrdKey) -> Option<Lookup> {
+        let user = key::user_key(&seek.0);
         let map = self.map.read();
-        let (k, v) = map.range(seek..).next()?;
+        let (k, v) = map
+            .range((Bound::Included(seek), Bound::Unbounded))
+            .next()?;
         let parsed = key::parse(&k.0)?;
         if parsed.user != user {
             return None;

@@ -16,21 +16,31 @@ pub struct LsmOptions {
     /// Durability policy, storage, create and read-only flags shared by every engine.
     pub common: CommonOptions,
     /// A memtable is rotated (sealed and queued for flushing) once it holds about this many
-    /// bytes. Default: 8 MiB.
+    /// bytes. Default: 8 MiB: large enough that a flush writes one table near
+    /// `target_file_bytes` and L0 fills slowly, small enough that replaying the WAL at open
+    /// stays well under a second (RocksDB's 64 MiB trades open time for fewer L0 files).
     pub memtable_bytes: usize,
     /// Sealed memtables waiting to be flushed before writers stop and wait for the flush thread.
     /// Default: 2.
     pub max_immutable_memtables: usize,
-    /// Target size of an SSTable data block before it is cut. Default: 4 KiB.
+    /// Target size of an SSTable data block before it is cut. Default: 4 KiB: one page, so a
+    /// cache miss reads one page and a point read decodes at most one block's restart run
+    /// (RocksDB's and fjall's default too).
     pub block_bytes: usize,
     /// A full key is stored every this many entries of a data block (a restart point).
-    /// Default: 16.
+    /// Default: 16 (as RocksDB and LevelDB): a seek binary-searches the restarts in place, then
+    /// decodes at most 16 entries; fewer would cost 4 bytes per restart and prefix compression.
     pub block_restart_interval: usize,
-    /// Bloom filter bits per key; 0 builds no filter. Default: 10 (about 1 % false positives).
+    /// Bloom filter bits per key; 0 builds no filter. Default: 10 (about 1 % false positives):
+    /// a miss in a table then costs a filter probe, not a block read, for 1.25 bytes per key.
     pub bloom_bits_per_key: u32,
-    /// Capacity of the LRU cache of data blocks, in bytes; 0 disables it. Default: 32 MiB.
+    /// Capacity of the cache of data blocks (CLOCK, `sstable/cache.rs`), in bytes; 0 disables
+    /// it. Default: 32 MiB, as RocksDB and fjall: index and filter blocks are held apart (per
+    /// table), so the cache holds only data blocks and the OS page cache backs it up.
     pub block_cache_bytes: usize,
-    /// Compaction outputs are cut into tables of about this size. Default: 8 MiB.
+    /// Compaction outputs are cut into tables of about this size. Default: 8 MiB: a
+    /// compaction's unit of work and of space amplification stays small, while the per-table
+    /// index and filter stay a small share of memory.
     pub target_file_bytes: u64,
     /// Number of levels (L0 to L`num_levels - 1`). Default: 7.
     pub num_levels: usize,

@@ -13,11 +13,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use engine_api::{KeyRange, Result, Scan, TraceStep, Value};
 
 use super::{Inner, SuperVersion};
 use crate::iter::{InternalIterator, LevelIter, MergingIter, UserIter};
-use crate::key::SeqNo;
+use crate::key::{self, OrdKey, SeqNo};
 use crate::memtable::{Lookup, Memtable, MemtableIter};
 use crate::sstable::{ProbeInfo, Table};
 use crate::version::{self, Version};
@@ -78,19 +79,20 @@ impl Inner {
     ) -> Result<Option<Value>> {
         let mut trace = Trace(steps);
         let (sv, seq) = self.read_view(at);
-        let found = sv.mem.get(user, seq);
+        let seek = OrdKey(Bytes::from(key::seek_key(user, seq)));
+        let found = sv.mem.get_at(&seek);
         trace.text(|| format!("memtable: {}", outcome(found.as_ref())));
         if let Some(found) = found {
             return Ok(resolve(found));
         }
         for (i, sealed) in sv.imms.iter().rev().enumerate() {
-            let found = sealed.mem.get(user, seq);
+            let found = sealed.mem.get_at(&seek);
             trace.text(|| format!("immutable memtable {}: {}", i + 1, outcome(found.as_ref())));
             if let Some(found) = found {
                 return Ok(resolve(found));
             }
         }
-        version_get(&sv.version, user, seq, &mut trace)
+        version_get(&sv.version, &seek.0, &mut trace)
     }
 
     /// A lazy scan of `range` at `at` (latest if `None`) over every source of the current
@@ -119,12 +121,8 @@ fn memtable_iter(mem: &std::sync::Arc<Memtable>) -> Box<dyn InternalIterator> {
     Box::new(MemtableIter::new(std::sync::Arc::clone(mem)))
 }
 
-fn version_get(
-    version: &Version,
-    user: &[u8],
-    seq: SeqNo,
-    trace: &mut Trace<'_>,
-) -> Result<Option<Value>> {
+fn version_get(version: &Version, seek: &[u8], trace: &mut Trace<'_>) -> Result<Option<Value>> {
+    let user = key::user_key(seek);
     for (n, level) in version.levels().iter().enumerate() {
         let candidates: Vec<&std::sync::Arc<Table>> = if n == 0 {
             level.iter().filter(|t| version::covers(t, user)).collect()
@@ -135,7 +133,7 @@ fn version_get(
             trace.text(|| format!("L{n}: no table's key range holds the key"));
         }
         for t in candidates {
-            let (found, info) = t.get(user, seq)?;
+            let (found, info) = t.get_at(seek)?;
             trace.note(|| probe_step(t, n, &info, found.as_ref()));
             if let Some(found) = found {
                 return Ok(resolve(found));

@@ -145,12 +145,35 @@ impl Block {
         Ok(r)
     }
 
+    /// The key of the entry at restart `i`, read in place: a restart entry stores its whole key
+    /// (`shared = 0`), so a seek's binary search needs neither a copy nor a full decode. The key
+    /// is not checked as an internal key here; the entry a seek lands on is, by `decode`.
+    fn restart_key(&self, i: usize) -> Result<&[u8]> {
+        let bad = || self.corrupt("a well-formed restart entry");
+        let entries = self.data.get(..self.restarts_at).unwrap_or_default();
+        let mut r = Reader::new(entries.get(self.restart(i)?..).ok_or_else(bad)?);
+        let shared = r.varint_usize().ok_or_else(bad)?;
+        let unshared = r.varint_usize().ok_or_else(bad)?;
+        r.varint_usize().ok_or_else(bad)?;
+        if shared != 0 {
+            return Err(bad());
+        }
+        r.take(unshared).ok_or_else(bad)
+    }
+
     pub(crate) fn iter(&self) -> BlockIter {
+        self.iter_with_buffer(Vec::new())
+    }
+
+    /// An iterator that keeps its current key in `key` (whose contents are dropped): a point
+    /// read hands the index iterator's buffer on to the data block's iterator.
+    pub(crate) fn iter_with_buffer(&self, mut key: Vec<u8>) -> BlockIter {
+        key.clear();
         BlockIter {
             block: self.clone(),
             current: self.restarts_at,
             next: self.restarts_at,
-            key: Vec::new(),
+            key,
             value: (0, 0),
         }
     }
@@ -173,6 +196,11 @@ impl BlockIter {
 
     pub(crate) fn key(&self) -> &[u8] {
         &self.key
+    }
+
+    /// The key buffer, for [`Block::iter_with_buffer`].
+    pub(crate) fn into_key_buffer(self) -> Vec<u8> {
+        self.key
     }
 
     pub(crate) fn value(&self) -> Bytes {
@@ -238,9 +266,7 @@ impl BlockIter {
         let (mut lo, mut hi) = (0usize, self.block.num_restarts);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            self.key.clear();
-            self.decode(self.block.restart(mid)?)?;
-            if key::compare(&self.key, target) == Ordering::Less {
+            if key::compare(self.block.restart_key(mid)?, target) == Ordering::Less {
                 lo = mid;
             } else {
                 hi = mid;

@@ -1,11 +1,16 @@
-//! The block cache: a sharded LRU of parsed data blocks keyed by (table number, block offset).
+//! The block cache: a sharded CLOCK (second-chance) cache of parsed data blocks keyed by
+//! (table number, block offset).
 //!
 //! Table numbers are never reused, so a key names one block forever and entries of deleted
-//! tables simply age out. Each shard is a hash map plus an ordered map from a use tick to the
-//! key, which gives O(log n) LRU order without unsafe intrusive lists.
+//! tables simply age out. Each shard is a hash map plus a ring of its keys in insertion order.
+//! A hit only sets the entry's reference bit (exact LRU would reorder a list on every hit, the
+//! largest cost of a cached read in the profile, `docs/results/profiles/`); eviction takes keys
+//! from the front of the ring and gives each referenced one a second chance at the back, as
+//! RocksDB's clock cache does. The hash is one multiply of the two numbers rather than SipHash:
+//! the keys are not chosen by users, so flooding is not a concern.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use parking_lot::Mutex;
 
@@ -17,21 +22,70 @@ const ENTRY_OVERHEAD: usize = 96;
 
 type CacheKey = (u64, u64);
 
-/// A bounded LRU cache of blocks.
+/// A bounded cache of blocks.
 #[derive(Debug)]
 pub(crate) struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
-    hits: AtomicU64,
-    misses: AtomicU64,
+}
+
+/// A cached block and its reference bit.
+#[derive(Debug)]
+struct Entry {
+    block: Block,
+    referenced: bool,
 }
 
 #[derive(Debug, Default)]
 struct Shard {
-    map: HashMap<CacheKey, (Block, u64)>,
-    lru: BTreeMap<u64, CacheKey>,
+    map: HashMap<CacheKey, Entry, BuildHasherDefault<KeyHasher>>,
+    /// Every key of `map` once, oldest insertion first.
+    ring: VecDeque<CacheKey>,
     used: usize,
-    tick: u64,
+}
+
+/// Mixes the two numbers of a cache key (written as two `u64`s).
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl Shard {
+    /// Evicts unreferenced entries from the front of the ring until the shard fits; a
+    /// referenced entry loses its bit and goes to the back instead.
+    fn evict(&mut self, capacity: usize) {
+        while self.used > capacity {
+            let Some(key) = self.ring.pop_front() else {
+                break;
+            };
+            match self.map.get_mut(&key) {
+                Some(e) if e.referenced => {
+                    e.referenced = false;
+                    self.ring.push_back(key);
+                }
+                Some(_) => {
+                    if let Some(old) = self.map.remove(&key) {
+                        self.used -= old.block.size() + ENTRY_OVERHEAD;
+                    }
+                }
+                None => {}
+            }
+        }
+    }
 }
 
 impl BlockCache {
@@ -40,8 +94,6 @@ impl BlockCache {
         BlockCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: capacity / SHARDS,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
@@ -52,31 +104,16 @@ impl BlockCache {
         self.shards.get(i)
     }
 
-    /// The cached block, marking it recently used.
+    /// The cached block, marking it referenced.
     pub(crate) fn get(&self, table: u64, offset: u64) -> Option<Block> {
         let key = (table, offset);
         let mut shard = self.shard(key)?.lock();
-        shard.tick += 1;
-        let tick = shard.tick;
-        let found = shard.map.get_mut(&key).map(|(block, used)| {
-            let old = std::mem::replace(used, tick);
-            (block.clone(), old)
-        });
-        match found {
-            Some((block, old)) => {
-                shard.lru.remove(&old);
-                shard.lru.insert(tick, key);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(block)
-            }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
+        let e = shard.map.get_mut(&key)?;
+        e.referenced = true;
+        Some(e.block.clone())
     }
 
-    /// Inserts a block, evicting the least recently used ones beyond capacity.
+    /// Inserts a block, evicting entries beyond capacity (second chance for referenced ones).
     pub(crate) fn insert(&self, table: u64, offset: u64, block: Block) {
         let charge = block.size() + ENTRY_OVERHEAD;
         if charge > self.shard_capacity {
@@ -87,22 +124,16 @@ impl BlockCache {
             return;
         };
         let mut shard = shard.lock();
-        shard.tick += 1;
-        let tick = shard.tick;
-        if let Some((old, used)) = shard.map.insert(key, (block, tick)) {
-            shard.lru.remove(&used);
-            shard.used -= old.size() + ENTRY_OVERHEAD;
+        let entry = Entry {
+            block,
+            referenced: false,
+        };
+        match shard.map.insert(key, entry) {
+            Some(old) => shard.used -= old.block.size() + ENTRY_OVERHEAD,
+            None => shard.ring.push_back(key),
         }
-        shard.lru.insert(tick, key);
         shard.used += charge;
-        while shard.used > self.shard_capacity {
-            let Some((_, victim)) = shard.lru.pop_first() else {
-                break;
-            };
-            if let Some((old, _)) = shard.map.remove(&victim) {
-                shard.used -= old.size() + ENTRY_OVERHEAD;
-            }
-        }
+        shard.evict(self.shard_capacity);
     }
 
     /// Bytes held.
@@ -143,5 +174,32 @@ mod tests {
             cache.get(1, 99_000).is_some(),
             "the newest entry was evicted"
         );
+    }
+
+    #[test]
+    fn a_block_read_since_it_was_cached_outlives_one_that_was_not() {
+        let cache = BlockCache::new(SHARDS * 3000);
+        // Table numbers chosen so that every key lands in shard 0 (offset 0: h = table * K).
+        let same_shard: Vec<u64> = (1..10_000u64)
+            .filter(|t| t.wrapping_mul(0x9e37_79b9_7f4a_7c15) % SHARDS as u64 == 0)
+            .take(4)
+            .collect();
+        let [a, b, c, d] = same_shard[..] else {
+            panic!("four tables in one shard");
+        };
+        cache.insert(a, 0, block(1000));
+        cache.insert(b, 0, block(1000));
+        assert!(cache.get(a, 0).is_some());
+        cache.insert(c, 0, block(1000));
+        cache.insert(d, 0, block(1000));
+        assert!(
+            cache.get(a, 0).is_some(),
+            "the referenced block was evicted"
+        );
+        assert!(
+            cache.get(b, 0).is_none(),
+            "the unreferenced older block survived"
+        );
+        assert!(cache.used() <= SHARDS * 3000);
     }
 }

@@ -160,7 +160,7 @@ impl SstFileReader {
         Self::open_cached(storage, path, 0)
     }
 
-    /// As [`SstFileReader::open`], with an LRU cache of `cache_bytes` for data blocks (0: none).
+    /// As [`SstFileReader::open`], with a block cache of `cache_bytes` for data blocks (0: none).
     ///
     /// # Errors
     /// As [`SstFileReader::open`].

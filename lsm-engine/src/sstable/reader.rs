@@ -194,19 +194,24 @@ impl Table {
 
     /// The newest version of `user` visible at `seq`, and what the probe cost.
     pub(crate) fn get(&self, user: &[u8], seq: SeqNo) -> Result<(Option<Lookup>, ProbeInfo)> {
+        self.get_at(&key::seek_key(user, seq))
+    }
+
+    /// As [`Table::get`], for a read that built its seek key (a [`key::seek_key`]) once.
+    pub(crate) fn get_at(&self, target: &[u8]) -> Result<(Option<Lookup>, ProbeInfo)> {
+        let user = key::user_key(target);
         if self.filter_excludes(user) {
             return Ok((None, ProbeInfo::FilterSaysAbsent));
         }
-        let target = key::seek_key(user, seq);
         let mut index = self.index.iter();
-        index.seek(&target)?;
+        index.seek(target)?;
         if !index.valid() {
             return Ok((None, ProbeInfo::PastLastBlock));
         }
         let handle = self.handle_at(&index)?;
         let (block, cached) = self.data_block(handle)?;
-        let mut it = block.iter();
-        it.seek(&target)?;
+        let mut it = block.iter_with_buffer(index.into_key_buffer());
+        it.seek(target)?;
         let found = if it.valid() {
             key::parse(it.key())
                 .filter(|p| p.user == user)

@@ -7,7 +7,7 @@ use engine_api::{BatchOp, IoClass, Poison, Result, Storage, WritableFile};
 use parking_lot::Mutex;
 
 use super::format::{
-    RecordKind, encode_batch, encode_file_header, encode_header, encode_record, new_nonce,
+    RecordKind, encode_batch_record, encode_file_header, encode_header, new_nonce,
 };
 use crate::filename;
 use crate::key::SeqNo;
@@ -111,8 +111,7 @@ impl WalWriter {
     /// Appends one batch as one record; returns the bytes appended.
     pub(crate) fn append(&self, first_seq: SeqNo, ops: &[BatchOp]) -> Result<u64> {
         let synced = self.synced.load(Ordering::SeqCst);
-        let payload = encode_batch(first_seq, synced, ops);
-        let record = encode_record(self.nonce, RecordKind::Batch, &payload);
+        let record = encode_batch_record(self.nonce, first_seq, synced, ops);
         self.file.append(&record)?;
         Ok(record.len() as u64)
     }
