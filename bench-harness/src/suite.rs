@@ -714,10 +714,11 @@ fn run_engine(
             summary: &summary,
         });
         if measures_recovery && crashes_after(phase) {
-            runner.measure_recovery(&phase.label, &freezer, &reopen, cold)?;
+            runner.take_crash_image(&phase.label, &freezer)?;
         }
     }
-    let mut run = runner.finish((entry.settings)(&config.engine_config));
+    let mut run =
+        runner.finish_and_recover((entry.settings)(&config.engine_config), &reopen, cold)?;
     if config.keep_data {
         let kept = temp.keep().join("db");
         on_event(Event::DataKept {

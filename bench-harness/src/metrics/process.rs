@@ -61,6 +61,19 @@ impl ProcIo {
         }
     }
 
+    /// The sum of two deltas.
+    pub fn plus(&self, other: &ProcIo) -> ProcIo {
+        ProcIo {
+            rchar: self.rchar.saturating_add(other.rchar),
+            wchar: self.wchar.saturating_add(other.wchar),
+            read_bytes: self.read_bytes.saturating_add(other.read_bytes),
+            write_bytes: self.write_bytes.saturating_add(other.write_bytes),
+            cancelled_write_bytes: self
+                .cancelled_write_bytes
+                .saturating_add(other.cancelled_write_bytes),
+        }
+    }
+
     /// Bytes that reached (or will reach) the device: written minus cancelled.
     pub fn device_write_bytes(&self) -> u64 {
         self.write_bytes.saturating_sub(self.cancelled_write_bytes)

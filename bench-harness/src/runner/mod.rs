@@ -26,7 +26,7 @@ use self::sampler::{IntervalContext, PhaseTally, Sampling, progress_bar};
 use self::worker::{Pace, Readers, Role, Shared, Slot, Until, lock, run_compact, run_stream};
 use crate::error::{HarnessError, Result};
 use crate::metrics::amplification::{read_amplification, space_amplification, write_amplification};
-use crate::metrics::process::{Memory, reset_peak_rss};
+use crate::metrics::process::{CpuTime, Memory, ProcIo, reset_peak_rss};
 use crate::metrics::{
     CompactionCost, EngineRun, IntervalRecord, PhaseSummary, RunTotals, Snapshot, StallCost,
 };
@@ -193,6 +193,11 @@ pub struct Runner {
     peak_disk_bytes: u64,
     counters: Option<Arc<IoCounters>>,
     recoveries: Vec<RecoverySummary>,
+    /// Crash images taken, not yet opened.
+    pending: Vec<recovery::PendingImage>,
+    /// What taking them cost the process: left out of the run's totals.
+    excluded_io: ProcIo,
+    excluded_cpu: CpuTime,
 }
 
 impl Runner {
@@ -226,6 +231,9 @@ impl Runner {
             peak_disk_bytes: 0,
             counters: None,
             recoveries: Vec::new(),
+            pending: Vec::new(),
+            excluded_io: ProcIo::default(),
+            excluded_cpu: CpuTime::default(),
             engine,
             dir,
             dataset,
@@ -523,7 +531,9 @@ impl Runner {
     /// process kill would leave them, while `freezer` (the storage the engine runs on) holds
     /// every change, opens the copy with `reopen` and times it, reads back live keys to check
     /// it, and removes it. A copy with hint files is opened a second time without them. With
-    /// `cold`, the page cache is dropped before each open. The engine goes on untouched.
+    /// `cold`, the page cache is dropped before each open. The engine goes on untouched. (The
+    /// suite uses [`Runner::take_crash_image`] and [`Runner::finish_and_recover`] instead, so
+    /// that the open does not run beside the measured engine.)
     ///
     /// # Errors
     /// The copy failed; the open failed; a live key was not found after it.
@@ -534,92 +544,71 @@ impl Runner {
         reopen: &Reopen<'_>,
         cold: bool,
     ) -> Result<Vec<RecoverySummary>> {
-        let image = recovery::image_dir(&self.dir);
-        let image_bytes = recovery::take_image(freezer, &self.dir, &image)?;
-        let mut images = vec![("as left", image.clone())];
-        if recovery::has_hints(&image) {
-            let bare = image.with_extension("no-hints");
-            recovery::copy_dir(&image, &bare)?;
-            recovery::remove_hints(&bare)?;
-            images.push(("hints removed", bare));
-        }
-        let mut out = Vec::new();
-        for (label, path) in images {
-            out.push(self.reopen_image(after, label, &path, reopen, cold, image_bytes));
-            let _ = std::fs::remove_dir_all(&path);
-        }
-        let out = out.into_iter().collect::<Result<Vec<_>>>()?;
+        self.take_crash_image(after, freezer)?;
+        let Some(pending) = self.pending.pop() else {
+            return Ok(Vec::new());
+        };
+        let out = pending.reopen(&self.name, reopen, cold)?;
         self.recoveries.extend(out.iter().cloned());
         Ok(out)
     }
 
-    fn reopen_image(
-        &self,
-        after: &str,
-        label: &str,
-        image: &Path,
-        reopen: &Reopen<'_>,
-        cold: bool,
-        image_bytes: u64,
-    ) -> Result<RecoverySummary> {
-        let phase = format!("recovery after {after} ({label})");
-        if cold {
-            crate::isolation::drop_page_cache().map_err(|why| {
-                HarnessError::invalid(format!("cannot open '{phase}' cold: {why}"))
-            })?;
-        }
-        let engine_error = |source| HarnessError::Engine {
-            engine: self.name.clone(),
-            phase: phase.clone(),
-            source,
-        };
-        let (engine, open_s, bytes_read) =
-            recovery::timed_open(reopen, image).map_err(engine_error)?;
-        let stats = engine.stats();
-        let keys = self.live.count();
-        let keys_checked = self.check_recovered(engine.as_ref(), &phase)?;
-        #[expect(clippy::cast_precision_loss, reason = "a rate")]
-        let keys_per_sec = keys as f64 / open_s.max(1e-9);
-        Ok(RecoverySummary {
-            after: after.to_string(),
-            image: label.to_string(),
-            open_s,
-            keys,
-            keys_per_sec,
-            engine_live_keys: stats.live_keys,
-            index_memory_bytes: stats.index_memory_bytes,
-            bytes_read,
-            image_bytes,
-            keys_checked,
-        })
+    /// Takes the crash image of the engine's files now, as [`Runner::measure_recovery`] does,
+    /// and keeps it for [`Runner::finish_and_recover`]. What the copy costs the process (bytes
+    /// through `/proc/self/io`, CPU time) is left out of the run's totals.
+    ///
+    /// # Errors
+    /// The copy failed.
+    pub fn take_crash_image(&mut self, after: &str, freezer: &Freezer) -> Result<()> {
+        let (io_before, cpu_before) = (ProcIo::read().unwrap_or_default(), CpuTime::read());
+        let base = recovery::image_dir(&self.dir);
+        let image = PathBuf::from(format!("{}-{}", base.display(), self.pending.len()));
+        let mut pending = recovery::PendingImage::take(freezer, &self.dir, &image)?;
+        pending.after = after.to_string();
+        pending.keys = self.live.count();
+        pending.sample = self.sample_live_keys();
+        let io = ProcIo::read().unwrap_or_default().since(&io_before);
+        self.excluded_io = self.excluded_io.plus(&io);
+        let cpu = CpuTime::read().since(&cpu_before);
+        self.excluded_cpu.user_s += cpu.user_s;
+        self.excluded_cpu.system_s += cpu.system_s;
+        self.pending.push(pending);
+        Ok(())
     }
 
-    /// Reads back up to 1,000 live keys spread over the id space: each must be found.
-    fn check_recovered(&self, engine: &dyn Engine, phase: &str) -> Result<u64> {
-        let ids = self.next_insert;
-        let step = (ids / 1_000).max(1);
-        let mut key = Vec::new();
-        let mut checked = 0;
-        for id in (0..ids).step_by(usize::try_from(step).unwrap_or(usize::MAX)) {
-            if !self.live.contains(id) {
-                continue;
-            }
-            self.codec.encode(id, &mut key);
-            let found = engine.get(&key).map_err(|source| HarnessError::Engine {
-                engine: self.name.clone(),
-                phase: phase.to_string(),
-                source,
-            })?;
-            if found.is_none() {
-                return Err(HarnessError::WrongAnswer {
-                    engine: self.name.clone(),
-                    phase: phase.to_string(),
-                    detail: format!("live key {id} was not found after the crash and reopen"),
-                });
-            }
-            checked += 1;
+    /// Ends the run as [`Runner::finish`] does, then, with the engine closed, opens every crash
+    /// image [`Runner::take_crash_image`] kept, and adds what each open measured to the run.
+    ///
+    /// # Errors
+    /// An open failed, or a live key was not found after it.
+    pub fn finish_and_recover(
+        mut self,
+        settings: Vec<(String, String)>,
+        reopen: &Reopen<'_>,
+        cold: bool,
+    ) -> Result<EngineRun> {
+        let pending = std::mem::take(&mut self.pending);
+        let name = self.name.clone();
+        let mut run = self.finish(settings);
+        for image in pending {
+            run.recovery.extend(image.reopen(&name, reopen, cold)?);
         }
-        Ok(checked)
+        Ok(run)
+    }
+
+    /// Up to 1,000 live keys spread over the id space, encoded.
+    fn sample_live_keys(&self) -> Vec<Vec<u8>> {
+        let ids = self.next_insert;
+        let step = usize::try_from((ids / 1_000).max(1)).unwrap_or(usize::MAX);
+        (0..ids)
+            .step_by(step)
+            .filter(|id| self.live.contains(*id))
+            .map(|id| {
+                let mut key = Vec::new();
+                self.codec.encode(id, &mut key);
+                key
+            })
+            .collect()
     }
 
     /// Crash recoveries measured so far.
@@ -642,7 +631,10 @@ impl Runner {
     pub fn finish(self, settings: Vec<(String, String)>) -> EngineRun {
         let end = self.snapshot();
         let io = end.stats.io.since(&self.opened.stats.io);
-        let proc_io = end.proc_io.since(&self.opened.proc_io);
+        let proc_io = end
+            .proc_io
+            .since(&self.opened.proc_io)
+            .since(&self.excluded_io);
         let live_keys = self.live.count();
         let space_amp = space_amplification(end.disk_bytes, live_keys, self.dataset.record_bytes());
         let totals = RunTotals {
@@ -650,7 +642,7 @@ impl Runner {
             write_amp: write_amplification(&io, &proc_io, self.user_bytes),
             compaction: CompactionCost::between(&self.opened.stats, &end.stats),
             stalls: StallCost::between(&self.opened.stats, &end.stats),
-            cpu: end.cpu.since(&self.opened.cpu),
+            cpu: end.cpu.since(&self.opened.cpu).since(&self.excluded_cpu),
             disk_bytes: end.disk_bytes,
             peak_disk_bytes: self.peak_disk_bytes.max(end.disk_bytes),
             space_amp,

@@ -15,6 +15,12 @@
 //!
 //! Where the copy holds hint files (Bitcask), it is opened twice: as left, then with every hint
 //! removed, so every data file is scanned.
+//!
+//! **What the run's own figures leave out.** The suite opens the images only after the run has
+//! ended and its engine is closed ([`super::Runner::finish_and_recover`]): a second engine open
+//! beside the first would count its index in the run's peak resident memory. The copies
+//! themselves happen during the run; the bytes they read and write and the CPU they take are
+//! subtracted from the run's process totals (`/proc/self/io`, CPU time).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
@@ -175,6 +181,123 @@ pub struct RecoverySummary {
     pub image_bytes: u64,
     /// Live keys read back after the open to check it (each one must be found).
     pub keys_checked: u64,
+}
+
+/// A crash image taken during a run, opened later (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct PendingImage {
+    /// The phase after which the engine was crashed.
+    pub(crate) after: String,
+    /// The copies to open: `as left`, and `hints removed` where the image had hints.
+    pub(crate) images: Vec<(&'static str, PathBuf)>,
+    pub(crate) image_bytes: u64,
+    /// Live keys at the crash (harness count).
+    pub(crate) keys: u64,
+    /// Up to 1,000 of them, encoded: each must be found after the open.
+    pub(crate) sample: Vec<Vec<u8>>,
+}
+
+impl PendingImage {
+    /// Copies `dir` to `image` while `freezer` holds every change, and a copy without hints
+    /// beside it where the image has hints.
+    pub(crate) fn take(freezer: &Freezer, dir: &Path, image: &Path) -> Result<Self> {
+        let image_bytes = take_image(freezer, dir, image)?;
+        let mut images = vec![("as left", image.to_path_buf())];
+        if has_hints(image) {
+            let bare = PathBuf::from(format!("{}-no-hints", image.display()));
+            copy_dir(image, &bare)?;
+            remove_hints(&bare)?;
+            images.push(("hints removed", bare));
+        }
+        Ok(PendingImage {
+            after: String::new(),
+            images,
+            image_bytes,
+            keys: 0,
+            sample: Vec::new(),
+        })
+    }
+
+    /// Opens each copy with `reopen` (after dropping the page cache if `cold`), times it,
+    /// reads the sample back, and removes the copy.
+    pub(crate) fn reopen(
+        self,
+        engine: &str,
+        reopen: &Reopen<'_>,
+        cold: bool,
+    ) -> Result<Vec<RecoverySummary>> {
+        let mut out = Vec::new();
+        for (label, path) in &self.images {
+            out.push(self.open_one(engine, label, path, reopen, cold));
+            let _ = std::fs::remove_dir_all(path);
+        }
+        out.into_iter().collect()
+    }
+
+    fn open_one(
+        &self,
+        engine: &str,
+        label: &str,
+        image: &Path,
+        reopen: &Reopen<'_>,
+        cold: bool,
+    ) -> Result<RecoverySummary> {
+        let phase = format!("recovery after {} ({label})", self.after);
+        if cold {
+            crate::isolation::drop_page_cache().map_err(|why| {
+                HarnessError::invalid(format!("cannot open '{phase}' cold: {why}"))
+            })?;
+        }
+        let engine_error = |source| HarnessError::Engine {
+            engine: engine.to_string(),
+            phase: phase.clone(),
+            source,
+        };
+        let (reopened, open_s, bytes_read) = timed_open(reopen, image).map_err(engine_error)?;
+        let stats = reopened.stats();
+        let keys_checked = check_sample(reopened.as_ref(), &self.sample, engine, &phase)?;
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let keys_per_sec = self.keys as f64 / open_s.max(1e-9);
+        Ok(RecoverySummary {
+            after: self.after.clone(),
+            image: label.to_string(),
+            open_s,
+            keys: self.keys,
+            keys_per_sec,
+            engine_live_keys: stats.live_keys,
+            index_memory_bytes: stats.index_memory_bytes,
+            bytes_read,
+            image_bytes: self.image_bytes,
+            keys_checked,
+        })
+    }
+}
+
+/// Reads back every key of `sample`: each must be found.
+fn check_sample(
+    reopened: &dyn Engine,
+    sample: &[Vec<u8>],
+    engine: &str,
+    phase: &str,
+) -> Result<u64> {
+    for key in sample {
+        let found = reopened.get(key).map_err(|source| HarnessError::Engine {
+            engine: engine.to_string(),
+            phase: phase.to_string(),
+            source,
+        })?;
+        if found.is_none() {
+            return Err(HarnessError::WrongAnswer {
+                engine: engine.to_string(),
+                phase: phase.to_string(),
+                detail: format!(
+                    "live key {} was not found after the crash and reopen",
+                    String::from_utf8_lossy(key)
+                ),
+            });
+        }
+    }
+    Ok(sample.len() as u64)
 }
 
 /// Opens an engine on a directory with fresh harness counters.

@@ -670,3 +670,41 @@ fn the_freezer_holds_changes_until_the_copy_is_done() -> Result<(), Box<dyn std:
     assert_eq!(std::fs::read(&path)?, b"before during");
     Ok(())
 }
+
+/// Taking a crash image copies the engine's files inside its process, and opening it starts a
+/// second engine: neither may count in the run's own figures. The run's `/proc/self/io` writes
+/// stay those of the engine (the seam's bytes), not the engine's plus the copies'; before, every
+/// copy was added to the whole-run `wchar` write amplification (and the reopened index to the
+/// peak resident memory, the open running beside the measured engine).
+#[test]
+fn crash_images_are_not_counted_in_the_runs_own_figures() -> Result<(), Box<dyn std::error::Error>>
+{
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(20_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["overwrite".into(), "readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    for run in &result.runs {
+        let wa = &run.totals.write_amp;
+        #[expect(clippy::cast_precision_loss, reason = "a test's arithmetic")]
+        let user = wa.user_bytes as f64;
+        let (wchar, seam) = (wa.proc_wchar * user, wa.seam_total * user);
+        #[expect(clippy::cast_precision_loss, reason = "a test's arithmetic")]
+        let copied: f64 = run.recovery.iter().map(|r| r.image_bytes as f64).sum();
+        assert!(copied > 0.0, "{}: no crash image was taken", run.engine);
+        assert!(
+            wchar < seam + copied / 2.0,
+            "{}: wchar {wchar} counts the crash images' copies ({copied} bytes) beside the \
+             engine's {seam}",
+            run.engine
+        );
+    }
+    Ok(())
+}
