@@ -708,3 +708,35 @@ fn crash_images_are_not_counted_in_the_runs_own_figures() -> Result<(), Box<dyn 
     }
     Ok(())
 }
+
+/// Phases kept going to their minimum duration run each engine's own number of operations (the
+/// same stream, continued): the traffic check must compare what every engine was planned to
+/// run, not call the engines different. Before, every default run's report said "engines
+/// differ".
+#[test]
+fn extended_phases_do_not_fail_the_traffic_check() -> Result<(), Box<dyn std::error::Error>> {
+    use bench_harness::suite::{self, SuiteOptions};
+    let data = tempfile::tempdir()?;
+    let config = SuiteOptions {
+        quick: true,
+        key_count: Some(1_000),
+        engines: Some(vec!["bitcask".into(), "lsm".into()]),
+        workloads: Some(vec!["readrandom".into()]),
+        data_dir: Some(data.path().to_path_buf()),
+        recovery: false,
+        bandwidth: false,
+        min_phase_secs: Some(0.3),
+        warmup_secs: Some(0.0),
+        ..SuiteOptions::default()
+    }
+    .build()?;
+    let result = suite::run_suite(&config, &mut |_| {})?;
+    let ops: Vec<u64> = result.runs.iter().map(|r| r.phases[1].counts.ops).collect();
+    assert_ne!(
+        ops[0], ops[1],
+        "both engines ran the same count: nothing was extended"
+    );
+    let check = bench_harness::report::markdown::traffic_check(&result);
+    assert!(check.starts_with("every engine issued"), "{check}");
+    Ok(())
+}
