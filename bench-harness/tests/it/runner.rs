@@ -508,16 +508,14 @@ fn recovery_reopens_a_crash_image() -> Result<(), Box<dyn std::error::Error>> {
 #[test]
 fn the_suite_reports_recovery_after_load_and_overwrites() -> Result<(), Box<dyn std::error::Error>>
 {
-    use bench_harness::suite::{self, SuiteOptions};
+    use bench_harness::suite;
     let data = tempfile::tempdir()?;
-    let config = SuiteOptions {
-        quick: true,
-        key_count: Some(2_000),
-        engines: Some(vec!["bitcask".into(), "lsm".into()]),
-        workloads: Some(vec!["overwrite".into(), "readrandom".into()]),
-        data_dir: Some(data.path().to_path_buf()),
-        ..SuiteOptions::default()
-    }
+    let config = quick_suite(
+        data.path(),
+        2_000,
+        &["bitcask", "lsm"],
+        &["overwrite", "readrandom"],
+    )
     .build()?;
     let result = suite::run_suite(&config, &mut |_| {})?;
     for run in &result.runs {
@@ -543,13 +541,8 @@ fn the_suite_reports_write_bandwidth_beside_the_device() -> Result<(), Box<dyn s
     use bench_harness::suite::{self, SuiteOptions};
     let data = tempfile::tempdir()?;
     let config = SuiteOptions {
-        quick: true,
-        key_count: Some(1_000),
-        engines: Some(vec!["bitcask".into(), "lsm".into()]),
-        workloads: Some(vec!["readrandom".into()]),
-        data_dir: Some(data.path().to_path_buf()),
         recovery: false,
-        ..SuiteOptions::default()
+        ..quick_suite(data.path(), 1_000, &["bitcask", "lsm"], &["readrandom"])
     }
     .build()?;
     let result = suite::run_suite(&config, &mut |_| {})?;
@@ -612,16 +605,11 @@ fn the_report_shows_phase_durations() -> Result<(), Box<dyn std::error::Error>> 
     use bench_harness::suite::{self, SuiteOptions};
     let data = tempfile::tempdir()?;
     let config = SuiteOptions {
-        quick: true,
-        key_count: Some(1_000),
-        engines: Some(vec!["bitcask".into()]),
-        workloads: Some(vec!["readrandom".into()]),
-        data_dir: Some(data.path().to_path_buf()),
         recovery: false,
         bandwidth: false,
         min_phase_secs: Some(0.3),
         warmup_secs: Some(0.1),
-        ..SuiteOptions::default()
+        ..quick_suite(data.path(), 1_000, &["bitcask"], &["readrandom"])
     }
     .build()?;
     let result = suite::run_suite(&config, &mut |_| {})?;
@@ -679,16 +667,14 @@ fn the_freezer_holds_changes_until_the_copy_is_done() -> Result<(), Box<dyn std:
 #[test]
 fn crash_images_are_not_counted_in_the_runs_own_figures() -> Result<(), Box<dyn std::error::Error>>
 {
-    use bench_harness::suite::{self, SuiteOptions};
+    use bench_harness::suite;
     let data = tempfile::tempdir()?;
-    let config = SuiteOptions {
-        quick: true,
-        key_count: Some(20_000),
-        engines: Some(vec!["bitcask".into(), "lsm".into()]),
-        workloads: Some(vec!["overwrite".into(), "readrandom".into()]),
-        data_dir: Some(data.path().to_path_buf()),
-        ..SuiteOptions::default()
-    }
+    let config = quick_suite(
+        data.path(),
+        20_000,
+        &["bitcask", "lsm"],
+        &["overwrite", "readrandom"],
+    )
     .build()?;
     let result = suite::run_suite(&config, &mut |_| {})?;
     for run in &result.runs {
@@ -718,16 +704,11 @@ fn extended_phases_do_not_fail_the_traffic_check() -> Result<(), Box<dyn std::er
     use bench_harness::suite::{self, SuiteOptions};
     let data = tempfile::tempdir()?;
     let config = SuiteOptions {
-        quick: true,
-        key_count: Some(1_000),
-        engines: Some(vec!["bitcask".into(), "lsm".into()]),
-        workloads: Some(vec!["readrandom".into()]),
-        data_dir: Some(data.path().to_path_buf()),
         recovery: false,
         bandwidth: false,
         min_phase_secs: Some(0.3),
         warmup_secs: Some(0.0),
-        ..SuiteOptions::default()
+        ..quick_suite(data.path(), 1_000, &["bitcask", "lsm"], &["readrandom"])
     }
     .build()?;
     let result = suite::run_suite(&config, &mut |_| {})?;
@@ -739,4 +720,22 @@ fn extended_phases_do_not_fail_the_traffic_check() -> Result<(), Box<dyn std::er
     let check = bench_harness::report::markdown::traffic_check(&result);
     assert!(check.starts_with("every engine issued"), "{check}");
     Ok(())
+}
+
+/// A quick suite of `workloads` over `keys` keys against `engines`, its data under `dir`.
+fn quick_suite(
+    dir: &std::path::Path,
+    keys: u64,
+    engines: &[&str],
+    workloads: &[&str],
+) -> bench_harness::suite::SuiteOptions {
+    let strings = |names: &[&str]| names.iter().map(ToString::to_string).collect();
+    bench_harness::suite::SuiteOptions {
+        quick: true,
+        key_count: Some(keys),
+        engines: Some(strings(engines)),
+        workloads: Some(strings(workloads)),
+        data_dir: Some(dir.to_path_buf()),
+        ..bench_harness::suite::SuiteOptions::default()
+    }
 }
