@@ -67,9 +67,36 @@ impl Default for LsmTuning {
     }
 }
 
+/// How the engines of a comparison are tuned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Tuning {
+    /// The peers copy our LSM's tree shape, caches and block size ([`LsmTuning`]), and
+    /// Bitcask files are sized to the data set: write amplification then compares algorithms
+    /// rather than shapes.
+    #[default]
+    Aligned,
+    /// Every engine as a user opens it, with its own default options (RocksDB's
+    /// `Options::default()`, fjall's and redb's defaults, our engines' `Options::default()`,
+    /// Bitcask's file size included): what each engine delivers out of the box.
+    Defaults,
+}
+
+impl Tuning {
+    /// One phrase for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tuning::Aligned => "peers shaped like our LSM",
+            Tuning::Defaults => "every engine at its own defaults",
+        }
+    }
+}
+
 /// What every engine of a comparison is opened with.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
+    /// Aligned shapes or each engine's own defaults.
+    pub tuning: Tuning,
     /// The durability policy, the same for every engine.
     pub sync: SyncPolicy,
     /// The LSM knobs shared by every LSM.
@@ -85,6 +112,7 @@ impl EngineConfig {
     /// The configuration for `sync`, with every engine's default knobs.
     pub fn new(sync: SyncPolicy) -> Self {
         EngineConfig {
+            tuning: Tuning::Aligned,
             sync,
             lsm: LsmTuning::default(),
             bitcask_max_file_size: BitcaskOptions::default().max_file_size,

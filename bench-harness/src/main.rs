@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bench_harness::HarnessError;
+use bench_harness::engines::{self, Tuning};
 use bench_harness::isolation::{self, Isolation, PageCache};
 use bench_harness::report::{self, table};
 use bench_harness::suite::{self, Event, SuiteOptions, SuiteResult};
 use bench_harness::workload::WORKLOAD_NAMES;
-use bench_harness::{HarnessError, engines};
 use clap::{Args, Parser, Subcommand};
 use engine_api::SyncPolicy;
 
@@ -164,6 +165,13 @@ struct CompareArgs {
     /// the README). --keys still overrides the key count.
     #[arg(long)]
     preset: Option<String>,
+    /// Open every engine with its own default options, as a user would (RocksDB's
+    /// `Options::default()`, fjall's and redb's defaults, our engines' `Options::default()`
+    /// including Bitcask's 128 MiB files). Default: the peers copy our LSM's tree shape, caches
+    /// and block size, and Bitcask files are sized to the data set, so that write amplification
+    /// compares algorithms rather than shapes.
+    #[arg(long)]
+    defaults: bool,
 }
 
 /// The options a child process needs to run the same suite against one engine.
@@ -203,6 +211,7 @@ fn child_args(args: &CompareArgs) -> Vec<String> {
     if let Some(secs) = args.warmup_secs {
         push("--warmup-secs", secs.to_string());
     }
+    out.extend(args.defaults.then(|| "--defaults".to_string()));
     out.extend(args.keep_data.then(|| "--keep-data".to_string()));
     out.extend(args.no_recovery.then(|| "--no-recovery".to_string()));
     out.extend(args.no_bandwidth.then(|| "--no-bandwidth".to_string()));
@@ -302,6 +311,11 @@ fn options(args: &CompareArgs) -> Result<SuiteOptions, HarnessError> {
             .as_deref()
             .map(suite::Preset::named)
             .transpose()?,
+        tuning: if args.defaults {
+            Tuning::Defaults
+        } else {
+            Tuning::Aligned
+        },
     })
 }
 

@@ -10,7 +10,7 @@ use engine_api::{OsStorage, Storage, SyncPolicy};
 use serde::Serialize;
 
 use crate::bandwidth::{self, Bandwidth};
-use crate::engines::{self, EngineConfig, EngineEntry};
+use crate::engines::{self, EngineConfig, EngineEntry, Tuning};
 use crate::error::{HarnessError, Result};
 use crate::isolation::{self, Isolation, PageCache};
 use crate::machine::Machine;
@@ -104,6 +104,8 @@ pub struct SuiteOptions {
     /// A data set that outgrows memory, with its own operation counts; `None` for the default
     /// suite (or `quick`).
     pub preset: Option<Preset>,
+    /// Aligned shapes (the default) or every engine at its own defaults.
+    pub tuning: Tuning,
 }
 
 impl Default for SuiteOptions {
@@ -130,6 +132,7 @@ impl Default for SuiteOptions {
             recovery: true,
             bandwidth: true,
             preset: None,
+            tuning: Tuning::Aligned,
         }
     }
 }
@@ -352,6 +355,7 @@ impl SuiteOptions {
 
     fn engine_config(&self, dataset: &Dataset) -> Result<EngineConfig> {
         let mut config = EngineConfig::new(self.sync);
+        config.tuning = self.tuning;
         config.bitcask_max_file_size = match self.bitcask_file_size {
             Some(bytes) => {
                 check_range(
@@ -362,6 +366,7 @@ impl SuiteOptions {
                 )?;
                 bytes
             }
+            None if self.tuning == Tuning::Defaults => config.bitcask_max_file_size,
             None => EngineConfig::bitcask_file_size_for(dataset.bytes()),
         };
         Ok(config)

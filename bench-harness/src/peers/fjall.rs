@@ -2,7 +2,8 @@
 //! same memtable, block size, bloom bits, cache, compaction trigger, table size, level ratio
 //! and background threads, no compression, one keyspace. What fjall cannot match is said in
 //! [`settings`]: its base level is `target size × L0 trigger` rather than a knob of its own,
-//! and it has no L0 slowdown or stop triggers.
+//! and it has no L0 slowdown or stop triggers. Under [`Tuning::Defaults`] it is opened with
+//! fjall's own defaults instead, as a user would.
 //!
 //! Durability is matched to our contract: under every policy our engines hand each write to the
 //! OS before acknowledging it (it survives a process crash), which is fjall 3's default
@@ -26,7 +27,7 @@ use fjall::config::{
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 
 use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
-use crate::engines::{EngineConfig, EngineEntry};
+use crate::engines::{EngineConfig, EngineEntry, Tuning};
 
 /// fjall's version, from the lock file of this build.
 pub const VERSION: &str = env!("PEER_VERSION_FJALL");
@@ -57,11 +58,25 @@ fn worker_threads(config: &EngineConfig) -> usize {
 }
 
 fn settings(config: &EngineConfig) -> Vec<(String, String)> {
+    let mut out = vec![
+        setting("version", format!("fjall {VERSION}")),
+        setting("sync", config.sync.label()),
+    ];
+    if config.tuning == Tuning::Defaults {
+        out.push(setting(
+            "options",
+            "Database::builder(dir).open() and KeyspaceCreateOptions::default(): nothing else set",
+        ));
+    } else {
+        out.extend(aligned_settings(config));
+    }
+    out
+}
+
+fn aligned_settings(config: &EngineConfig) -> Vec<(String, String)> {
     let t = &config.lsm;
     let base = t.target_file_bytes * u64::from(l0_threshold(config));
     vec![
-        setting("version", format!("fjall {VERSION}")),
-        setting("sync", config.sync.label()),
         setting("max_memtable_size", t.memtable_bytes),
         setting(
             "sealed memtables",
@@ -114,14 +129,22 @@ fn keyspace_options(config: &EngineConfig) -> KeyspaceCreateOptions {
 
 fn open(dir: &Path, config: &EngineConfig) -> Result<Arc<dyn Engine>> {
     let err = |e| peer_error("open", dir, e);
-    let db = Database::builder(dir)
-        .cache_size(config.lsm.block_cache_bytes as u64)
-        .worker_threads(worker_threads(config))
-        .open()
-        .map_err(err)?;
-    let keyspace = db
-        .keyspace("bench", || keyspace_options(config))
-        .map_err(err)?;
+    let defaults = config.tuning == Tuning::Defaults;
+    let builder = Database::builder(dir);
+    let builder = if defaults {
+        builder
+    } else {
+        builder
+            .cache_size(config.lsm.block_cache_bytes as u64)
+            .worker_threads(worker_threads(config))
+    };
+    let db = builder.open().map_err(err)?;
+    let keyspace = if defaults {
+        db.keyspace("bench", KeyspaceCreateOptions::default)
+    } else {
+        db.keyspace("bench", || keyspace_options(config))
+    }
+    .map_err(err)?;
     let periodic = match config.sync {
         SyncPolicy::Periodic(every) => Some(periodic_persist(&db, every)?),
         _ => None,

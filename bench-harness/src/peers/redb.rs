@@ -19,7 +19,7 @@ use parking_lot::RwLock;
 use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 
 use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
-use crate::engines::{EngineConfig, EngineEntry};
+use crate::engines::{EngineConfig, EngineEntry, Tuning};
 use crate::metrics::process::disk_usage;
 
 /// redb's version, from the lock file of this build.
@@ -55,7 +55,11 @@ fn settings(config: &EngineConfig) -> Vec<(String, String)> {
             "design",
             "copy-on-write B-tree, one file, one write transaction per write",
         ),
-        setting("cache_size", config.lsm.block_cache_bytes),
+        if config.tuning == Tuning::Defaults {
+            setting("cache_size", "redb's default")
+        } else {
+            setting("cache_size", config.lsm.block_cache_bytes)
+        },
         setting(
             "commit durability",
             format!("{:?}", durability(config.sync)),
@@ -71,10 +75,11 @@ fn settings(config: &EngineConfig) -> Vec<(String, String)> {
 fn open(dir: &Path, config: &EngineConfig) -> Result<Arc<dyn Engine>> {
     let err = |e: &dyn std::fmt::Display| peer_error("open", dir, e.to_string());
     std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
-    let db = Database::builder()
-        .set_cache_size(config.lsm.block_cache_bytes)
-        .create(dir.join(FILE))
-        .map_err(|e| err(&e))?;
+    let mut builder = Database::builder();
+    if config.tuning != Tuning::Defaults {
+        builder.set_cache_size(config.lsm.block_cache_bytes);
+    }
+    let db = builder.create(dir.join(FILE)).map_err(|e| err(&e))?;
     let db = Arc::new(RwLock::new(db));
     let engine = RedbEngine {
         dir: dir.to_path_buf(),

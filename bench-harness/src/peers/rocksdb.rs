@@ -23,7 +23,7 @@ use rocksdb::{
 };
 
 use super::common::{UserCounters, one_job, peer_error, peer_stats, setting};
-use crate::engines::{EngineConfig, EngineEntry};
+use crate::engines::{EngineConfig, EngineEntry, Tuning};
 use crate::metrics::process::disk_usage;
 
 /// The `rocksdb` crate's version, from the lock file of this build.
@@ -44,13 +44,28 @@ pub fn entry() -> EngineEntry {
 }
 
 fn settings(config: &EngineConfig) -> Vec<(String, String)> {
-    let t = &config.lsm;
-    vec![
+    let mut out = vec![
         setting(
             "version",
             format!("rocksdb crate {VERSION}, RocksDB {}", rocksdb_release()),
         ),
         setting("sync", config.sync.label()),
+    ];
+    if config.tuning == Tuning::Defaults {
+        out.push(setting(
+            "options",
+            "Options::default() with create_if_missing, BlockBasedOptions::default(): nothing else set",
+        ));
+    } else {
+        out.extend(aligned_settings(config));
+    }
+    out.extend(durability_settings(config));
+    out
+}
+
+fn aligned_settings(config: &EngineConfig) -> Vec<(String, String)> {
+    let t = &config.lsm;
+    vec![
         setting("write_buffer_size", t.memtable_bytes),
         setting("max_write_buffer_number", 1 + t.max_immutable_memtables),
         setting("block_size", t.block_bytes),
@@ -75,6 +90,11 @@ fn settings(config: &EngineConfig) -> Vec<(String, String)> {
             "max_background_jobs (flush + compaction)",
             t.max_background_compactions + 1,
         ),
+    ]
+}
+
+fn durability_settings(config: &EngineConfig) -> Vec<(String, String)> {
+    vec![
         setting("WriteOptions::sync", config.sync == SyncPolicy::Always),
         setting(
             "WAL sync",
@@ -99,6 +119,15 @@ fn int(n: usize) -> i32 {
 }
 
 fn options(config: &EngineConfig) -> Options {
+    if config.tuning == Tuning::Defaults {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        return opts;
+    }
+    aligned_options(config)
+}
+
+fn aligned_options(config: &EngineConfig) -> Options {
     let t = &config.lsm;
     let mut table = BlockBasedOptions::default();
     table.set_block_size(t.block_bytes);

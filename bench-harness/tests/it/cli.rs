@@ -231,3 +231,20 @@ fn cold_reads_drop_the_page_cache_or_say_why_not() -> Result<(), Box<dyn std::er
     }
     Ok(())
 }
+
+/// `--defaults` reaches the engine's own process: Bitcask runs with its default file size
+/// there, not the one sized to the data set.
+#[test]
+fn defaults_reach_each_engines_process() -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let quiet = ["--defaults", "--no-recovery", "--no-bandwidth", "--quick"];
+    let (out, out_dir) = small_readrandom(tmp.path(), "bitcask", &quiet)?;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let md = std::fs::read_to_string(out_dir.join("report.md"))?;
+    let default_size = bitcask_engine::BitcaskOptions::default().max_file_size;
+    assert!(
+        md.contains(&format!("`max_file_size` = {default_size}")),
+        "{md}"
+    );
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bench_harness::engines::{self, EngineConfig, EngineEntry};
+use bench_harness::engines::{self, EngineConfig, EngineEntry, Tuning};
 use engine_api::{Engine, KeyRange, SyncPolicy};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -117,4 +117,33 @@ fn peers_name_their_built_version() {
             entry.name
         );
     }
+}
+
+/// `--defaults`: every engine opens with its own default options, and a peer's settings say so
+/// instead of listing our LSM's shape.
+fn opens_at_its_own_defaults(entry: &EngineEntry) -> TestResult {
+    let mut config = EngineConfig::new(SyncPolicy::Never);
+    config.tuning = Tuning::Defaults;
+    let dir = tempfile::tempdir()?;
+    let engine = (entry.open)(dir.path(), &config)?;
+    engine.put(&key(7), b"value")?;
+    assert_eq!(engine.get(&key(7))?.as_deref(), Some(&b"value"[..]));
+    let settings = (entry.settings)(&config);
+    let named = |name: &str| settings.iter().any(|(k, _)| k == name);
+    for shaped in ["write_buffer_size", "max_memtable_size", "cache_size"] {
+        let copied = named(shaped)
+            && settings
+                .iter()
+                .any(|(k, v)| k == shaped && v != "redb's default");
+        assert!(!copied, "{}: {shaped} copied under --defaults", entry.name);
+    }
+    if !entry.seam_accounting && entry.name != "redb" {
+        assert!(named("options"), "{}: {settings:?}", entry.name);
+    }
+    Ok(())
+}
+
+#[test]
+fn every_engine_opens_at_its_own_defaults() -> TestResult {
+    every_engine(opens_at_its_own_defaults)
 }
