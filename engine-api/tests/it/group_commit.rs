@@ -130,14 +130,12 @@ fn a_writer_that_does_not_come_back_costs_one_bounded_gather() {
     );
 }
 
+/// A leader's outcome: its `wait_durable` result and whether its sync ran.
+type Leader = std::thread::JoinHandle<(Result<(), Error>, bool)>;
+
 /// Two writers seen together, then one writes again alone and gathers; `wait` starts it and
 /// returns once it is gathering.
-fn leader_gathering(
-    max_gather: Duration,
-) -> (
-    Arc<GroupCommit>,
-    std::thread::JoinHandle<(Result<(), Error>, bool)>,
-) {
+fn leader_gathering(max_gather: Duration) -> (Arc<GroupCommit>, Leader) {
     let gc = Arc::new(GroupCommit::with_max_gather(0, max_gather));
     let log = Arc::new(Log::default());
     let writers: Vec<_> = (0..2)
