@@ -1,7 +1,9 @@
 //! How close an engine's sequential writes get to the device: a `fillseq` of 4 KiB values under
 //! `--sync never`, in MB/s, beside the sequential-write bandwidth the harness measures itself on
 //! the same directory, once through the page cache (a large buffered write and one `fsync`) and
-//! once with direct I/O (`O_DIRECT`, where the file system allows it).
+//! once with direct I/O (`O_DIRECT`, where the file system allows it). And the reference for
+//! synced writes: one writer's appends of a record, each followed by `fdatasync`, per second
+//! ([`synced_appends`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -112,4 +114,56 @@ fn timed_writes(mut file: File, path: &Path, bytes: u64, chunk: &[u8]) -> Result
     file.sync_all()
         .map_err(|e| HarnessError::io("sync", path, e))?;
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// How long each synced-append measurement runs (a phase under `--sync always` is followed by
+/// one).
+pub const SYNCED_APPEND_SECS: f64 = 1.0;
+
+/// The device's rate of synced writes, the reference for an engine under `--sync always`: one
+/// writer appending a record of the run's size to one file, then `fdatasync`, in a loop, on the
+/// directory the engine ran in, right after the phase (so under the same neighbours).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SyncedAppends {
+    /// Bytes of each record (the run's key plus value size).
+    pub record_bytes: u64,
+    /// Appends, each followed by its `fdatasync`.
+    pub syncs: u64,
+    /// Seconds they took.
+    pub seconds: f64,
+    /// Synced appends per second.
+    pub per_sec: f64,
+}
+
+/// Appends `record_bytes` then `fdatasync`s, repeatedly, to a new file in `dir` for about
+/// `seconds` (at least 10 times); the file is removed.
+///
+/// # Errors
+/// The file cannot be created, written or synced.
+pub fn synced_appends(dir: &Path, record_bytes: u64, seconds: f64) -> Result<SyncedAppends> {
+    let path = dir.join(".bench-synced-appends");
+    let mut file = File::create(&path).map_err(|e| HarnessError::io("create", &path, e))?;
+    let record = vec![0x5A; usize::try_from(record_bytes.max(1)).unwrap_or(4096)];
+    let started = Instant::now();
+    let mut syncs = 0u64;
+    let outcome = loop {
+        let elapsed = started.elapsed().as_secs_f64();
+        if syncs >= 10 && elapsed >= seconds {
+            break Ok(elapsed);
+        }
+        if let Err(e) = file.write_all(&record).and_then(|()| file.sync_data()) {
+            break Err(HarnessError::io("append and fdatasync", &path, e));
+        }
+        syncs += 1;
+    };
+    let _ = std::fs::remove_file(&path);
+    let seconds = outcome?;
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let per_sec = syncs as f64 / seconds.max(1e-9);
+    Ok(SyncedAppends {
+        record_bytes,
+        syncs,
+        seconds,
+        per_sec,
+    })
 }

@@ -712,18 +712,26 @@ fn run_engine(
     } else {
         runner = runner.without_seam();
     }
+    let mut synced_device = Vec::new();
     for phase in &config.phases {
         let summary = runner.run_phase(phase)?;
         on_event(Event::PhaseDone {
             engine: entry.name,
             summary: &summary,
         });
+        let device = synced_device_after(config, &summary, temp.path())?;
+        synced_device.push((summary.phase.clone(), device));
         if measures_recovery && crashes_after(phase) {
             runner.take_crash_image(&phase.label, &freezer)?;
         }
     }
     let mut run =
         runner.finish_and_recover((entry.settings)(&config.engine_config), &reopen, cold)?;
+    for (label, device) in synced_device {
+        if let Some(phase) = run.phases.iter_mut().find(|p| p.phase == label) {
+            phase.synced_device = device;
+        }
+    }
     if config.keep_data {
         let kept = temp.keep().join("db");
         on_event(Event::DataKept {
@@ -739,6 +747,21 @@ fn run_engine(
         run.bandwidth = Some(bandwidth_run(config, entry, bytes)?);
     }
     Ok(run)
+}
+
+/// Under `--sync always`, after a phase that wrote: the device's synced appends of a record of
+/// the run's size, in the directory holding the engine's (beside it, not in it: the engine owns
+/// its directory's names).
+fn synced_device_after(
+    config: &SuiteConfig,
+    summary: &PhaseSummary,
+    dir: &Path,
+) -> Result<Option<bandwidth::SyncedAppends>> {
+    if config.engine_config.sync != SyncPolicy::Always || summary.writes() == 0 {
+        return Ok(None);
+    }
+    let record = (config.dataset.key_size + config.dataset.value_size) as u64;
+    bandwidth::synced_appends(dir, record, bandwidth::SYNCED_APPEND_SECS).map(Some)
 }
 
 /// A `fillseq` of 4 KiB values under `--sync never` plus one final sync, in a fresh directory,

@@ -4,9 +4,9 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::{Error, Result};
 
@@ -66,18 +66,69 @@ impl Poison {
 /// every writer that appended meanwhile. Writers that arrive while a sync runs wait for it and
 /// then, if it did not cover them, one of them leads the next. A failed sync poisons: every
 /// waiter gets the error and no sync is ever retried.
+///
+/// **Gathering.** Without more, `N` closed-loop writers split into two alternating groups of
+/// about `N / 2`: the writers a sync covers come back and append while the next sync (led by
+/// one that arrived during the last) already runs. So a leader first waits, before it reads the
+/// end, until as many writers wait uncovered as did at the most since the last sync began (the
+/// writers it knows are coming back), or until half the last sync's duration has passed,
+/// whichever comes first (as PostgreSQL's `commit_delay`/`commit_siblings` and MySQL's
+/// `binlog_group_commit_sync_delay`, but adaptive). A lone writer never waits; the wait holds
+/// no engine lock (writers call this after releasing theirs) and starts no sync.
+/// `docs/durability.md` ("Group commit") has the steps.
 #[derive(Debug)]
 pub struct GroupCommit {
     state: Mutex<GroupState>,
     done: Condvar,
+    /// Wakes a gathering leader when a writer arrives.
+    arrived: Condvar,
     poison: Poison,
+    /// The longest a leader gathers; `None`: a fraction of the last sync's duration.
+    max_gather: Option<Duration>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct GroupState {
     durable: u64,
     syncing: bool,
+    /// Positions of the writers inside `wait_durable` (a handful: one per writing thread).
+    waiting: Vec<u64>,
+    /// The most writers seen waiting uncovered since the last sync began.
+    peak: usize,
+    /// How long the last sync took.
+    last_sync: Duration,
+    stats: GroupCommitStats,
 }
+
+/// Counters of a [`GroupCommit`], for tests and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Syncs led through [`GroupCommit::wait_durable`].
+    pub syncs: u64,
+    /// Calls to [`GroupCommit::wait_durable`] that had to wait for a sync.
+    pub waits: u64,
+    /// Leaders that waited for writers to gather before syncing.
+    pub gathers: u64,
+    /// Gathers that ended at their time bound rather than with every expected writer.
+    pub gather_timeouts: u64,
+}
+
+impl GroupState {
+    /// Writers waiting whose position no completed sync covers.
+    fn uncovered(&self) -> usize {
+        self.waiting.iter().filter(|&&p| p > self.durable).count()
+    }
+
+    fn leave(&mut self, pos: u64) {
+        if let Some(i) = self.waiting.iter().position(|&p| p == pos) {
+            self.waiting.swap_remove(i);
+        }
+    }
+}
+
+/// The longest a leader gathers, as a fraction of the last sync's duration: a writer that does
+/// not come back costs the others at most this once (the expected count then drops to who came).
+const GATHER_FRACTION: u32 = 2;
 
 impl GroupCommit {
     /// Everything up to `durable` is already durable.
@@ -85,10 +136,22 @@ impl GroupCommit {
         GroupCommit {
             state: Mutex::new(GroupState {
                 durable,
-                syncing: false,
+                ..GroupState::default()
             }),
             done: Condvar::new(),
+            arrived: Condvar::new(),
             poison: Poison::new(),
+            max_gather: None,
+        }
+    }
+
+    /// As [`GroupCommit::new`], with a fixed bound on a leader's gathering instead of a
+    /// fraction of the last sync's duration (`Duration::ZERO`: never gather). For tests that
+    /// must not depend on timing, and for comparisons.
+    pub fn with_max_gather(durable: u64, max_gather: Duration) -> Self {
+        GroupCommit {
+            max_gather: Some(max_gather),
+            ..GroupCommit::new(durable)
         }
     }
 
@@ -102,12 +165,23 @@ impl GroupCommit {
         self.state.lock().durable
     }
 
+    /// The counters so far.
+    pub fn stats(&self) -> GroupCommitStats {
+        self.state.lock().stats
+    }
+
+    /// Writers inside [`GroupCommit::wait_durable`] whose position is not yet durable.
+    pub fn waiting(&self) -> usize {
+        self.state.lock().uncovered()
+    }
+
     /// Records that everything up to `pos` is durable (after a sync done outside the group,
     /// such as at a file rotation).
     pub fn mark_durable(&self, pos: u64) {
         let mut st = self.state.lock();
         st.durable = st.durable.max(pos);
         self.done.notify_all();
+        self.arrived.notify_all();
     }
 
     /// Returns once everything up to `pos` is durable. `sync` is called at most once, if this
@@ -117,15 +191,36 @@ impl GroupCommit {
     /// # Errors
     /// [`Error::Poisoned`] if a sync failed earlier, or the error of the sync this caller led.
     pub fn wait_durable(&self, pos: u64, sync: impl FnOnce() -> Result<u64>) -> Result<()> {
-        let mut sync = Some(sync);
         let mut st = self.state.lock();
+        if st.durable >= pos {
+            // As the loop below: a poisoned engine answers `Poisoned` even when covered.
+            return self.poison.check();
+        }
+        st.waiting.push(pos);
+        st.peak = st.peak.max(st.uncovered());
+        if st.syncing {
+            st.stats.waits += 1;
+        }
+        self.arrived.notify_one();
+        let result = self.wait_or_lead(&mut st, pos, sync);
+        st.leave(pos);
+        result
+    }
+
+    fn wait_or_lead(
+        &self,
+        st: &mut MutexGuard<'_, GroupState>,
+        pos: u64,
+        sync: impl FnOnce() -> Result<u64>,
+    ) -> Result<()> {
+        let mut sync = Some(sync);
         loop {
             self.poison.check()?;
             if st.durable >= pos {
                 return Ok(());
             }
             if st.syncing {
-                self.done.wait(&mut st);
+                self.done.wait(st);
                 continue;
             }
             let Some(run) = sync.take() else {
@@ -135,17 +230,62 @@ impl GroupCommit {
                 ));
             };
             st.syncing = true;
-            drop(st);
-            let result = run();
-            st = self.state.lock();
-            st.syncing = false;
-            self.done.notify_all();
-            match result {
-                Ok(covered) => st.durable = st.durable.max(covered),
-                Err(e) => {
-                    self.poison.set(&e);
-                    return Err(e);
+            self.gather(st, pos);
+            if st.durable >= pos || self.poison.is_set() {
+                // Covered (a rotation's sync) or poisoned while gathering: no sync to run.
+                st.syncing = false;
+                self.done.notify_all();
+                continue;
+            }
+            self.lead(st, run)?;
+        }
+    }
+
+    /// The leader's wait for the writers it expects (see the type's docs). Returns at once for
+    /// a lone writer.
+    fn gather(&self, st: &mut MutexGuard<'_, GroupState>, pos: u64) {
+        let expected = st.peak;
+        if st.uncovered() >= expected {
+            return;
+        }
+        let bound = self.max_gather.unwrap_or(st.last_sync / GATHER_FRACTION);
+        if bound.is_zero() {
+            return;
+        }
+        st.stats.gathers += 1;
+        let deadline = Instant::now() + bound;
+        while st.uncovered() < expected && !self.poison.is_set() && st.durable < pos {
+            if self.arrived.wait_until(st, deadline).timed_out() {
+                if st.uncovered() < expected {
+                    st.stats.gather_timeouts += 1;
                 }
+                return;
+            }
+        }
+    }
+
+    /// Runs the leader's sync with the state unlocked, then publishes what it covered or
+    /// poisons.
+    fn lead(
+        &self,
+        st: &mut MutexGuard<'_, GroupState>,
+        run: impl FnOnce() -> Result<u64>,
+    ) -> Result<()> {
+        st.peak = st.uncovered();
+        st.stats.syncs += 1;
+        let started = Instant::now();
+        let result = MutexGuard::unlocked(st, run);
+        st.last_sync = started.elapsed();
+        st.syncing = false;
+        self.done.notify_all();
+        match result {
+            Ok(covered) => {
+                st.durable = st.durable.max(covered);
+                Ok(())
+            }
+            Err(e) => {
+                self.poison.set(&e);
+                Err(e)
             }
         }
     }

@@ -46,7 +46,9 @@ mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use durability::{GroupCommit, PeriodicTask, Poison, in_periodic_task, thread_cpu_time};
+pub use durability::{
+    GroupCommit, GroupCommitStats, PeriodicTask, Poison, in_periodic_task, thread_cpu_time,
+};
 pub use engine::{
     BatchOp, CompactionSummary, Engine, KeyRange, MAX_BATCH_BYTES, MAX_KEY_LEN, MAX_VALUE_LEN,
     ReadTrace, Scan, TraceStep, Value, WriteBatch, check_key, check_value,

@@ -224,6 +224,26 @@ pub struct PhaseSummary {
     /// Seconds of that warm-up.
     #[serde(default)]
     pub warmup_s: f64,
+    /// Under `--sync always`, for a phase that wrote: the device's synced appends measured in
+    /// the same directory right after the phase ([`crate::bandwidth::synced_appends`]).
+    #[serde(default)]
+    pub synced_device: Option<crate::bandwidth::SyncedAppends>,
+}
+
+impl PhaseSummary {
+    /// Puts and deletes issued (a batch counts its operations).
+    pub fn writes(&self) -> u64 {
+        self.counts.puts + self.counts.deletes
+    }
+
+    /// Log syncs (seam class `log`) per write; `None` for a phase without writes or without
+    /// seam counts.
+    pub fn syncs_per_write(&self) -> Option<f64> {
+        let syncs = self.io.class(engine_api::IoClass::Log).syncs;
+        #[expect(clippy::cast_precision_loss, reason = "a ratio")]
+        (self.writes() > 0 && self.io != engine_api::IoStats::default())
+            .then(|| syncs as f64 / self.writes() as f64)
+    }
 }
 
 /// One second (or the last, shorter stretch) of a phase.

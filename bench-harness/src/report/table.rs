@@ -614,3 +614,49 @@ pub fn phase_duration_table(result: &SuiteResult) -> Table {
         .collect();
     Table { header, rows }
 }
+
+/// Synced writes (`--sync always`) per engine and phase that wrote: writes per second, the log
+/// syncs each write cost (below 1 when writers share syncs), and the device's own synced
+/// appends per second measured in the same directory right after the phase, with the ratio.
+pub fn synced_writes_table(result: &SuiteResult) -> Table {
+    let header = [
+        "engine",
+        "phase",
+        "threads",
+        "writes (kops/s)",
+        "log syncs per write",
+        "device synced appends (k/s)",
+        "engine / device",
+    ];
+    let mut rows = Vec::new();
+    for (run, repeats) in result.runs.iter().zip(result.engine_repeats()) {
+        for phase in run.phases.iter().filter(|p| p.synced_device.is_some()) {
+            let label = phase.phase.clone();
+            let of = |f: fn(&PhaseSummary) -> Option<f64>| {
+                let label = label.clone();
+                spread::cell(repeats, move |r| phase_of(r, &label).and_then(f))
+            };
+            rows.push(vec![
+                run.engine.clone(),
+                label.clone(),
+                phase.threads.to_string(),
+                of(|p| Some(synced_writes_per_sec(p) / 1e3)),
+                of(PhaseSummary::syncs_per_write),
+                of(|p| p.synced_device.as_ref().map(|d| d.per_sec / 1e3)),
+                of(|p| {
+                    let device = p.synced_device.as_ref()?.per_sec;
+                    Some(synced_writes_per_sec(p) / device.max(1e-9))
+                }),
+            ]);
+        }
+    }
+    Table {
+        header: header.iter().map(ToString::to_string).collect(),
+        rows,
+    }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "a rate")]
+fn synced_writes_per_sec(p: &PhaseSummary) -> f64 {
+    p.writes() as f64 / p.seconds.max(1e-9)
+}

@@ -524,6 +524,7 @@ impl Runner {
             planned_ops: phase.ops,
             warmup_ops: 0,
             warmup_s: 0.0,
+            synced_device: None,
         }
     }
 

@@ -9,4 +9,5 @@ mod practical;
 mod report;
 mod runner;
 mod simulate;
+mod synced;
 mod workload;

@@ -10,6 +10,7 @@ mod damage;
 mod failed_sync;
 mod faults;
 mod fuzz;
+mod group_commit;
 mod kill;
 mod linearizability;
 mod os_storage;
