@@ -88,13 +88,18 @@ impl KeyDir {
         self.shard(h).write().remove(h, key)
     }
 
-    /// Moves `key` from `expected` to `new` only if it still points at `expected`'s record: a
-    /// write or delete that happened meanwhile always wins over a merge.
-    pub(crate) fn compare_and_set(&self, key: &[u8], expected: &Loc, new: Loc) -> bool {
+    /// Moves `key`'s record from `(file, offset)` `from` to `to` only if the keydir still
+    /// points at `from`: a write or delete that happened meanwhile always wins over a merge.
+    /// The copy has the same length and sequence number, so only the place changes.
+    pub(crate) fn move_record(&self, key: &[u8], from: (u32, u32), to: (u32, u32)) -> bool {
         let h = hash(key);
         let mut shard = self.shard(h).write();
         let result = shard.update(h, key, |cur| match cur {
-            Some(cur) if cur.same_record(expected) => Some(new),
+            Some(cur) if (cur.file, cur.offset) == from => Some(Loc {
+                file: to.0,
+                offset: to.1,
+                ..cur
+            }),
             other => other,
         });
         matches!(result, Ok((_, true)))
@@ -309,15 +314,20 @@ mod tests {
     }
 
     #[test]
-    fn compare_and_set_loses_to_a_newer_write() {
+    fn move_record_loses_to_a_newer_write() {
         let kd = KeyDir::new();
         kd.put(b"k", loc(1, 1)).unwrap();
-        assert!(kd.compare_and_set(b"k", &loc(1, 1), loc(9, 1)));
+        assert!(kd.move_record(b"k", (1, 0), (9, 0)));
+        assert_eq!(
+            kd.get(b"k"),
+            Some(loc(9, 1)),
+            "moved, same length and sequence"
+        );
         kd.put(b"k", loc(5, 2)).unwrap();
-        assert!(!kd.compare_and_set(b"k", &loc(9, 1), loc(10, 1)));
+        assert!(!kd.move_record(b"k", (9, 0), (10, 0)));
         assert_eq!(kd.get(b"k"), Some(loc(5, 2)));
         kd.remove(b"k");
-        assert!(!kd.compare_and_set(b"k", &loc(5, 2), loc(10, 2)));
+        assert!(!kd.move_record(b"k", (5, 0), (10, 0)));
         assert_eq!(kd.get(b"k"), None, "a merge resurrected a deleted key");
     }
 

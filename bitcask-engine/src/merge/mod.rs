@@ -121,25 +121,61 @@ impl Inner {
     }
 }
 
-/// Where copied keys move: keys in one buffer, so a large merge does not allocate per key.
+/// Where copied keys move. One merge can move every key of the store, so this is kept small:
+/// keys back to back in one buffer (no offsets: they are walked in order), and per key only
+/// what the move needs, 24 bytes. The record's sequence number is not kept: a move only
+/// happens while the keydir still points at the copied record, which has it already.
 #[derive(Default)]
 struct Moves {
     keys: Vec<u8>,
-    list: Vec<(usize, usize, Loc, Loc)>,
+    list: Vec<Move>,
+}
+
+/// One copied key: where its record was and where the copy is (same length, same sequence).
+#[derive(Clone, Copy)]
+struct Move {
+    key_len: u16,
+    len: u32,
+    from: (u32, u32),
+    to: (u32, u32),
 }
 
 impl Moves {
-    fn push(&mut self, key: &[u8], old: Loc, new: Loc) {
-        self.list.push((self.keys.len(), key.len(), old, new));
+    /// Room for the keys live in `inputs` now (later writes only make fewer of them live),
+    /// so that the list does not grow by doubling to twice what it holds.
+    fn for_inputs(inputs: &[Arc<DataFile>]) -> Self {
+        let live: u64 = inputs.iter().map(|f| f.live_keys()).sum();
+        let live = usize::try_from(live).unwrap_or(0);
+        Moves {
+            keys: Vec::with_capacity(live.saturating_mul(TYPICAL_KEY_BYTES)),
+            list: Vec::with_capacity(live),
+        }
+    }
+
+    fn push(&mut self, key: &[u8], old: &Loc, new: &Loc) {
+        // Keys are at most `u16::MAX` bytes (the record format's limit).
+        let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+        self.list.push(Move {
+            key_len,
+            len: new.len,
+            from: (old.file, old.offset),
+            to: (new.file, new.offset),
+        });
         self.keys.extend_from_slice(key);
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &Loc, &Loc)> {
-        self.list
-            .iter()
-            .map(|(at, len, old, new)| (self.keys.get(*at..at + len).unwrap_or_default(), old, new))
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Move)> {
+        self.list.iter().scan(0usize, |at, m| {
+            let start = *at;
+            *at += usize::from(m.key_len);
+            Some((self.keys.get(start..*at).unwrap_or_default(), m))
+        })
     }
 }
+
+/// What [`Moves::for_inputs`] reserves per key for the key itself (beyond it, the buffer
+/// grows as a `Vec` does).
+const TYPICAL_KEY_BYTES: usize = 16;
 
 /// The state of one merge while it copies.
 struct Job<'a> {
@@ -176,7 +212,7 @@ fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
     let mut job = Job {
         inner,
         outputs: Outputs::new(inner),
-        moves: Moves::default(),
+        moves: Moves::for_inputs(inputs),
         summary: CompactionSummary::default(),
         limiter: RateLimiter::new(inner.opts.merge.rate_limit),
         outside_min_seq,
@@ -291,7 +327,7 @@ impl Job<'_> {
         self.summary.records_out += 1;
         self.limiter.consume(op.len, &self.inner.stop);
         if let (false, Some(old)) = (op.tombstone, current) {
-            self.moves.push(op.key, old, new);
+            self.moves.push(op.key, &old, &new);
         }
         Ok(())
     }
@@ -320,15 +356,15 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
     }
     let outputs: BTreeMap<u32, &DataFile> =
         finished.iter().map(|f| (f.file.id(), &*f.file)).collect();
-    for (key, old, new) in moves.iter() {
-        let Some(out) = outputs.get(&new.file) else {
+    for (key, m) in moves.iter() {
+        let Some(out) = outputs.get(&m.to.0) else {
             continue;
         };
         // Counted before the move, so that a write replacing the key right after it finds the
         // bytes to take away.
-        out.add_live(u64::from(new.len));
-        if !inner.keydir.compare_and_set(key, old, *new) {
-            out.remove_live(u64::from(new.len));
+        out.add_live(u64::from(m.len));
+        if !inner.keydir.move_record(key, m.from, m.to) {
+            out.remove_live(u64::from(m.len));
         }
     }
     // Scans walking the keydir may hold locations in the inputs: wait for their walks.
