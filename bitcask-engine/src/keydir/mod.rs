@@ -106,8 +106,8 @@ impl KeyDir {
 
     /// Looks up many keys at once (a merge's window of records). One at a time, each look-up
     /// waits for up to three cache misses in turn (slot, entry, key), and a merge's keys are
-    /// spread over the whole keydir; here they are grouped by shard, each shard is locked once,
-    /// and [`Table::touch`] overlaps the misses of [`table::TOUCH`] keys at a time.
+    /// spread over the whole keydir; here they are grouped by shard, locked once per
+    /// [`table::TOUCH`] keys, whose misses [`Table::touch`] overlaps.
     pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Loc>> {
         let hashes: Vec<u64> = keys.iter().map(|k| hash(k)).collect();
         let mut out = vec![None; keys.len()];
@@ -115,10 +115,9 @@ impl KeyDir {
             let Some(table) = group.first().and_then(|g| self.shards.get(g.0)) else {
                 continue;
             };
-            let table = table.read();
             for chunk in group.chunks(table::TOUCH) {
-                let hs: Vec<u64> = chunk.iter().map(|g| g.1).collect();
-                std::hint::black_box(table.touch(&hs));
+                let table = table.read();
+                std::hint::black_box(table.touch(&hashes_of(chunk)));
                 for &(_, h, i) in chunk {
                     if let (Some(slot), Some(key)) = (out.get_mut(i), keys.get(i)) {
                         *slot = table.get(h, key);
@@ -129,8 +128,8 @@ impl KeyDir {
         out
     }
 
-    /// [`KeyDir::move_record`] for many keys: grouped by shard (each locked once), misses
-    /// overlapped as in [`KeyDir::get_many`]. Calls `before(i)` before key `i` moves and
+    /// [`KeyDir::move_record`] for many keys: grouped by shard, locked once per
+    /// [`table::TOUCH`] keys, misses overlapped as in [`KeyDir::get_many`]. Calls `before(i)` before key `i` moves and
     /// `failed(i)` if it did not (a newer write or delete won).
     pub(crate) fn move_many(
         &self,
@@ -143,10 +142,11 @@ impl KeyDir {
             let Some(table) = group.first().and_then(|g| self.shards.get(g.0)) else {
                 continue;
             };
-            let mut table = table.write();
+            // Locked per chunk, not per group: a writer of this shard waits for at most
+            // `TOUCH` moves.
             for chunk in group.chunks(table::TOUCH) {
-                let hs: Vec<u64> = chunk.iter().map(|g| g.1).collect();
-                std::hint::black_box(table.touch(&hs));
+                let mut table = table.write();
+                std::hint::black_box(table.touch(&hashes_of(chunk)));
                 for &(_, h, i) in chunk {
                     let Some(&(key, from, to)) = moves.get(i) else {
                         continue;
@@ -316,6 +316,15 @@ fn move_in(table: &mut Table, h: u64, key: &[u8], from: Place, to: Place) -> boo
         other => other,
     });
     matches!(result, Ok((_, true)))
+}
+
+/// The hashes of up to [`table::TOUCH`] entries of [`by_shard`]'s order (zeros beyond).
+fn hashes_of(chunk: &[(usize, u64, usize)]) -> [u64; table::TOUCH] {
+    let mut hs = [0; table::TOUCH];
+    for (h, g) in hs.iter_mut().zip(chunk) {
+        *h = g.1;
+    }
+    hs
 }
 
 /// `(shard, hash, index)` of every hash, sorted by shard (then index: input order within one).
