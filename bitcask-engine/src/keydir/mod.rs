@@ -327,14 +327,29 @@ fn hashes_of(chunk: &[(usize, u64, usize)]) -> [u64; table::TOUCH] {
     hs
 }
 
-/// `(shard, hash, index)` of every hash, sorted by shard (then index: input order within one).
+/// `(shard, hash, index)` of every hash, ordered by shard (then index: input order within
+/// one). A counting sort: one pass to count per shard, one to place.
 fn by_shard(hashes: &[u64]) -> Vec<(usize, u64, usize)> {
-    let mut order: Vec<(usize, u64, usize)> = hashes
-        .iter()
-        .enumerate()
-        .map(|(i, &h)| (shard_of(h), h, i))
-        .collect();
-    order.sort_unstable_by_key(|&(shard, _, i)| (shard, i));
+    let mut next = vec![0usize; SHARDS];
+    for &h in hashes {
+        if let Some(n) = next.get_mut(shard_of(h)) {
+            *n += 1;
+        }
+    }
+    let mut at = 0;
+    for n in &mut next {
+        (*n, at) = (at, at + *n);
+    }
+    let mut order = vec![(0, 0, 0); hashes.len()];
+    for (i, &h) in hashes.iter().enumerate() {
+        let shard = shard_of(h);
+        if let Some(n) = next.get_mut(shard) {
+            if let Some(slot) = order.get_mut(*n) {
+                *slot = (shard, h, i);
+            }
+            *n += 1;
+        }
+    }
     order
 }
 
