@@ -261,6 +261,11 @@ impl DataFile {
         self.live_bytes.load(Ordering::Relaxed)
     }
 
+    /// Keys whose newest record is here.
+    pub(crate) fn live_keys(&self) -> u64 {
+        self.live_keys.load(Ordering::Relaxed)
+    }
+
     /// Notes records appended by the writer (the active file grows). Plain stores: only the
     /// writer, under its mutex, changes the active file's shape.
     pub(crate) fn grew(&self, len: u64, records: u64, min_seq: u64, max_seq: u64) {

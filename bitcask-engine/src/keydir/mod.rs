@@ -13,7 +13,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use table::Table;
 
-const SHARDS: usize = 256;
+/// Shards of the keydir.
+pub(crate) const SHARDS: usize = 256;
 
 /// Set on [`Loc::len`] while replaying: the record is a tombstone (kept so that an older put
 /// read later cannot win), purged once replay ends. Record lengths stay far below 2^31.
@@ -36,15 +37,21 @@ impl Loc {
     pub(crate) fn is_tombstone(&self) -> bool {
         self.len & TOMBSTONE_FLAG != 0
     }
-
-    /// Whether `self` names the same record as `other`.
-    pub(crate) fn same_record(&self, other: &Loc) -> bool {
-        self.file == other.file && self.offset == other.offset
-    }
 }
+
+/// A record's place: data file id and offset.
+pub(crate) type Place = (u32, u32);
+
+/// A key whose record a merge copied: from where, to where.
+pub(crate) type KeyMove<'a> = (&'a [u8], Place, Place);
 
 pub(crate) fn hash(key: &[u8]) -> u64 {
     xxh3_64(key)
+}
+
+/// The shard `key` lives in.
+pub(crate) fn shard_of_key(key: &[u8]) -> usize {
+    shard_of(hash(key))
 }
 
 fn shard_of(hash: u64) -> usize {
@@ -88,16 +95,69 @@ impl KeyDir {
         self.shard(h).write().remove(h, key)
     }
 
-    /// Moves `key` from `expected` to `new` only if it still points at `expected`'s record: a
-    /// write or delete that happened meanwhile always wins over a merge.
-    pub(crate) fn compare_and_set(&self, key: &[u8], expected: &Loc, new: Loc) -> bool {
+    /// Moves `key`'s record from `(file, offset)` `from` to `to` only if the keydir still
+    /// points at `from`: a write or delete that happened meanwhile always wins over a merge.
+    /// The copy has the same length and sequence number, so only the place changes.
+    #[cfg(test)]
+    pub(crate) fn move_record(&self, key: &[u8], from: Place, to: Place) -> bool {
         let h = hash(key);
-        let mut shard = self.shard(h).write();
-        let result = shard.update(h, key, |cur| match cur {
-            Some(cur) if cur.same_record(expected) => Some(new),
-            other => other,
-        });
-        matches!(result, Ok((_, true)))
+        move_in(&mut self.shard(h).write(), h, key, from, to)
+    }
+
+    /// Looks up many keys at once (a merge's window of records). One at a time, each look-up
+    /// waits for up to three cache misses in turn (slot, entry, key), and a merge's keys are
+    /// spread over the whole keydir; here they are grouped by shard, locked once per
+    /// [`table::TOUCH`] keys, whose misses [`Table::touch`] overlaps.
+    pub(crate) fn get_many(&self, keys: &[&[u8]]) -> Vec<Option<Loc>> {
+        let hashes: Vec<u64> = keys.iter().map(|k| hash(k)).collect();
+        let mut out = vec![None; keys.len()];
+        for group in by_shard(&hashes).chunk_by(|a, b| a.0 == b.0) {
+            let Some(table) = group.first().and_then(|g| self.shards.get(g.0)) else {
+                continue;
+            };
+            for chunk in group.chunks(table::TOUCH) {
+                let table = table.read();
+                std::hint::black_box(table.touch(&hashes_of(chunk)));
+                for &(_, h, i) in chunk {
+                    if let (Some(slot), Some(key)) = (out.get_mut(i), keys.get(i)) {
+                        *slot = table.get(h, key);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// [`KeyDir::move_record`] for many keys: grouped by shard, locked once per
+    /// [`table::TOUCH`] keys, misses overlapped as in [`KeyDir::get_many`]. Calls `before(i)` before key `i` moves and
+    /// `failed(i)` if it did not (a newer write or delete won).
+    pub(crate) fn move_many(
+        &self,
+        moves: &[KeyMove<'_>],
+        mut before: impl FnMut(usize),
+        mut failed: impl FnMut(usize),
+    ) {
+        let hashes: Vec<u64> = moves.iter().map(|m| hash(m.0)).collect();
+        for group in by_shard(&hashes).chunk_by(|a, b| a.0 == b.0) {
+            let Some(table) = group.first().and_then(|g| self.shards.get(g.0)) else {
+                continue;
+            };
+            // Locked per chunk, not per group: a writer of this shard waits for at most
+            // `TOUCH` moves.
+            for chunk in group.chunks(table::TOUCH) {
+                let mut table = table.write();
+                std::hint::black_box(table.touch(&hashes_of(chunk)));
+                for &(_, h, i) in chunk {
+                    let Some(&(key, from, to)) = moves.get(i) else {
+                        continue;
+                    };
+                    before(i);
+                    if !move_in(&mut table, h, key, from, to) {
+                        failed(i);
+                    }
+                }
+            }
+        }
     }
 
     /// Replay of one record (tests; open goes through [`KeyDir::bulk`], same rule).
@@ -245,6 +305,54 @@ impl Bulk<'_> {
     }
 }
 
+/// The move of [`KeyDir::move_record`] inside a locked shard.
+fn move_in(table: &mut Table, h: u64, key: &[u8], from: Place, to: Place) -> bool {
+    let result = table.update(h, key, |cur| match cur {
+        Some(cur) if (cur.file, cur.offset) == from => Some(Loc {
+            file: to.0,
+            offset: to.1,
+            ..cur
+        }),
+        other => other,
+    });
+    matches!(result, Ok((_, true)))
+}
+
+/// The hashes of up to [`table::TOUCH`] entries of [`by_shard`]'s order (zeros beyond).
+fn hashes_of(chunk: &[(usize, u64, usize)]) -> [u64; table::TOUCH] {
+    let mut hs = [0; table::TOUCH];
+    for (h, g) in hs.iter_mut().zip(chunk) {
+        *h = g.1;
+    }
+    hs
+}
+
+/// `(shard, hash, index)` of every hash, ordered by shard (then index: input order within
+/// one). A counting sort: one pass to count per shard, one to place.
+fn by_shard(hashes: &[u64]) -> Vec<(usize, u64, usize)> {
+    let mut next = vec![0usize; SHARDS];
+    for &h in hashes {
+        if let Some(n) = next.get_mut(shard_of(h)) {
+            *n += 1;
+        }
+    }
+    let mut at = 0;
+    for n in &mut next {
+        (*n, at) = (at, at + *n);
+    }
+    let mut order = vec![(0, 0, 0); hashes.len()];
+    for (i, &h) in hashes.iter().enumerate() {
+        let shard = shard_of(h);
+        if let Some(n) = next.get_mut(shard) {
+            if let Some(slot) = order.get_mut(*n) {
+                *slot = (shard, h, i);
+            }
+            *n += 1;
+        }
+    }
+    order
+}
+
 /// Replay's rule: of the current and the offered record, the one with the higher sequence
 /// number wins, so files can be replayed in any order. Tombstones are kept (flagged) until
 /// [`KeyDir::purge_tombstones`], so that an older put read later cannot win over them.
@@ -309,16 +417,74 @@ mod tests {
     }
 
     #[test]
-    fn compare_and_set_loses_to_a_newer_write() {
+    fn move_record_loses_to_a_newer_write() {
         let kd = KeyDir::new();
         kd.put(b"k", loc(1, 1)).unwrap();
-        assert!(kd.compare_and_set(b"k", &loc(1, 1), loc(9, 1)));
+        assert!(kd.move_record(b"k", (1, 0), (9, 0)));
+        assert_eq!(
+            kd.get(b"k"),
+            Some(loc(9, 1)),
+            "moved, same length and sequence"
+        );
         kd.put(b"k", loc(5, 2)).unwrap();
-        assert!(!kd.compare_and_set(b"k", &loc(9, 1), loc(10, 1)));
+        assert!(!kd.move_record(b"k", (9, 0), (10, 0)));
         assert_eq!(kd.get(b"k"), Some(loc(5, 2)));
         kd.remove(b"k");
-        assert!(!kd.compare_and_set(b"k", &loc(5, 2), loc(10, 2)));
+        assert!(!kd.move_record(b"k", (5, 0), (10, 0)));
         assert_eq!(kd.get(b"k"), None, "a merge resurrected a deleted key");
+    }
+
+    /// The grouped look-ups and moves answer exactly as one at a time would, in input order,
+    /// over keys spread across every shard, missing keys and keys a newer write moved.
+    #[test]
+    fn get_many_and_move_many_match_one_at_a_time() {
+        let kd = KeyDir::new();
+        let keys: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("key{i}").into_bytes())
+            .collect();
+        for (i, k) in keys.iter().enumerate().filter(|(i, _)| i % 7 != 0) {
+            kd.put(k, loc(i as u32, i as u64)).unwrap();
+        }
+        let refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+        let many = kd.get_many(&refs);
+        let one: Vec<Option<Loc>> = refs.iter().map(|k| kd.get(k)).collect();
+        assert_eq!(many, one);
+        let moves: Vec<KeyMove<'_>> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                (
+                    *k,
+                    (i as u32 + u32::from(i % 5 == 0), 0),
+                    (90_000, i as u32),
+                )
+            })
+            .collect();
+        let (mut before, mut failed) = (Vec::new(), Vec::new());
+        kd.move_many(&moves, |i| before.push(i), |i| failed.push(i));
+        before.sort_unstable();
+        failed.sort_unstable();
+        assert_eq!(before, (0..5000).collect::<Vec<_>>());
+        let expect_failed: Vec<usize> = (0..5000).filter(|i| i % 7 == 0 || i % 5 == 0).collect();
+        assert_eq!(
+            failed, expect_failed,
+            "missing keys and other places do not move"
+        );
+        for (i, k) in refs.iter().enumerate() {
+            let want = (i % 7 != 0).then(|| {
+                let l = loc(i as u32, i as u64);
+                if i % 5 == 0 {
+                    l
+                } else {
+                    Loc {
+                        file: 90_000,
+                        offset: i as u32,
+                        ..l
+                    }
+                }
+            });
+            assert_eq!(kd.get(k), want, "key {i}");
+        }
     }
 
     #[test]

@@ -30,6 +30,9 @@ const REBUILD_LOAD_NUM: usize = 65;
 const ARENA_GARBAGE_DIV: usize = 16;
 /// ...and at least this many bytes (tiny shards are not worth the copy).
 const MIN_GARBAGE: usize = 64;
+/// Most keys [`Table::touch`] takes at once: enough misses in flight to cover a memory
+/// latency, few enough for the loads to fit the CPU's reorder window.
+pub(crate) const TOUCH: usize = 16;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -93,6 +96,30 @@ impl Table {
             Probe::Found { index, .. } => self.entries.get(index).map(Entry::loc),
             Probe::Vacant(_) => None,
         }
+    }
+
+    /// Loads, for each of up to [`TOUCH`] hashes, its home slot, then where the slot's tag
+    /// matches the entry, then the start of that entry's key: plain loads, each stage for all
+    /// keys before the next, so that their cache misses overlap instead of queueing one after
+    /// another as separate probes would. A probe that follows finds them in cache. The value
+    /// returned means nothing; pass it to `std::hint::black_box` so the loads are kept.
+    pub(crate) fn touch(&self, hashes: &[u64]) -> u64 {
+        let mut slots = [EMPTY; TOUCH];
+        for (s, &h) in slots.iter_mut().zip(hashes) {
+            *s = self.slots.get(self.home(h)).copied().unwrap_or(EMPTY);
+        }
+        let mut keys = [0u32; TOUCH];
+        for ((k, &s), &h) in keys.iter_mut().zip(&slots).zip(hashes) {
+            if s != EMPTY && s >> INDEX_BITS == tag_of(h) {
+                *k = self
+                    .entries
+                    .get((s & INDEX_MASK) as usize)
+                    .map_or(0, |e| e.key_off);
+            }
+        }
+        keys.iter().fold(0, |acc, &k| {
+            acc ^ u64::from(self.arena.get(k as usize).copied().unwrap_or(0))
+        })
     }
 
     /// Sets `key` to `loc`; returns the location it replaced.

@@ -31,7 +31,7 @@ use engine_api::{CompactionSummary, Error, IoClass, Result, Storage, thread_cpu_
 
 use crate::datafile::{DATA_START, DataFile, FileName, read_seal};
 use crate::engine::Inner;
-use crate::keydir::Loc;
+use crate::keydir::{self, KeyMove, Loc, Place};
 use crate::manifest::Manifest;
 use crate::reader::{Op, Policy, Source, scan_ops};
 use output::{Finished, Outputs};
@@ -121,23 +121,143 @@ impl Inner {
     }
 }
 
-/// Where copied keys move: keys in one buffer, so a large merge does not allocate per key.
-#[derive(Default)]
+/// Where copied keys move. One merge can move every key of the store, so this is kept small:
+/// per keydir shard, keys back to back in one buffer (no offsets: they are walked in order),
+/// and per key only what the move needs, 24 bytes. The record's sequence number is not kept: a
+/// move only happens while the keydir still points at the copied record, which has it already.
+/// Kept by shard so that the switch-over moves a shard's keys together
+/// ([`crate::keydir::KeyDir::move_many`]) without a sorted copy of the whole list.
 struct Moves {
+    shards: Vec<Bucket>,
+}
+
+/// The moves of one keydir shard.
+#[derive(Default)]
+struct Bucket {
     keys: Vec<u8>,
-    list: Vec<(usize, usize, Loc, Loc)>,
+    list: Vec<Move>,
+}
+
+/// One copied key: where its record was and where the copy is (same length, same sequence).
+#[derive(Clone, Copy)]
+struct Move {
+    key_len: u16,
+    len: u32,
+    from: Place,
+    to: Place,
 }
 
 impl Moves {
-    fn push(&mut self, key: &[u8], old: Loc, new: Loc) {
-        self.list.push((self.keys.len(), key.len(), old, new));
-        self.keys.extend_from_slice(key);
+    /// Room for the keys live in `inputs` now (later writes only make fewer of them live),
+    /// so that the lists do not grow by doubling to twice what they hold. The hash spreads
+    /// keys evenly: an eighth more than the mean per shard covers the spread.
+    fn for_inputs(inputs: &[Arc<DataFile>]) -> Self {
+        let live: u64 = inputs.iter().map(|f| f.live_keys()).sum();
+        let live = usize::try_from(live).unwrap_or(0);
+        let per_shard = live / keydir::SHARDS + live / keydir::SHARDS / 8 + 4;
+        let bucket = || Bucket {
+            keys: Vec::with_capacity(per_shard.saturating_mul(TYPICAL_KEY_BYTES)),
+            list: Vec::with_capacity(per_shard),
+        };
+        Moves {
+            shards: (0..keydir::SHARDS).map(|_| bucket()).collect(),
+        }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[u8], &Loc, &Loc)> {
-        self.list
-            .iter()
-            .map(|(at, len, old, new)| (self.keys.get(*at..at + len).unwrap_or_default(), old, new))
+    fn push(&mut self, key: &[u8], old: &Loc, new: &Loc) {
+        let Some(bucket) = self.shards.get_mut(keydir::shard_of_key(key)) else {
+            return;
+        };
+        // Keys are at most `u16::MAX` bytes (the record format's limit).
+        let key_len = u16::try_from(key.len()).unwrap_or(u16::MAX);
+        bucket.list.push(Move {
+            key_len,
+            len: new.len,
+            from: (old.file, old.offset),
+            to: (new.file, new.offset),
+        });
+        bucket.keys.extend_from_slice(key);
+    }
+}
+
+impl Bucket {
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &Move)> {
+        self.list.iter().scan(0usize, |at, m| {
+            let start = *at;
+            *at += usize::from(m.key_len);
+            Some((self.keys.get(start..*at).unwrap_or_default(), m))
+        })
+    }
+}
+
+/// What [`Moves::for_inputs`] reserves per key for the key itself (beyond it, the buffer
+/// grows as a `Vec` does).
+const TYPICAL_KEY_BYTES: usize = 16;
+
+/// Records read but not yet decided: their keys are looked up in the keydir a window at a
+/// time ([`crate::keydir::KeyDir::get_many`]), since one look-up at a time waits for each of
+/// its cache misses in turn, and look-ups were most of a merge's CPU time.
+#[derive(Default)]
+struct Window {
+    /// Each record's key then value, back to back.
+    bytes: Vec<u8>,
+    records: Vec<Held>,
+}
+
+/// One record of a [`Window`]: an [`Op`] whose key and value are in the window's bytes.
+struct Held {
+    offset: u64,
+    len: u64,
+    seq: u64,
+    tombstone: bool,
+    key_len: usize,
+    value_len: usize,
+}
+
+/// A window is decided once it holds this many records...
+const WINDOW_RECORDS: usize = 8192;
+/// ...or this many bytes of keys and values.
+const WINDOW_BYTES: usize = 1 << 20;
+
+impl Window {
+    fn push(&mut self, op: &Op<'_>) {
+        self.bytes.extend_from_slice(op.key);
+        self.bytes.extend_from_slice(op.value);
+        self.records.push(Held {
+            offset: op.offset,
+            len: op.len,
+            seq: op.seq,
+            tombstone: op.tombstone,
+            key_len: op.key.len(),
+            value_len: op.value.len(),
+        });
+    }
+
+    fn is_full(&self) -> bool {
+        self.records.len() >= WINDOW_RECORDS || self.bytes.len() >= WINDOW_BYTES
+    }
+
+    /// Every record as an [`Op`], in file order.
+    fn ops(&self) -> impl Iterator<Item = Op<'_>> {
+        self.records.iter().scan(0usize, |at, r| {
+            let key_end = *at + r.key_len;
+            let end = key_end + r.value_len;
+            let op = Op {
+                offset: r.offset,
+                len: r.len,
+                seq: r.seq,
+                tombstone: r.tombstone,
+                key: self.bytes.get(*at..key_end).unwrap_or_default(),
+                value: self.bytes.get(key_end..end).unwrap_or_default(),
+            };
+            *at = end;
+            Some(op)
+        })
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
     }
 }
 
@@ -146,6 +266,7 @@ struct Job<'a> {
     inner: &'a Inner,
     outputs: Outputs<'a>,
     moves: Moves,
+    window: Window,
     summary: CompactionSummary,
     limiter: RateLimiter,
     /// Smallest sequence number in any live file outside the merge.
@@ -176,7 +297,8 @@ fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
     let mut job = Job {
         inner,
         outputs: Outputs::new(inner),
-        moves: Moves::default(),
+        moves: Moves::for_inputs(inputs),
+        window: Window::default(),
         summary: CompactionSummary::default(),
         limiter: RateLimiter::new(inner.opts.merge.rate_limit),
         outside_min_seq,
@@ -255,6 +377,7 @@ impl Job<'_> {
         scan_ops(src, (DATA_START, end), policy, &mut |op| {
             self.visit(id, &op)
         })?;
+        self.decide_window(id)?;
         self.summary.bytes_read += input.len();
         Ok(())
     }
@@ -268,7 +391,29 @@ impl Job<'_> {
             ));
         }
         self.summary.records_in += 1;
-        let current = self.inner.keydir.get(op.key);
+        self.window.push(op);
+        if self.window.is_full() {
+            self.decide_window(file)?;
+        }
+        Ok(())
+    }
+
+    /// Looks up every key of the window at once, then copies what is live, in file order.
+    fn decide_window(&mut self, file: u32) -> Result<()> {
+        let window = std::mem::take(&mut self.window);
+        let keys: Vec<&[u8]> = window.ops().map(|op| op.key).collect();
+        let current = self.inner.keydir.get_many(&keys);
+        let result = window
+            .ops()
+            .zip(current)
+            .try_for_each(|(op, current)| self.decide(file, &op, current));
+        self.window = window;
+        self.window.clear();
+        result
+    }
+
+    /// Copies `op` if it is live (`current` is what the keydir holds for its key).
+    fn decide(&mut self, file: u32, op: &Op<'_>, current: Option<Loc>) -> Result<()> {
         let copy = if op.tombstone {
             let newer_put = current.is_some_and(|c| c.seq > op.seq);
             let droppable = newer_put || op.seq < self.outside_min_seq;
@@ -291,7 +436,7 @@ impl Job<'_> {
         self.summary.records_out += 1;
         self.limiter.consume(op.len, &self.inner.stop);
         if let (false, Some(old)) = (op.tombstone, current) {
-            self.moves.push(op.key, old, new);
+            self.moves.push(op.key, &old, &new);
         }
         Ok(())
     }
@@ -320,16 +465,8 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
     }
     let outputs: BTreeMap<u32, &DataFile> =
         finished.iter().map(|f| (f.file.id(), &*f.file)).collect();
-    for (key, old, new) in moves.iter() {
-        let Some(out) = outputs.get(&new.file) else {
-            continue;
-        };
-        // Counted before the move, so that a write replacing the key right after it finds the
-        // bytes to take away.
-        out.add_live(u64::from(new.len));
-        if !inner.keydir.compare_and_set(key, old, *new) {
-            out.remove_live(u64::from(new.len));
-        }
+    for bucket in &moves.shards {
+        move_bucket(inner, &outputs, bucket);
     }
     // Scans walking the keydir may hold locations in the inputs: wait for their walks.
     let _retire = inner.retire.write();
@@ -337,6 +474,34 @@ fn switch_over(inner: &Inner, inputs: &[Arc<DataFile>], finished: &[Finished], m
     for input in inputs {
         files.remove(&input.id());
     }
+}
+
+/// Moves the keys of one shard's bucket whose copies landed in `outputs`.
+fn move_bucket(inner: &Inner, outputs: &BTreeMap<u32, &DataFile>, bucket: &Bucket) {
+    let list: Vec<(&[u8], &Move, &DataFile)> = bucket
+        .iter()
+        .filter_map(|(key, m)| outputs.get(&m.to.0).map(|out| (key, m, *out)))
+        .collect();
+    let places: Vec<KeyMove<'_>> = list
+        .iter()
+        .map(|(key, m, _)| (*key, m.from, m.to))
+        .collect();
+    // Counted before the move, so that a write replacing the key right after it finds the
+    // bytes to take away.
+    let live = |i: usize| list.get(i).map(|(_, m, out)| (*out, u64::from(m.len)));
+    inner.keydir.move_many(
+        &places,
+        |i| {
+            if let Some((out, len)) = live(i) {
+                out.add_live(len);
+            }
+        },
+        |i| {
+            if let Some((out, len)) = live(i) {
+                out.remove_live(len);
+            }
+        },
+    );
 }
 
 /// Step 7: rename outputs, remove inputs, remove the commit record; each fsynced.
