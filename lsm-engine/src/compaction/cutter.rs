@@ -31,8 +31,8 @@ pub struct Grandparent<K> {
     pub size: u64,
 }
 
-/// The cutting state of one run of outputs (one subtask). Feed it every new user key, in
-/// order, before the key is written.
+/// The cutting state of one run of outputs (one subtask). Feed it each user key the outputs
+/// receive, once and in order, before the key is written (keys compaction drops need not be).
 #[derive(Clone, Debug)]
 pub struct OutputCutter<K> {
     target: u64,
