@@ -4,7 +4,7 @@
 //! the engine's compaction manager calls.
 
 use lsm_engine::LsmOptions;
-use lsm_engine::compaction_policy::{self, Choice};
+use lsm_engine::compaction_policy::{self, Choice, Grandparent, OutputCutter};
 
 use super::{Model, Sample, Stream};
 
@@ -119,7 +119,7 @@ impl LsmModel {
             let mut keys: Vec<u64> = inputs.into_iter().flat_map(|t| t.keys).collect();
             keys.sort_unstable();
             keys.dedup();
-            let outputs = self.cut(keys);
+            let outputs = self.cut(keys, c.output_level);
             self.s.background_bytes += outputs.iter().map(|t| t.size).sum::<u64>();
             outputs
         };
@@ -128,22 +128,46 @@ impl LsmModel {
         level.sort_by_key(|t| t.keys.first().copied());
     }
 
-    /// Compaction outputs: a table is cut once it reaches `target_file_bytes`.
-    fn cut(&mut self, keys: Vec<u64>) -> Vec<Table> {
+    /// The tables of the level below `output_level` that keys `lo..=hi` overlap, in key
+    /// order, as the engine hands them to its output cutter.
+    fn grandparents(&self, output_level: usize, lo: u64, hi: u64) -> Vec<Grandparent<u64>> {
+        self.levels
+            .get(output_level + 1)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| Some((*t.keys.first()?, *t.keys.last()?, t.size)))
+            .filter(|&(a, b, _)| a <= hi && lo <= b)
+            .map(|(smallest, largest, size)| Grandparent {
+                smallest,
+                largest,
+                size,
+            })
+            .collect()
+    }
+
+    /// Compaction outputs, cut where the engine's `OutputCutter` cuts them.
+    fn cut(&mut self, keys: Vec<u64>, output_level: usize) -> Vec<Table> {
+        let (lo, hi) = (keys.first().copied(), keys.last().copied());
+        let gps = match (lo, hi) {
+            (Some(lo), Some(hi)) => self.grandparents(output_level, lo, hi),
+            _ => Vec::new(),
+        };
+        let mut cutter = OutputCutter::new(self.opts.target_file_bytes, gps);
         let mut out = Vec::new();
         let mut current = Vec::new();
         let mut bytes = 0u64;
         let mut prev = None;
         for k in keys {
-            bytes += self.entry_bytes(prev, k, current.len());
-            current.push(k);
-            prev = Some(k);
-            if bytes >= self.opts.target_file_bytes {
+            let size = (!current.is_empty()).then_some(bytes);
+            if cutter.cut_before(&k, size) {
                 let entries = current.len() as u64;
                 out.push(self.table(std::mem::take(&mut current), entries));
                 bytes = 0;
                 prev = None;
             }
+            bytes += self.entry_bytes(prev, k, current.len());
+            current.push(k);
+            prev = Some(k);
         }
         if !current.is_empty() {
             let entries = current.len() as u64;

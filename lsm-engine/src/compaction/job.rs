@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use engine_api::{CompactionSummary, Error, IoClass, Result, thread_cpu_time};
 
 use super::log::{CompactionLog, DoneOutput, JobPlan};
-use super::picker::{FileSummary, Pick, Range, deeper_spans};
+use super::picker::{FileSummary, Pick, Range, deeper_spans, grandparents};
 use super::task::{
     Cancel, CompactionOutput, CompactionTask, KeySpan, OutputTable, TaskInput, run_task,
 };
@@ -120,8 +120,10 @@ fn plan(
         start = Bound::Included(p);
     }
     bounds.push((start, None));
+    let grandparents = grandparents(levels, output_level, &range);
     let total: u64 = files.iter().map(|f| f.size).sum();
-    let per_task = total / bounds.len() as u64 / o.target_file_bytes + 2;
+    // Cut at grandparent boundaries, an output may hold as little as half the target.
+    let per_task = total / bounds.len() as u64 / (o.target_file_bytes / 2).max(1) + 2;
     let cutoff = seq_cutoff(inner);
     let subtasks = bounds
         .into_iter()
@@ -136,6 +138,7 @@ fn plan(
             seq_cutoff: cutoff,
             deeper_spans: spans.clone(),
             target_file_bytes: o.target_file_bytes,
+            grandparents: grandparents.clone(),
             block_bytes: o.block_bytes,
             restart_interval: o.block_restart_interval,
             bloom_bits_per_key: o.bloom_bits_per_key,

@@ -19,6 +19,7 @@
 //! logs both: open resumes only the newest log of a set of inputs, and sets aside a damaged log
 //! as void (a log is an optimisation: its job's inputs are still live).
 
+pub(crate) mod cutter;
 mod job;
 mod log;
 mod manager;

@@ -30,6 +30,7 @@
 use std::collections::HashSet;
 
 use super::TaskInput;
+use super::cutter::Grandparent;
 use crate::version::{Version, largest_user, smallest_user};
 
 /// What the picker knows about a table.
@@ -477,6 +478,25 @@ pub(crate) fn deeper_spans(
         .collect()
 }
 
+/// The files of the level below `output_level` that `range` overlaps, in key order: the
+/// grandparents a job's outputs are cut against (`cutter`).
+pub(crate) fn grandparents(
+    levels: &[Vec<FileSummary>],
+    output_level: usize,
+    range: &Range,
+) -> Vec<Grandparent<Vec<u8>>> {
+    let mut g: Vec<Grandparent<Vec<u8>>> = overlapping(levels, output_level + 1, range)
+        .into_iter()
+        .map(|f| Grandparent {
+            smallest: f.smallest.clone(),
+            largest: f.largest.clone(),
+            size: f.size,
+        })
+        .collect();
+    g.sort_by(|a, b| a.smallest.cmp(&b.smallest));
+    g
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -489,6 +509,7 @@ pub mod policy {
 
     use super::{FileSummary, LevelConfig};
     use crate::LsmOptions;
+    pub use crate::compaction::cutter::{Grandparent, OutputCutter};
 
     /// A table as the simulator describes it.
     #[derive(Clone, Debug, PartialEq, Eq)]

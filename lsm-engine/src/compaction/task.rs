@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use engine_api::{IoClass, Result, Storage};
 
+use super::cutter::{Grandparent, OutputCutter};
 use crate::filename;
 use crate::iter::{InternalIterator, MergingIter};
 use crate::key::{self, Kind, SeqNo};
@@ -64,6 +65,10 @@ pub struct CompactionTask {
     pub deeper_spans: Vec<KeySpan>,
     /// Outputs are cut at about this many bytes (never between two versions of one key).
     pub target_file_bytes: u64,
+    /// The files of the level below the output level that the task's inputs overlap, in key
+    /// order: outputs are cut at their boundaries (`compaction_policy::OutputCutter`). Not
+    /// logged: a resumed task has none and cuts at the target size.
+    pub grandparents: Vec<Grandparent<Vec<u8>>>,
     /// Data block size of the outputs.
     pub block_bytes: usize,
     /// Restart interval of the outputs' data blocks.
@@ -322,9 +327,10 @@ fn merge(
     Ok(out)
 }
 
-/// Writes outputs one after another, cutting at the target size on a user-key boundary.
+/// Writes outputs one after another, cut on a user-key boundary where the cutter says.
 struct OutputSink<'a> {
     task: &'a CompactionTask,
+    cutter: OutputCutter<Vec<u8>>,
     storage: &'a dyn Storage,
     on_output: &'a mut dyn FnMut(&OutputTable) -> Result<()>,
     builder: Option<(u64, TableBuilder)>,
@@ -341,6 +347,7 @@ impl<'a> OutputSink<'a> {
     ) -> Self {
         OutputSink {
             task,
+            cutter: OutputCutter::new(task.target_file_bytes, task.grandparents.clone()),
             storage,
             on_output,
             builder: None,
@@ -351,13 +358,13 @@ impl<'a> OutputSink<'a> {
     }
 
     fn add(&mut self, ikey: &[u8], value: &[u8], new_user: bool) -> Result<()> {
-        let full = self
-            .builder
-            .as_ref()
-            .is_some_and(|(_, b)| b.estimated_size() >= self.task.target_file_bytes);
-        let spare = self.next_number < self.task.output_numbers.len();
-        if full && new_user && spare {
-            self.close()?;
+        if new_user {
+            let size = self.builder.as_ref().map(|(_, b)| b.estimated_size());
+            let cut = self.cutter.cut_before(key::user_key(ikey), size);
+            let spare = self.next_number < self.task.output_numbers.len();
+            if cut && spare {
+                self.close()?;
+            }
         }
         if self.builder.is_none() {
             self.open()?;

@@ -271,3 +271,24 @@ fn a_tombstone_dense_file_of_the_last_level_is_rewritten() {
     // tombstones: no pick (else the same file would be rewritten again and again).
     assert_eq!(pick(&levels, &s, &busy, &[], 9), None);
 }
+
+#[test]
+fn grandparents_are_the_overlapped_files_below_the_output_level_in_key_order() {
+    let mut levels = empty();
+    levels[6] = vec![
+        file(3, 30, "p", "t"),
+        file(1, 10, "a", "c"),
+        file(2, 20, "d", "h"),
+    ];
+    let range = Range {
+        lo: Some(b"b".to_vec()),
+        hi: Some(b"e".to_vec()),
+    };
+    let g = grandparents(&levels, 5, &range);
+    let spans: Vec<(&[u8], u64)> = g.iter().map(|g| (g.smallest.as_slice(), g.size)).collect();
+    assert_eq!(spans, vec![(&b"a"[..], 10), (&b"d"[..], 20)]);
+    assert!(
+        grandparents(&levels, 6, &range).is_empty(),
+        "the last level has none"
+    );
+}
