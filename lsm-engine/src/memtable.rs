@@ -22,11 +22,14 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use engine_api::{BatchOp, Result};
+#[cfg(test)]
+use engine_api::BatchOp;
+use engine_api::Result;
 use parking_lot::RwLock;
 
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, OrdKey, SeqNo};
+use crate::op::AsOp;
 
 /// Bytes charged per entry on top of its arena bytes: its tree slot (two 32-byte `Bytes`
 /// handles). The slack of partly filled tree nodes is not charged.
@@ -82,7 +85,10 @@ impl Arena {
     /// and the bytes charged for them: their length, plus the free tail of a chunk given up to
     /// make room (memory held that no entry will use).
     fn copy(&mut self, user: &[u8], trailer: [u8; key::TRAILER_LEN], value: &[u8]) -> Stored {
-        let (klen, n) = (user.len() + trailer.len(), user.len() + trailer.len() + value.len());
+        let (klen, n) = (
+            user.len() + trailer.len(),
+            user.len() + trailer.len() + value.len(),
+        );
         let mut own = BytesMut::new();
         let mut charged = n;
         let buf = if n > LARGE_ENTRY {
@@ -134,16 +140,13 @@ impl Memtable {
     }
 
     /// Inserts the operations of one batch, numbered from `first_seq`, under one write lock.
-    pub(crate) fn insert_batch(&self, first_seq: SeqNo, ops: &[BatchOp]) {
+    pub(crate) fn insert_batch<T: AsOp>(&self, first_seq: SeqNo, ops: &[T]) {
         let mut added = 0;
         let mut tree = self.map.write();
         let Tree { map, arena } = &mut *tree;
         for (seq, op) in (first_seq..).zip(ops) {
-            let (kind, value) = match op {
-                BatchOp::Put { value, .. } => (Kind::Put, value.as_slice()),
-                BatchOp::Delete { .. } => (Kind::Delete, &[][..]),
-            };
-            let e = arena.copy(op.key(), key::trailer_bytes(seq, kind), value);
+            let op = op.as_op();
+            let e = arena.copy(op.key, key::trailer_bytes(seq, op.kind), op.value);
             added += e.charged + ENTRY_OVERHEAD;
             map.insert(OrdKey(e.ikey), e.value);
         }
