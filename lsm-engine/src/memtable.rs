@@ -174,7 +174,9 @@ impl Memtable {
             return None;
         }
         Some(match parsed.kind {
-            Kind::Put => Lookup::Value(v.clone()),
+            // Copied out: a slice would keep its whole arena chunk (up to 1 MiB) alive for as
+            // long as the caller holds the value.
+            Kind::Put => Lookup::Value(Bytes::copy_from_slice(v)),
             Kind::Delete => Lookup::Deleted,
         })
     }
@@ -222,6 +224,11 @@ impl MemtableIter {
         }
     }
 
+    /// The current value, borrowed (empty when not valid).
+    pub(crate) fn value_slice(&self) -> &[u8] {
+        self.buf.get(self.pos).map_or(&[], |(_, v)| v.as_ref())
+    }
+
     fn fill(&mut self, from: Bound<OrdKey>) {
         self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
@@ -260,10 +267,10 @@ impl InternalIterator for MemtableIter {
         self.buf.get(self.pos).map_or(&[], |(k, _)| k.as_ref())
     }
 
+    /// A copy: this is what scans hand to users, and a slice would keep its whole arena chunk
+    /// alive (see [`MemtableIter::value_slice`] for the flush's borrowed view).
     fn value(&self) -> Bytes {
-        self.buf
-            .get(self.pos)
-            .map_or_else(Bytes::new, |(_, v)| v.clone())
+        Bytes::copy_from_slice(self.value_slice())
     }
 }
 
@@ -326,14 +333,19 @@ mod tests {
     }
 
     #[test]
-    fn values_outlive_their_memtable() {
-        let m = Memtable::new();
-        m.insert_batch(1, &[put("a", "one")]);
+    fn values_handed_out_pin_no_arena_chunk() {
+        let m = Arc::new(Memtable::new());
+        m.insert_batch(1, &[put("a", "one"), put("b", "two")]);
         let Some(Lookup::Value(v)) = m.get(b"a", 9) else {
             panic!("a missing");
         };
-        drop(m);
-        assert_eq!(v, Bytes::from("one"));
+        assert!(v.is_unique(), "a get's value shares the arena chunk");
+        let mut it = MemtableIter::new(Arc::clone(&m));
+        it.seek_to_first().unwrap();
+        let scanned = it.value();
+        assert!(scanned.is_unique(), "a scan's value shares the arena chunk");
+        drop((it, m));
+        assert_eq!((v, scanned), (Bytes::from("one"), Bytes::from("one")));
     }
 
     #[test]
