@@ -31,9 +31,9 @@ use crate::iter::InternalIterator;
 use crate::key::{self, Kind, OrdKey, SeqNo};
 use crate::op::AsOp;
 
-/// Bytes charged per entry on top of its arena bytes: its tree slot (two 32-byte `Bytes`
-/// handles). The slack of partly filled tree nodes is not charged.
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`] and a
+/// `Bytes`). The slack of partly filled tree nodes is not charged.
+const ENTRY_OVERHEAD: usize = 80;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
 /// tiny options) stay small, large ones allocate once per megabyte.
@@ -68,7 +68,7 @@ pub(crate) struct Memtable {
 /// The tree and the arena its keys and values live in, under one lock.
 #[derive(Debug, Default)]
 struct Tree {
-    map: BTreeMap<OrdKey, Bytes>,
+    map: BTreeMap<MemKey, Bytes>,
     arena: Arena,
 }
 
@@ -124,6 +124,65 @@ impl Arena {
     }
 }
 
+/// A tree key: the internal key, and its user key's first 16 bytes inline (big-endian,
+/// zero-padded). Two keys whose heads differ are ordered by them alone, without reading the
+/// keys' bytes: an insert or lookup compares against some thirty keys on its way down the
+/// tree, each of them elsewhere in the arena, and the heads spare those memory reads (and
+/// most of each comparison). Keys with equal heads (equal user keys, long shared prefixes,
+/// or keys that differ only by trailing zero bytes) are compared in full.
+#[derive(Clone, Debug)]
+struct MemKey {
+    head: u128,
+    ikey: Bytes,
+}
+
+impl MemKey {
+    fn new(ikey: Bytes) -> Self {
+        MemKey {
+            head: head(key::user_key(&ikey)),
+            ikey,
+        }
+    }
+}
+
+/// The first 16 bytes of `user` as a big-endian integer, zero-padded: if two heads differ,
+/// they order as the user keys do (a byte that differs decides both; where one key has ended,
+/// its padding is a zero, and it is a prefix of the other, so it sorts first or the heads tie).
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "byte order as an integer: the first byte must be the most significant (nothing on disk)"
+)]
+fn head(user: &[u8]) -> u128 {
+    let mut h = [0u8; 16];
+    let n = user.len().min(16);
+    if let (Some(dst), Some(src)) = (h.get_mut(..n), user.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    u128::from_be_bytes(h)
+}
+
+impl PartialEq for MemKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for MemKey {}
+
+impl Ord for MemKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| key::compare(&self.ikey, &other.ikey))
+    }
+}
+
+impl PartialOrd for MemKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// One entry copied into the arena.
 struct Stored {
     ikey: Bytes,
@@ -148,7 +207,7 @@ impl Memtable {
             let op = op.as_op();
             let e = arena.copy(op.key, key::trailer_bytes(seq, op.kind), op.value);
             added += e.charged + ENTRY_OVERHEAD;
-            map.insert(OrdKey(e.ikey), e.value);
+            map.insert(MemKey::new(e.ikey), e.value);
         }
         drop(tree);
         self.bytes.fetch_add(added, Ordering::Relaxed);
@@ -164,12 +223,13 @@ impl Memtable {
     /// read builds its seek key once for every memtable and table it probes.
     pub(crate) fn get_at(&self, seek: &OrdKey) -> Option<Lookup> {
         let user = key::user_key(&seek.0);
+        let seek = MemKey::new(seek.0.clone());
         let tree = self.map.read();
         let (k, v) = tree
             .map
-            .range((Bound::Included(seek), Bound::Unbounded))
+            .range((Bound::Included(&seek), Bound::Unbounded))
             .next()?;
-        let parsed = key::parse(&k.0)?;
+        let parsed = key::parse(&k.ikey)?;
         if parsed.user != user {
             return None;
         }
@@ -195,12 +255,13 @@ impl Memtable {
     }
 
     /// Up to `max` entries from `from` on, copied out under the read lock.
-    fn chunk(&self, from: Bound<OrdKey>, max: usize) -> Vec<(Bytes, Bytes)> {
+    fn chunk(&self, from: Bound<Bytes>, max: usize) -> Vec<(Bytes, Bytes)> {
+        let from = from.map(MemKey::new);
         let tree = self.map.read();
         tree.map
             .range((from, Bound::Unbounded))
             .take(max)
-            .map(|(k, v)| (k.0.clone(), v.clone()))
+            .map(|(k, v)| (k.ikey.clone(), v.clone()))
             .collect()
     }
 }
@@ -229,7 +290,7 @@ impl MemtableIter {
         self.buf.get(self.pos).map_or(&[], |(_, v)| v.as_ref())
     }
 
-    fn fill(&mut self, from: Bound<OrdKey>) {
+    fn fill(&mut self, from: Bound<Bytes>) {
         self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
         self.exhausted = self.buf.len() < CHUNK;
@@ -247,7 +308,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(Bound::Included(OrdKey(Bytes::copy_from_slice(target))));
+        self.fill(Bound::Included(Bytes::copy_from_slice(target)));
         Ok(())
     }
 
@@ -257,7 +318,7 @@ impl InternalIterator for MemtableIter {
             && !self.exhausted
             && let Some((last, _)) = self.buf.last()
         {
-            let from = Bound::Excluded(OrdKey(last.clone()));
+            let from = Bound::Excluded(last.clone());
             self.fill(from);
         }
         Ok(())
@@ -298,6 +359,38 @@ mod tests {
         assert_eq!(m.get(b"a", 99), Some(Lookup::Value(Bytes::from("3"))));
         assert_eq!(m.get(b"b", 3), None);
         assert_eq!(m.get(b"c", 99), None);
+    }
+
+    #[test]
+    fn tree_keys_order_as_internal_keys() {
+        let users: [&[u8]; 14] = [
+            b"a",
+            b"a\0",
+            b"a\0\0",
+            b"ab",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnop\0",
+            b"abcdefghijklmnoq",
+            b"abcdefghijklmnopq",
+            b"abcdefghijklmno",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+            b"0000000000000012",
+            b"0000000000000013",
+            b"\0",
+        ];
+        let mut ikeys = Vec::new();
+        for u in users {
+            for (seq, kind) in [(1, Kind::Put), (7, Kind::Delete), (7, Kind::Put)] {
+                ikeys.push(Bytes::from(key::encode(u, seq, kind)));
+            }
+        }
+        for a in &ikeys {
+            for b in &ikeys {
+                let got = MemKey::new(a.clone()).cmp(&MemKey::new(b.clone()));
+                assert_eq!(got, key::compare(a, b), "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
