@@ -1,6 +1,6 @@
 //! The memtable: recent writes, sorted by internal key, readable while written.
 //!
-//! A `BTreeMap` behind a `parking_lot::RwLock` rather than a lock-free skiplist: crossbeam-skiplist
+//! A `BTreeSet` of entries behind a `parking_lot::RwLock` rather than a lock-free skiplist: crossbeam-skiplist
 //! 0.1.3 leaks every node a range iteration visits (upstream issue 1178), and scans visit every
 //! node. Writers already serialise on the WAL, so a write lock per batch costs little. Scans never
 //! hold the lock for long: they copy a bounded chunk of entries under the read lock and resume
@@ -8,16 +8,17 @@
 //! entry carries its sequence number and a scan ignores entries newer than its snapshot.
 //!
 //! Dropping the last `Arc<Memtable>` (after its flush is committed and the last reader is done)
-//! frees every node: `BTreeMap` owns its nodes, nothing is leaked.
+//! frees every node: `BTreeSet` owns its nodes, nothing is leaked.
 //!
 //! Keys and values are copied into an arena of chunks (`Arena`) rather than allocated one by
-//! one: the tree's keys and values are slices of shared chunks, so an insert costs two reference
-//! count increments instead of two `malloc`s, a scan's copy of an entry is a reference count
-//! increment (a `Bytes` cut from a single `Vec` allocates its shared header on its first clone),
+//! one: each tree entry is one slice (`key | value`) of a shared chunk, so an insert costs a
+//! reference count increment instead of two `malloc`s, a scan's copy of an entry is a reference
+//! count increment (a `Bytes` cut from a single `Vec` allocates its shared header on its first clone),
 //! and dropping a flushed memtable frees a chunk per megabyte instead of two blocks per entry.
-//! A chunk lives while any slice of it does: a value handed to a reader keeps its chunk.
+//! A chunk lives while any slice of it does; values handed to readers and scans are copies, so
+//! only the memtable and its scans' chunk buffers hold slices.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -31,9 +32,9 @@ use crate::iter::InternalIterator;
 use crate::key::{self, Kind, OrdKey, SeqNo};
 use crate::op::AsOp;
 
-/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`] and a
-/// `Bytes`). The slack of partly filled tree nodes is not charged.
-const ENTRY_OVERHEAD: usize = 80;
+/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 56 bytes).
+/// The slack of partly filled tree nodes is not charged.
+const ENTRY_OVERHEAD: usize = 56;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
 /// tiny options) stay small, large ones allocate once per megabyte.
@@ -68,7 +69,7 @@ pub(crate) struct Memtable {
 /// The tree and the arena its keys and values live in, under one lock.
 #[derive(Debug, Default)]
 struct Tree {
-    map: BTreeMap<MemKey, Bytes>,
+    map: BTreeSet<MemKey>,
     arena: Arena,
 }
 
@@ -81,9 +82,9 @@ struct Arena {
 }
 
 impl Arena {
-    /// Copies `user | trailer` and `value` into the arena. Returns the internal key, the value,
-    /// and the bytes charged for them: their length, plus the free tail of a chunk given up to
-    /// make room (memory held that no entry will use).
+    /// Copies `user | trailer | value` into the arena as one slice. Returns it with the bytes
+    /// charged for it: its length, plus the free tail of a chunk given up to make room (memory
+    /// held that no entry will use).
     fn copy(&mut self, user: &[u8], trailer: [u8; key::TRAILER_LEN], value: &[u8]) -> Stored {
         let (klen, n) = (
             user.len() + trailer.len(),
@@ -101,11 +102,8 @@ impl Arena {
         buf.extend_from_slice(user);
         buf.extend_from_slice(&trailer);
         buf.extend_from_slice(value);
-        let ikey = buf.split_to(klen).freeze();
-        let value = buf.split_to(n - klen).freeze();
         Stored {
-            ikey,
-            value,
+            key: MemKey::entry(buf.split_to(n).freeze(), klen),
             charged,
         }
     }
@@ -124,24 +122,43 @@ impl Arena {
     }
 }
 
-/// A tree key: the internal key, and its user key's first 16 bytes inline (big-endian,
-/// zero-padded). Two keys whose heads differ are ordered by them alone, without reading the
+/// A tree entry: one arena slice holding the internal key then the value, the key's length, and
+/// the user key's first 16 bytes inline (big-endian, zero-padded; two `u64`s rather than a
+/// `u128`, whose 16-byte alignment would pad the slot from 56 to 64 bytes). Two keys whose heads differ are ordered by them alone, without reading the
 /// keys' bytes: an insert or lookup compares against some thirty keys on its way down the
 /// tree, each of them elsewhere in the arena, and the heads spare those memory reads (and
 /// most of each comparison). Keys with equal heads (equal user keys, long shared prefixes,
 /// or keys that differ only by trailing zero bytes) are compared in full.
 #[derive(Clone, Debug)]
 struct MemKey {
-    head: u128,
-    ikey: Bytes,
+    head: [u64; 2],
+    entry: Bytes,
+    key_len: usize,
 }
 
 impl MemKey {
+    /// A key without a value (a seek target).
     fn new(ikey: Bytes) -> Self {
+        let key_len = ikey.len();
+        MemKey::entry(ikey, key_len)
+    }
+
+    /// The entry `ikey | value` whose key is `key_len` bytes long.
+    fn entry(entry: Bytes, key_len: usize) -> Self {
+        let user = key::user_key(entry.get(..key_len).unwrap_or_default());
         MemKey {
-            head: head(key::user_key(&ikey)),
-            ikey,
+            head: head(user),
+            entry,
+            key_len,
         }
+    }
+
+    fn ikey(&self) -> &[u8] {
+        self.entry.get(..self.key_len).unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.entry.get(self.key_len..).unwrap_or_default()
     }
 }
 
@@ -152,13 +169,15 @@ impl MemKey {
     clippy::big_endian_bytes,
     reason = "byte order as an integer: the first byte must be the most significant (nothing on disk)"
 )]
-fn head(user: &[u8]) -> u128 {
+fn head(user: &[u8]) -> [u64; 2] {
     let mut h = [0u8; 16];
     let n = user.len().min(16);
     if let (Some(dst), Some(src)) = (h.get_mut(..n), user.get(..n)) {
         dst.copy_from_slice(src);
     }
-    u128::from_be_bytes(h)
+    let (hi, lo) = h.split_at(8);
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    [word(hi), word(lo)]
 }
 
 impl PartialEq for MemKey {
@@ -171,9 +190,12 @@ impl Eq for MemKey {}
 
 impl Ord for MemKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.head
-            .cmp(&other.head)
-            .then_with(|| key::compare(&self.ikey, &other.ikey))
+        let [a0, a1] = self.head;
+        let [b0, b1] = other.head;
+        // Word by word: the array's own `Ord` goes through a slice comparison loop.
+        a0.cmp(&b0)
+            .then(a1.cmp(&b1))
+            .then_with(|| key::compare(self.ikey(), other.ikey()))
     }
 }
 
@@ -185,8 +207,7 @@ impl PartialOrd for MemKey {
 
 /// One entry copied into the arena.
 struct Stored {
-    ikey: Bytes,
-    value: Bytes,
+    key: MemKey,
     charged: usize,
 }
 
@@ -207,7 +228,7 @@ impl Memtable {
             let op = op.as_op();
             let e = arena.copy(op.key, key::trailer_bytes(seq, op.kind), op.value);
             added += e.charged + ENTRY_OVERHEAD;
-            map.insert(MemKey::new(e.ikey), e.value);
+            map.replace(e.key);
         }
         drop(tree);
         self.bytes.fetch_add(added, Ordering::Relaxed);
@@ -225,18 +246,18 @@ impl Memtable {
         let user = key::user_key(&seek.0);
         let seek = MemKey::new(seek.0.clone());
         let tree = self.map.read();
-        let (k, v) = tree
+        let k = tree
             .map
             .range((Bound::Included(&seek), Bound::Unbounded))
             .next()?;
-        let parsed = key::parse(&k.ikey)?;
+        let parsed = key::parse(k.ikey())?;
         if parsed.user != user {
             return None;
         }
         Some(match parsed.kind {
             // Copied out: a slice would keep its whole arena chunk (up to 1 MiB) alive for as
             // long as the caller holds the value.
-            Kind::Put => Lookup::Value(Bytes::copy_from_slice(v)),
+            Kind::Put => Lookup::Value(Bytes::copy_from_slice(k.value())),
             Kind::Delete => Lookup::Deleted,
         })
     }
@@ -255,13 +276,12 @@ impl Memtable {
     }
 
     /// Up to `max` entries from `from` on, copied out under the read lock.
-    fn chunk(&self, from: Bound<Bytes>, max: usize) -> Vec<(Bytes, Bytes)> {
-        let from = from.map(MemKey::new);
+    fn chunk(&self, from: Bound<MemKey>, max: usize) -> Vec<MemKey> {
         let tree = self.map.read();
         tree.map
             .range((from, Bound::Unbounded))
             .take(max)
-            .map(|(k, v)| (k.ikey.clone(), v.clone()))
+            .cloned()
             .collect()
     }
 }
@@ -270,7 +290,7 @@ impl Memtable {
 /// memtable alive (an `Arc`), never its lock.
 pub(crate) struct MemtableIter {
     mem: std::sync::Arc<Memtable>,
-    buf: Vec<(Bytes, Bytes)>,
+    buf: Vec<MemKey>,
     pos: usize,
     exhausted: bool,
 }
@@ -287,10 +307,10 @@ impl MemtableIter {
 
     /// The current value, borrowed (empty when not valid).
     pub(crate) fn value_slice(&self) -> &[u8] {
-        self.buf.get(self.pos).map_or(&[], |(_, v)| v.as_ref())
+        self.buf.get(self.pos).map_or(&[], MemKey::value)
     }
 
-    fn fill(&mut self, from: Bound<Bytes>) {
+    fn fill(&mut self, from: Bound<MemKey>) {
         self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
         self.exhausted = self.buf.len() < CHUNK;
@@ -308,7 +328,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(Bound::Included(Bytes::copy_from_slice(target)));
+        self.fill(Bound::Included(MemKey::new(Bytes::copy_from_slice(target))));
         Ok(())
     }
 
@@ -316,7 +336,7 @@ impl InternalIterator for MemtableIter {
         self.pos += 1;
         if self.pos >= self.buf.len()
             && !self.exhausted
-            && let Some((last, _)) = self.buf.last()
+            && let Some(last) = self.buf.last()
         {
             let from = Bound::Excluded(last.clone());
             self.fill(from);
@@ -325,7 +345,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn key(&self) -> &[u8] {
-        self.buf.get(self.pos).map_or(&[], |(k, _)| k.as_ref())
+        self.buf.get(self.pos).map_or(&[], MemKey::ikey)
     }
 
     /// A copy: this is what scans hand to users, and a slice would keep its whole arena chunk
@@ -359,6 +379,11 @@ mod tests {
         assert_eq!(m.get(b"a", 99), Some(Lookup::Value(Bytes::from("3"))));
         assert_eq!(m.get(b"b", 3), None);
         assert_eq!(m.get(b"c", 99), None);
+    }
+
+    #[test]
+    fn the_charge_per_entry_is_the_tree_slot() {
+        assert_eq!(std::mem::size_of::<MemKey>(), ENTRY_OVERHEAD);
     }
 
     #[test]
