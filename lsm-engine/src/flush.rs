@@ -131,7 +131,7 @@ fn build(
     let mut it = MemtableIter::new(Arc::clone(mem));
     it.seek_to_first()?;
     while it.valid() {
-        builder.add(it.key(), &it.value())?;
+        builder.add(it.key(), it.value_slice())?;
         it.next()?;
     }
     builder.finish().map(drop)

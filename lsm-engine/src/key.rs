@@ -62,6 +62,11 @@ pub(crate) fn seek_key(user: &[u8], seq: SeqNo) -> Vec<u8> {
     out
 }
 
+/// The encoded trailer of `(seq, kind)`: what [`encode`] appends to the user key.
+pub(crate) fn trailer_bytes(seq: SeqNo, kind: Kind) -> [u8; TRAILER_LEN] {
+    trailer(seq, kind as u8).to_le_bytes()
+}
+
 fn trailer(seq: SeqNo, kind: u8) -> u64 {
     (seq << 8) | u64::from(kind)
 }

@@ -56,6 +56,7 @@ mod iter;
 mod key;
 mod memtable;
 mod obsolete;
+mod op;
 mod options;
 mod recovery;
 mod repair;

@@ -19,6 +19,14 @@ pub struct LsmOptions {
     /// bytes. Default: 8 MiB: large enough that a flush writes one table near
     /// `target_file_bytes` and L0 fills slowly, small enough that replaying the WAL at open
     /// stays well under a second (RocksDB's 64 MiB trades open time for fewer L0 files).
+    ///
+    /// Measured (harness, 1 M keys of 16 + 100 bytes, fillrandom then overwrite, one thread):
+    /// 64 MiB cut flush plus compaction writes from 4.7x to 1.7x the user bytes and the
+    /// process's CPU time by about a fifth, but there a memtable holds a third of the whole data
+    /// set, which flatters it; the cost is paid by every user: up to three memtables
+    /// (`max_immutable_memtables` + 1) of 64 MiB resident instead of 8, and up to that much WAL
+    /// replayed at open. The default stays 8 MiB; a write-heavy store with memory to spare
+    /// should raise it.
     pub memtable_bytes: usize,
     /// Sealed memtables waiting to be flushed before writers stop and wait for the flush thread.
     /// Default: 2.

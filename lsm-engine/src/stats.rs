@@ -4,9 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use engine_api::{
-    CompactionSummary, FileStats, LevelStats, StallCause, StallStats, Stats, WriteBatch,
-};
+use engine_api::{CompactionSummary, FileStats, LevelStats, StallCause, StallStats, Stats};
 use parking_lot::Mutex;
 
 use std::collections::HashSet;
@@ -49,11 +47,10 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn record_write(&self, batch: &WriteBatch) {
+    pub(crate) fn record_write(&self, ops: usize, user_bytes: usize) {
         self.user_bytes
-            .fetch_add(batch.user_bytes() as u64, Ordering::Relaxed);
-        self.user_writes
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(user_bytes as u64, Ordering::Relaxed);
+        self.user_writes.fetch_add(ops as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn record_stall(&self, cause: &str, waited: Duration) {

@@ -174,7 +174,10 @@ enum Verdict {
 impl Gc<'_> {
     fn judge(&mut self, user: &[u8], seq: SeqNo, kind: Kind) -> Verdict {
         if self.user.as_deref() != Some(user) {
-            self.user = Some(user.to_vec());
+            // Reused, not reallocated: this runs once per merged entry.
+            let current = self.user.get_or_insert_with(Vec::new);
+            current.clear();
+            current.extend_from_slice(user);
             self.newer_seq = SeqNo::MAX;
         }
         let verdict = if self.newer_seq <= self.cutoff {
@@ -372,7 +375,9 @@ impl<'a> OutputSink<'a> {
         if let Some((_, b)) = &mut self.builder {
             b.add(ikey, value)?;
         }
-        self.last_user = Some(key::user_key(ikey).to_vec());
+        let last = self.last_user.get_or_insert_with(Vec::new);
+        last.clear();
+        last.extend_from_slice(key::user_key(ikey));
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::compaction::{CompactionManager, JobInfo};
 use crate::memtable::Memtable;
 use crate::obsolete::ObsoleteFiles;
+use crate::op::Op;
 use crate::options::LsmOptions;
 use crate::repair::RecoveryReport;
 use crate::snapshot::{Snapshot, SnapshotList};
@@ -358,10 +359,9 @@ impl Engine for LsmEngine {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.put(key, value);
-        batch.validate()?;
-        self.inner.write(&batch)
+        let op = Op::put(key, value);
+        write::validate_one(op)?;
+        self.inner.write_one(op)
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Value>> {
@@ -370,10 +370,9 @@ impl Engine for LsmEngine {
     }
 
     fn delete(&self, key: &[u8]) -> Result<()> {
-        let mut batch = WriteBatch::new();
-        batch.delete(key);
-        batch.validate()?;
-        self.inner.write(&batch)
+        let op = Op::delete(key);
+        write::validate_one(op)?;
+        self.inner.write_one(op)
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use engine_api::{Error, Result, SyncPolicy, WriteBatch};
+use engine_api::{Error, MAX_BATCH_BYTES, Result, SyncPolicy, WriteBatch, check_key, check_value};
 
 use super::{Inner, Sealed, SuperVersion, Writer};
-use crate::key;
+use crate::key::{self, Kind};
 use crate::memtable::Memtable;
+use crate::op::{AsOp, Op};
 use crate::wal::WalWriter;
 
 /// How long a stalled writer sleeps between checks (it is also woken by every flush).
@@ -30,9 +31,34 @@ fn fraction_u64(v: u64, from: u64, to: u64) -> f64 {
     engine_api::ratio(v - from + 1, to - from + 1).min(1.0)
 }
 
+/// Checks one operation as `WriteBatch::validate` would; the batch is built (for its error)
+/// only when the operation is refused.
+pub(crate) fn validate_one(op: Op<'_>) -> Result<()> {
+    let fits = op.user_bytes() <= MAX_BATCH_BYTES;
+    if fits && check_key(op.key).is_ok() && check_value(op.value).is_ok() {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::new();
+    match op.kind {
+        Kind::Put => batch.put(op.key, op.value),
+        Kind::Delete => batch.delete(op.key),
+    };
+    batch.validate()
+}
+
 impl Inner {
     /// Writes a validated, non-empty batch.
     pub(crate) fn write(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_ops(batch.ops(), batch.user_bytes())
+    }
+
+    /// Writes one operation checked by [`validate_one`], with no `WriteBatch` built for it.
+    pub(crate) fn write_one(&self, op: Op<'_>) -> Result<()> {
+        self.write_ops(&[op], op.user_bytes())
+    }
+
+    /// Writes a validated, non-empty list of operations as one atomic batch.
+    fn write_ops<T: AsOp>(&self, ops: &[T], user_bytes: usize) -> Result<()> {
         if self.read_only() {
             return Err(Error::ReadOnly);
         }
@@ -40,7 +66,6 @@ impl Inner {
         self.compactions.check_running()?;
         self.throttle()?;
         self.before_writer_lock();
-        let ops = batch.ops();
         let mut w = self.writer.lock();
         self.make_room(&mut w)?;
         // Checked again under the lock, just before the append: a write refused as poisoned
@@ -76,7 +101,7 @@ impl Inner {
             // Everything up to `end` is durable, which covers every sequence number up to ours.
             self.visible_seq.fetch_max(last, Ordering::SeqCst);
         }
-        self.counters.record_write(batch);
+        self.counters.record_write(ops.len(), user_bytes);
         Ok(())
     }
 

@@ -75,12 +75,16 @@ impl BlockBuilder {
 
     /// The encoded block; the builder is reset for the next one.
     pub(crate) fn finish(&mut self) -> Vec<u8> {
-        let mut out = std::mem::take(&mut self.buf);
+        // The next block starts at this one's size: one allocation per block, not a doubling
+        // series of them.
+        let next = Vec::with_capacity(self.buf.capacity());
+        let mut out = std::mem::replace(&mut self.buf, next);
         for r in &self.restarts {
             out.extend_from_slice(&r.to_le_bytes());
         }
         out.extend_from_slice(&u32_of(self.restarts.len()).to_le_bytes());
-        self.restarts = vec![0];
+        self.restarts.clear();
+        self.restarts.push(0);
         self.since_restart = 0;
         self.entries = 0;
         self.last_key.clear();

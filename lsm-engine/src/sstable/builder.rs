@@ -70,7 +70,10 @@ impl TableBuilder {
         })?;
         if self.last_user.as_deref() != Some(parsed.user) {
             self.bloom.add_hash(key_hash(parsed.user));
-            self.last_user = Some(parsed.user.to_vec());
+            // Reused, not reallocated: this runs once per entry of every flush and compaction.
+            let last = self.last_user.get_or_insert_with(Vec::new);
+            last.clear();
+            last.extend_from_slice(parsed.user);
         }
         if self.props.entries == 0 {
             self.props.smallest = ikey.to_vec();

@@ -18,6 +18,7 @@ use engine_api::{BatchOp, Error, MAX_VALUE_LEN, check_key};
 
 use crate::coding::{Reader, put_bytes, u32_at, u32_of};
 use crate::key::{self, Kind, SeqNo};
+use crate::op::AsOp;
 
 /// Bytes before a record's payload.
 pub(crate) const HEADER_LEN: usize = 9;
@@ -291,7 +292,7 @@ pub(crate) struct WalBatch {
 
 /// Encodes a batch payload: `first_seq (u64 LE) | synced (u64 LE) | count (u32 LE) | ops`, each
 /// op `kind (u8) | key (varint len, bytes) | [value (varint len, bytes)]`.
-pub(crate) fn encode_batch(first_seq: SeqNo, synced: u64, ops: &[BatchOp]) -> Vec<u8> {
+pub(crate) fn encode_batch<T: AsOp>(first_seq: SeqNo, synced: u64, ops: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(batch_size(ops));
     append_batch(&mut out, first_seq, synced, ops);
     out
@@ -299,16 +300,31 @@ pub(crate) fn encode_batch(first_seq: SeqNo, synced: u64, ops: &[BatchOp]) -> Ve
 
 /// A batch as one WAL record: the bytes of `encode_record(seed, Batch, &encode_batch(..))`,
 /// built in one buffer (the write path's profile showed the second buffer and its copy).
-pub(crate) fn encode_batch_record(
+#[cfg(test)]
+pub(crate) fn encode_batch_record<T: AsOp>(
     seed: u32,
     first_seq: SeqNo,
     synced: u64,
-    ops: &[BatchOp],
+    ops: &[T],
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + batch_size(ops));
+    let mut out = Vec::new();
+    encode_batch_record_into(&mut out, seed, first_seq, synced, ops);
+    out
+}
+
+/// [`encode_batch_record`] into `out` (cleared first): the writer reuses one buffer.
+pub(crate) fn encode_batch_record_into<T: AsOp>(
+    out: &mut Vec<u8>,
+    seed: u32,
+    first_seq: SeqNo,
+    synced: u64,
+    ops: &[T],
+) {
+    out.clear();
+    out.reserve(HEADER_LEN + batch_size(ops));
     out.extend_from_slice(&[0; 8]);
     out.push(RecordKind::Batch as u8);
-    append_batch(&mut out, first_seq, synced, ops);
+    append_batch(out, first_seq, synced, ops);
     let len = u32_of(out.len() - HEADER_LEN).to_le_bytes();
     if let Some(at) = out.get_mut(4..8) {
         at.copy_from_slice(&len);
@@ -317,33 +333,24 @@ pub(crate) fn encode_batch_record(
     if let Some(head) = out.get_mut(..4) {
         head.copy_from_slice(&crc.to_le_bytes());
     }
-    out
 }
 
 /// An upper bound of a batch payload's size (varint lengths counted at their widest).
-fn batch_size(ops: &[BatchOp]) -> usize {
-    let size: usize = ops
-        .iter()
-        .map(|op| op.key().len() + op.value().map_or(0, <[u8]>::len) + 12)
-        .sum();
+fn batch_size<T: AsOp>(ops: &[T]) -> usize {
+    let size: usize = ops.iter().map(|op| op.as_op().user_bytes() + 12).sum();
     20 + size
 }
 
-fn append_batch(out: &mut Vec<u8>, first_seq: SeqNo, synced: u64, ops: &[BatchOp]) {
+fn append_batch<T: AsOp>(out: &mut Vec<u8>, first_seq: SeqNo, synced: u64, ops: &[T]) {
     out.extend_from_slice(&first_seq.to_le_bytes());
     out.extend_from_slice(&synced.to_le_bytes());
     out.extend_from_slice(&u32_of(ops.len()).to_le_bytes());
     for op in ops {
-        match op {
-            BatchOp::Put { key, value } => {
-                out.push(Kind::Put as u8);
-                put_bytes(out, key);
-                put_bytes(out, value);
-            }
-            BatchOp::Delete { key } => {
-                out.push(Kind::Delete as u8);
-                put_bytes(out, key);
-            }
+        let op = op.as_op();
+        out.push(op.kind as u8);
+        put_bytes(out, op.key);
+        if op.kind == Kind::Put {
+            put_bytes(out, op.value);
         }
     }
 }

@@ -3,14 +3,18 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use engine_api::{BatchOp, IoClass, Poison, Result, Storage, WritableFile};
+use engine_api::{IoClass, Poison, Result, Storage, WritableFile};
 use parking_lot::Mutex;
 
 use super::format::{
-    RecordKind, encode_batch_record, encode_file_header, encode_header, new_nonce,
+    RecordKind, encode_batch_record_into, encode_file_header, encode_header, new_nonce,
 };
 use crate::filename;
 use crate::key::SeqNo;
+use crate::op::AsOp;
+
+/// The record buffer kept between appends is shrunk back to this after a larger batch.
+const KEEP_BUFFER: usize = 64 << 10;
 
 /// An open WAL. Shared (`Arc`) so a group-commit leader can sync it while the writer appends
 /// the next records.
@@ -32,6 +36,9 @@ pub(crate) struct WalWriter {
     sync_lock: Mutex<()>,
     /// Set by the first failed sync of this file; every later sync returns it unsynced.
     sync_failed: Poison,
+    /// The record being appended, kept between appends (appends are serialised by the writer
+    /// lock, so this lock is never contended): one allocation per WAL, not one per write.
+    record: Mutex<Vec<u8>>,
 }
 
 impl WalWriter {
@@ -105,15 +112,18 @@ impl WalWriter {
             synced: AtomicU64::new(synced),
             sync_lock: Mutex::new(()),
             sync_failed: Poison::new(),
+            record: Mutex::new(Vec::new()),
         }
     }
 
     /// Appends one batch as one record; returns the bytes appended.
-    pub(crate) fn append(&self, first_seq: SeqNo, ops: &[BatchOp]) -> Result<u64> {
+    pub(crate) fn append<T: AsOp>(&self, first_seq: SeqNo, ops: &[T]) -> Result<u64> {
         let synced = self.synced.load(Ordering::SeqCst);
-        let record = encode_batch_record(self.nonce, first_seq, synced, ops);
-        self.file.append(&record)?;
-        Ok(record.len() as u64)
+        let mut record = self.record.lock();
+        encode_batch_record_into(&mut record, self.nonce, first_seq, synced, ops);
+        let appended = self.file.append(&record).map(|()| record.len() as u64);
+        record.shrink_to(KEEP_BUFFER);
+        appended
     }
 
     /// Syncs the file, then records how much of it the sync covered. Waits for any other sync
