@@ -130,6 +130,9 @@ impl GroupState {
 /// not come back costs the others at most this once (the expected count then drops to who came).
 const GATHER_FRACTION: u32 = 2;
 
+/// How often a gathering leader looks at the poison flag, which wakes no condition variable.
+const POISON_POLL: Duration = Duration::from_millis(1);
+
 impl GroupCommit {
     /// Everything up to `durable` is already durable.
     pub fn new(durable: u64) -> Self {
@@ -253,14 +256,20 @@ impl GroupCommit {
             return;
         }
         st.stats.gathers += 1;
-        let deadline = Instant::now() + bound;
+        // A bound too large for the clock is no bound (never a panic with `syncing` set).
+        let deadline = Instant::now().checked_add(bound);
         while st.uncovered() < expected && !self.poison.is_set() && st.durable < pos {
-            if self.arrived.wait_until(st, deadline).timed_out() {
-                if st.uncovered() < expected {
-                    st.stats.gather_timeouts += 1;
-                }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                st.stats.gather_timeouts += 1;
                 return;
             }
+            // The poison is set without a notification (by any thread, through `poison()`):
+            // look at it again at least every `POISON_POLL`.
+            let slice = now + POISON_POLL;
+            let _ = self
+                .arrived
+                .wait_until(st, deadline.map_or(slice, |d| d.min(slice)));
         }
     }
 

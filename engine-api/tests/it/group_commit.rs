@@ -182,10 +182,28 @@ fn a_leader_covered_while_gathering_returns_without_syncing() {
     assert_eq!(gc.stats().syncs, 1);
 }
 
+/// Waits up to five seconds (far beyond the millisecond the leader needs) for it to finish.
+fn finishes_soon(leader: &Leader) -> bool {
+    for _ in 0..5_000 {
+        if leader.is_finished() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+/// The poison is set by another thread (a failed background sync), which wakes no condition
+/// variable: the gathering leader must still notice it soon, not at the end of its bound (20 s
+/// here; before, it slept all of it, and so did every writer waiting behind it).
 #[test]
 fn a_leader_poisoned_while_gathering_never_syncs() {
-    let (gc, leader) = leader_gathering(Duration::from_millis(50));
+    let (gc, leader) = leader_gathering(PATIENT);
     gc.poison().set(&Error::invalid("background failure"));
+    assert!(
+        finishes_soon(&leader),
+        "a poisoned leader went on gathering"
+    );
     let (result, synced) = leader.join().unwrap();
     assert!(matches!(result, Err(Error::Poisoned { .. })), "{result:?}");
     assert!(!synced, "a sync ran after the engine was poisoned");
@@ -221,4 +239,15 @@ fn a_failed_sync_of_a_gathered_group_fails_every_waiter() {
         .filter(|r| matches!(r, Err(Error::Poisoned { .. })))
         .count();
     assert_eq!((led, poisoned), (1, N - 1), "{results:?}");
+}
+
+/// A bound too large to add to the clock (`Duration::MAX`: gather without a time limit) is no
+/// bound, not a panic that would leave the group marked as syncing for ever.
+#[test]
+fn a_leader_may_gather_without_a_time_bound() {
+    let (gc, leader) = leader_gathering(Duration::MAX);
+    gc.mark_durable(3);
+    let (result, synced) = leader.join().expect("the gathering leader panicked");
+    result.unwrap();
+    assert!(!synced, "the leader synced what was already durable");
 }
