@@ -180,8 +180,16 @@ impl GroupCommit {
 
     /// Records that everything up to `pos` is durable (after a sync done outside the group,
     /// such as at a file rotation).
+    ///
+    /// Writers it releases count as a sync's group: a leader gathering next expects back those,
+    /// not a count from before (which may include writers that left meanwhile).
     pub fn mark_durable(&self, pos: u64) {
         let mut st = self.state.lock();
+        let released = st.waiting.iter().filter(|&&p| p > st.durable && p <= pos);
+        let released = released.count();
+        if released > 0 {
+            st.peak = st.uncovered();
+        }
         st.durable = st.durable.max(pos);
         self.done.notify_all();
         self.arrived.notify_all();
@@ -227,7 +235,7 @@ impl GroupCommit {
                 continue;
             }
             let Some(run) = sync.take() else {
-                // Unreachable in practice: a leader's own sync covers its position.
+                // Unreachable: a leader whose sync fell short of its position poisoned.
                 return Err(Error::invalid(
                     "group commit: sync did not cover the position",
                 ));
@@ -240,7 +248,7 @@ impl GroupCommit {
                 self.done.notify_all();
                 continue;
             }
-            self.lead(st, run)?;
+            self.lead(st, pos, run)?;
         }
     }
 
@@ -274,16 +282,19 @@ impl GroupCommit {
     }
 
     /// Runs the leader's sync with the state unlocked, then publishes what it covered or
-    /// poisons.
+    /// poisons. A sync that vouches for less than the leader's own position `pos` (a defect of
+    /// the closure: the leader appended before it called) poisons too: its write is appended
+    /// but would never be acknowledged, and no later leader may build on the log it vouched for.
     fn lead(
         &self,
         st: &mut MutexGuard<'_, GroupState>,
+        pos: u64,
         run: impl FnOnce() -> Result<u64>,
     ) -> Result<()> {
         st.peak = st.uncovered();
         st.stats.syncs += 1;
         let started = Instant::now();
-        let result = MutexGuard::unlocked(st, run);
+        let result = MutexGuard::unlocked(st, run).and_then(|covered| short_sync(covered, pos));
         st.last_sync = started.elapsed();
         st.syncing = false;
         self.done.notify_all();
@@ -298,6 +309,17 @@ impl GroupCommit {
             }
         }
     }
+}
+
+/// `Ok(covered)`, or the poisoning error of a sync that covered less than `pos`.
+fn short_sync(covered: u64, pos: u64) -> Result<u64> {
+    if covered >= pos {
+        return Ok(covered);
+    }
+    Err(Error::invalid(format!(
+        "group commit: a sync vouched for position {covered}, below the {pos} it had to cover \
+         (an engine's sync path read its end before its own append)"
+    )))
 }
 
 thread_local! {
