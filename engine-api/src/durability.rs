@@ -97,6 +97,9 @@ struct GroupState {
     peak: usize,
     /// How long the last sync took.
     last_sync: Duration,
+    /// While a leader gathers: the uncovered writers it waits for (0: none gathers). An
+    /// arriving writer wakes it only once they are all there.
+    gather_for: usize,
     stats: GroupCommitStats,
 }
 
@@ -111,6 +114,9 @@ pub struct GroupCommitStats {
     pub gathers: u64,
     /// Gathers that ended at their time bound rather than with every expected writer.
     pub gather_timeouts: u64,
+    /// Times a gathering leader was woken by an arriving writer while its group was still
+    /// incomplete (each a futex wake and a context switch that found nothing to do).
+    pub early_wakeups: u64,
 }
 
 impl GroupState {
@@ -212,7 +218,9 @@ impl GroupCommit {
         if st.syncing {
             st.stats.waits += 1;
         }
-        self.arrived.notify_one();
+        if st.gather_for > 0 && st.uncovered() >= st.gather_for {
+            self.arrived.notify_one();
+        }
         let result = self.wait_or_lead(&mut st, pos, sync);
         st.leave(pos);
         result
@@ -264,6 +272,15 @@ impl GroupCommit {
             return;
         }
         st.stats.gathers += 1;
+        st.gather_for = expected;
+        self.gather_until(st, pos, bound);
+        st.gather_for = 0;
+    }
+
+    /// Sleeps until `gather_for` writers wait uncovered, `pos` is covered, the engine is
+    /// poisoned or `bound` has passed.
+    fn gather_until(&self, st: &mut MutexGuard<'_, GroupState>, pos: u64, bound: Duration) {
+        let expected = st.gather_for;
         // A bound too large for the clock is no bound (never a panic with `syncing` set).
         let deadline = Instant::now().checked_add(bound);
         while st.uncovered() < expected && !self.poison.is_set() && st.durable < pos {
@@ -275,9 +292,13 @@ impl GroupCommit {
             // The poison is set without a notification (by any thread, through `poison()`):
             // look at it again at least every `POISON_POLL`.
             let slice = now + POISON_POLL;
-            let _ = self
+            let woken = !self
                 .arrived
-                .wait_until(st, deadline.map_or(slice, |d| d.min(slice)));
+                .wait_until(st, deadline.map_or(slice, |d| d.min(slice)))
+                .timed_out();
+            if woken && st.uncovered() < expected && st.durable < pos {
+                st.stats.early_wakeups += 1;
+            }
         }
     }
 

@@ -297,3 +297,52 @@ fn a_rotation_covering_a_gathering_leader_resets_the_expected_writers() {
         "the write after the rotation gathered for a writer no one expected back"
     );
 }
+
+/// A gathering leader sleeps until its whole group is there: a writer arriving while others
+/// are still missing does not wake it (before, every arrival did: a futex wake and a context
+/// switch per writer and per sync, on the cores the arriving writers need).
+#[test]
+fn a_gathering_leader_is_woken_only_when_its_group_is_complete() {
+    const N: usize = 3;
+    let gc = Arc::new(GroupCommit::with_max_gather(0, PATIENT));
+    let log = Arc::new(Log::default());
+    let write = |gc: Arc<GroupCommit>, log: Arc<Log>, first: bool| {
+        std::thread::spawn(move || {
+            let pos = log.append();
+            gc.wait_durable(pos, || {
+                if first {
+                    until_waiting(&gc, N);
+                }
+                Ok(log.sync())
+            })
+        })
+    };
+    let writers: Vec<_> = (0..N)
+        .map(|_| write(gc.clone(), log.clone(), true))
+        .collect();
+    for w in writers {
+        w.join().unwrap().unwrap();
+    }
+    // Three writers were seen together; one comes back and gathers, expecting three.
+    let mut round = vec![write(gc.clone(), log.clone(), false)];
+    while gc.stats().gathers == 0 {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    for n in 2..=N {
+        round.push(write(gc.clone(), log.clone(), false));
+        if n < N {
+            until_waiting(&gc, n);
+            // Time for a wrongly woken leader to look and count itself woken early.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for w in round {
+        w.join().unwrap().unwrap();
+    }
+    let stats = gc.stats();
+    assert_eq!((stats.syncs, stats.gather_timeouts), (2, 0));
+    assert_eq!(
+        stats.early_wakeups, 0,
+        "the gathering leader was woken before its group was complete"
+    );
+}
