@@ -97,6 +97,9 @@ struct GroupState {
     peak: usize,
     /// How long the last sync took.
     last_sync: Duration,
+    /// While a leader gathers: the uncovered writers it waits for (0: none gathers). An
+    /// arriving writer wakes it only once they are all there.
+    gather_for: usize,
     stats: GroupCommitStats,
 }
 
@@ -111,6 +114,9 @@ pub struct GroupCommitStats {
     pub gathers: u64,
     /// Gathers that ended at their time bound rather than with every expected writer.
     pub gather_timeouts: u64,
+    /// Times a gathering leader was woken by an arriving writer while its group was still
+    /// incomplete (each a futex wake and a context switch that found nothing to do).
+    pub early_wakeups: u64,
 }
 
 impl GroupState {
@@ -180,8 +186,16 @@ impl GroupCommit {
 
     /// Records that everything up to `pos` is durable (after a sync done outside the group,
     /// such as at a file rotation).
+    ///
+    /// Writers it releases count as a sync's group: a leader gathering next expects back those,
+    /// not a count from before (which may include writers that left meanwhile).
     pub fn mark_durable(&self, pos: u64) {
         let mut st = self.state.lock();
+        let released = st.waiting.iter().filter(|&&p| p > st.durable && p <= pos);
+        let released = released.count();
+        if released > 0 {
+            st.peak = st.uncovered();
+        }
         st.durable = st.durable.max(pos);
         self.done.notify_all();
         self.arrived.notify_all();
@@ -204,7 +218,9 @@ impl GroupCommit {
         if st.syncing {
             st.stats.waits += 1;
         }
-        self.arrived.notify_one();
+        if st.gather_for > 0 && st.uncovered() >= st.gather_for {
+            self.arrived.notify_one();
+        }
         let result = self.wait_or_lead(&mut st, pos, sync);
         st.leave(pos);
         result
@@ -227,7 +243,7 @@ impl GroupCommit {
                 continue;
             }
             let Some(run) = sync.take() else {
-                // Unreachable in practice: a leader's own sync covers its position.
+                // Unreachable: a leader whose sync fell short of its position poisoned.
                 return Err(Error::invalid(
                     "group commit: sync did not cover the position",
                 ));
@@ -240,7 +256,7 @@ impl GroupCommit {
                 self.done.notify_all();
                 continue;
             }
-            self.lead(st, run)?;
+            self.lead(st, pos, run)?;
         }
     }
 
@@ -256,6 +272,15 @@ impl GroupCommit {
             return;
         }
         st.stats.gathers += 1;
+        st.gather_for = expected;
+        self.gather_until(st, pos, bound);
+        st.gather_for = 0;
+    }
+
+    /// Sleeps until `gather_for` writers wait uncovered, `pos` is covered, the engine is
+    /// poisoned or `bound` has passed.
+    fn gather_until(&self, st: &mut MutexGuard<'_, GroupState>, pos: u64, bound: Duration) {
+        let expected = st.gather_for;
         // A bound too large for the clock is no bound (never a panic with `syncing` set).
         let deadline = Instant::now().checked_add(bound);
         while st.uncovered() < expected && !self.poison.is_set() && st.durable < pos {
@@ -267,23 +292,30 @@ impl GroupCommit {
             // The poison is set without a notification (by any thread, through `poison()`):
             // look at it again at least every `POISON_POLL`.
             let slice = now + POISON_POLL;
-            let _ = self
+            let woken = !self
                 .arrived
-                .wait_until(st, deadline.map_or(slice, |d| d.min(slice)));
+                .wait_until(st, deadline.map_or(slice, |d| d.min(slice)))
+                .timed_out();
+            if woken && st.uncovered() < expected && st.durable < pos {
+                st.stats.early_wakeups += 1;
+            }
         }
     }
 
     /// Runs the leader's sync with the state unlocked, then publishes what it covered or
-    /// poisons.
+    /// poisons. A sync that vouches for less than the leader's own position `pos` (a defect of
+    /// the closure: the leader appended before it called) poisons too: its write is appended
+    /// but would never be acknowledged, and no later leader may build on the log it vouched for.
     fn lead(
         &self,
         st: &mut MutexGuard<'_, GroupState>,
+        pos: u64,
         run: impl FnOnce() -> Result<u64>,
     ) -> Result<()> {
         st.peak = st.uncovered();
         st.stats.syncs += 1;
         let started = Instant::now();
-        let result = MutexGuard::unlocked(st, run);
+        let result = MutexGuard::unlocked(st, run).and_then(|covered| short_sync(covered, pos));
         st.last_sync = started.elapsed();
         st.syncing = false;
         self.done.notify_all();
@@ -298,6 +330,17 @@ impl GroupCommit {
             }
         }
     }
+}
+
+/// `Ok(covered)`, or the poisoning error of a sync that covered less than `pos`.
+fn short_sync(covered: u64, pos: u64) -> Result<u64> {
+    if covered >= pos {
+        return Ok(covered);
+    }
+    Err(Error::invalid(format!(
+        "group commit: a sync vouched for position {covered}, below the {pos} it had to cover \
+         (an engine's sync path read its end before its own append)"
+    )))
 }
 
 thread_local! {

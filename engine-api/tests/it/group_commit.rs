@@ -251,3 +251,98 @@ fn a_leader_may_gather_without_a_time_bound() {
     result.unwrap();
     assert!(!synced, "the leader synced what was already durable");
 }
+
+/// A sync closure that vouches for less than the position it was asked to cover (a defect in
+/// an engine's sync path) must not leave the write appended, unacknowledged and the group
+/// carrying on as if nothing happened: it poisons with a clear cause, and no sync runs again.
+#[test]
+fn a_sync_covering_less_than_its_leader_poisons() {
+    let gc = GroupCommit::with_max_gather(0, PATIENT);
+    let log = Log::default();
+    let pos = log.append();
+    let err = gc.wait_durable(pos, || Ok(pos - 1)).unwrap_err();
+    assert!(
+        gc.poison().is_set(),
+        "a short sync left the group unpoisoned: {err}"
+    );
+    assert!(
+        err.to_string().contains("below"),
+        "the error should say the sync fell short: {err}"
+    );
+    let mut called = false;
+    let again = gc.wait_durable(log.append(), || {
+        called = true;
+        Ok(log.sync())
+    });
+    assert!(matches!(again, Err(Error::Poisoned { .. })), "{again:?}");
+    assert!(!called, "a sync ran after a short sync");
+}
+
+/// A rotation (`mark_durable`) that covers a gathering leader releases it like a sync would:
+/// the leader then expects back only the writers that cover released, so the lone writer's
+/// next write does not gather (before, it waited out its whole bound once, for a writer that
+/// had left before the rotation).
+#[test]
+fn a_rotation_covering_a_gathering_leader_resets_the_expected_writers() {
+    let (gc, leader) = leader_gathering(Duration::from_secs(2));
+    gc.mark_durable(3);
+    let (result, synced) = leader.join().unwrap();
+    result.unwrap();
+    assert!(!synced);
+    gc.wait_durable(4, || Ok(4)).unwrap();
+    let stats = gc.stats();
+    assert_eq!(
+        (stats.gathers, stats.gather_timeouts),
+        (1, 0),
+        "the write after the rotation gathered for a writer no one expected back"
+    );
+}
+
+/// A gathering leader sleeps until its whole group is there: a writer arriving while others
+/// are still missing does not wake it (before, every arrival did: a futex wake and a context
+/// switch per writer and per sync, on the cores the arriving writers need).
+#[test]
+fn a_gathering_leader_is_woken_only_when_its_group_is_complete() {
+    const N: usize = 3;
+    let gc = Arc::new(GroupCommit::with_max_gather(0, PATIENT));
+    let log = Arc::new(Log::default());
+    let write = |gc: Arc<GroupCommit>, log: Arc<Log>, first: bool| {
+        std::thread::spawn(move || {
+            let pos = log.append();
+            gc.wait_durable(pos, || {
+                if first {
+                    until_waiting(&gc, N);
+                }
+                Ok(log.sync())
+            })
+        })
+    };
+    let writers: Vec<_> = (0..N)
+        .map(|_| write(gc.clone(), log.clone(), true))
+        .collect();
+    for w in writers {
+        w.join().unwrap().unwrap();
+    }
+    // Three writers were seen together; one comes back and gathers, expecting three.
+    let mut round = vec![write(gc.clone(), log.clone(), false)];
+    while gc.stats().gathers == 0 {
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    for n in 2..=N {
+        round.push(write(gc.clone(), log.clone(), false));
+        if n < N {
+            until_waiting(&gc, n);
+            // Time for a wrongly woken leader to look and count itself woken early.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    for w in round {
+        w.join().unwrap().unwrap();
+    }
+    let stats = gc.stats();
+    assert_eq!((stats.syncs, stats.gather_timeouts), (2, 0));
+    assert_eq!(
+        stats.early_wakeups, 0,
+        "the gathering leader was woken before its group was complete"
+    );
+}
