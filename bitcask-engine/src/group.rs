@@ -20,6 +20,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use engine_api::{Error, Result};
 use parking_lot::{Condvar, Mutex};
@@ -34,6 +35,8 @@ pub(crate) const MAX_GROUP_BYTES: usize = 1 << 20;
 #[derive(Default)]
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
+    /// `waiting.len()`, readable without the lock: a lone leader takes nothing without locking.
+    queued: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -154,6 +157,7 @@ impl WriteQueue {
                 return Joined::Lead;
             }
             st.waiting.push_back(Arc::clone(&request));
+            self.queued.store(st.waiting.len(), Ordering::Release);
         }
         request.wait()
     }
@@ -171,6 +175,10 @@ impl WriteQueue {
     /// The leader takes queued requests, oldest first, while the group stays within
     /// [`MAX_GROUP_BYTES`] (the first one always, so the queue always moves).
     pub(crate) fn take(&self, own_bytes: usize) -> Vec<Arc<Request>> {
+        // A writer queueing just after this look is not lost: the lead passes to it.
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
         let mut st = self.state.lock();
         let mut bytes = own_bytes;
         let mut out = Vec::new();
@@ -181,13 +189,16 @@ impl WriteQueue {
             bytes += next.bytes();
             out.extend(st.waiting.pop_front());
         }
+        self.queued.store(st.waiting.len(), Ordering::Release);
         out
     }
 
     /// The leader is done with the writer mutex: the first queued writer leads next, or no one.
     pub(crate) fn pass_lead(&self) {
         let mut st = self.state.lock();
-        match st.waiting.pop_front() {
+        let next = st.waiting.pop_front();
+        self.queued.store(st.waiting.len(), Ordering::Release);
+        match next {
             Some(next) => next.promote(),
             None => st.leading = false,
         }
@@ -323,6 +334,7 @@ mod tests {
         for _ in 0..2 {
             let req = std::sync::Arc::new(Request::new(&[(&big, None)], false));
             q.state.lock().waiting.push_back(req);
+            q.queued.fetch_add(1, std::sync::atomic::Ordering::Release);
         }
         assert_eq!(q.take(10).len(), 1);
         assert_eq!(q.take(0).len(), 1);
