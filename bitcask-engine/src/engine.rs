@@ -15,6 +15,7 @@ use engine_api::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::datafile::{DataFile, FileName};
+use crate::group::WriteQueue;
 use crate::keydir::{KeyDir, Loc};
 use crate::options::BitcaskOptions;
 use crate::recovery::{self, RecoveryReport};
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     /// its inputs from `files`: a scan's copied locations always name files it can find.
     pub(crate) retire: RwLock<()>,
     pub(crate) writer: Mutex<Option<Writer>>,
+    /// Writers waiting for a group leader to append for them ([`crate::group`]).
+    pub(crate) queue: WriteQueue,
     /// Serialises every sync of a file the writer appends to ([`Inner::sync_file`]).
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) commit: GroupCommit,
@@ -94,6 +97,13 @@ impl Counters {
 }
 
 impl BitcaskEngine {
+    /// Writers queued behind a write-group leader: lets a test force a group (hold the
+    /// leader's append in the storage seam, wait for the queue, release). Not a stable API.
+    #[doc(hidden)]
+    pub fn queued_writers(&self) -> usize {
+        self.inner.queue.len()
+    }
+
     /// Opens (creating it if allowed) the Bitcask in `dir`: takes the directory lock, rolls
     /// committed merges forward and removes uncommitted merge output, loads every data file
     /// from its hint or by a scan, truncates a torn tail, and starts a fresh active file.
@@ -132,6 +142,7 @@ impl BitcaskEngine {
             files: RwLock::new(recovered.files),
             retire: RwLock::new(()),
             writer: Mutex::new(None),
+            queue: WriteQueue::default(),
             sync_lock: Mutex::new(()),
             commit: GroupCommit::new(0),
             publish: Publish::new(recovered.next_seq),

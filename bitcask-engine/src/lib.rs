@@ -52,6 +52,7 @@ mod datafile;
 mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group;
 mod hint;
 mod keydir;
 mod manifest;

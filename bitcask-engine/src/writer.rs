@@ -36,20 +36,25 @@
 //! A failed sync poisons the engine. The sealed file's hint is written later by the background
 //! worker.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine_api::{Error, IoClass, Result, Storage, SyncPolicy, WritableFile};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::datafile::{DATA_START, DataFile, FileName, FileShape, encode_header, new_nonce};
 use crate::engine::Inner;
+use crate::group::{Followers, Joined, Lead, user_bytes};
 use crate::keydir::Loc;
 use crate::record::{self, Kind, SEAL_LEN};
 use crate::worker::Job;
 
 /// Bytes of a batch's closing record.
 const BATCH_END_BYTES: usize = record::HEADER_LEN + 12;
+
+/// A write buffer grown past this by a big batch or group is not kept.
+const MAX_KEPT_BUF: usize = 4 << 20;
 
 /// The active file and the positions the writer tracks.
 pub(crate) struct Writer {
@@ -108,21 +113,21 @@ struct Appended {
     end_seq: u64,
 }
 
-/// A write appended under [`SyncPolicy::Always`] and not yet published. If it is dropped
-/// without publishing (a panic on the way), it passes its turn, so later writers do not wait
-/// for ever.
+/// Writes appended under [`SyncPolicy::Always`] and not yet published: sequence numbers
+/// `first_seq..end_seq`. If dropped without publishing (a panic on the way), they pass their
+/// turn, so later writers do not wait for ever.
 struct Pending<'a> {
     inner: &'a Inner,
-    file: Arc<DataFile>,
-    at: Appended,
+    first_seq: u64,
+    end_seq: u64,
     done: bool,
 }
 
 impl Pending<'_> {
-    /// Waits for this write's turn and indexes its records (or, with `ops` `None`, only
-    /// passes the turn); moves the ticket past its sequence numbers either way.
-    fn finish(mut self, ops: Option<&[Op<'_>]>) -> Result<()> {
-        let result = self.inner.take_turn(&self.file, &self.at, ops);
+    /// Waits for this turn and runs `index` (or, with `None`, only passes the turn); moves the
+    /// ticket past the sequence numbers either way.
+    fn finish(mut self, index: Option<impl FnOnce() -> Result<()>>) -> Result<()> {
+        let result = self.inner.take_turn(self.first_seq, self.end_seq, index);
         self.done = true;
         result
     }
@@ -131,10 +136,22 @@ impl Pending<'_> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.inner.take_turn(&self.file, &self.at, None);
+            let none: Option<fn() -> Result<()>> = None;
+            let _ = self.inner.take_turn(self.first_seq, self.end_seq, none);
         }
     }
 }
+
+/// Records of a write group appended with one call, to one file.
+struct Chunk {
+    file: Arc<DataFile>,
+    at: Appended,
+    /// The group's entries whose records these are.
+    entries: Range<usize>,
+}
+
+/// One writer's part of a group: its operations and whether they form a batch.
+type Entry<'a, 'b> = (&'a [Op<'b>], bool);
 
 impl Inner {
     /// Creates a fresh active file and the writer around it.
@@ -176,63 +193,268 @@ impl Inner {
         Ok((file, out))
     }
 
-    /// Writes `ops` (one put or delete, or a whole batch) and acknowledges them per the policy.
+    /// Writes `ops` (one put or delete, or a whole batch) and acknowledges them per the policy:
+    /// itself if no one else is writing, otherwise as part of a write group ([`crate::group`]).
     pub(crate) fn write_ops(&self, ops: &[Op<'_>], batch: bool) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly);
         }
-        let always = self.sync_policy == SyncPolicy::Always;
-        let pending = {
-            let mut guard = self.writer.lock();
-            let w = guard.as_mut().ok_or(Error::ReadOnly)?;
-            self.commit.poison().check()?;
-            let at = self.append_ops(w, ops, batch, !always)?;
-            // Under `Always` the records are indexed only once durable, in sequence order.
-            always.then(|| Pending {
-                inner: self,
-                file: Arc::clone(&w.file),
-                at,
-                done: false,
-            })
-        };
-        self.counters.wrote(ops);
-        let Some(pending) = pending else {
-            return Ok(());
-        };
-        match self
-            .commit
-            .wait_durable(pending.at.pos, || self.sync_active())
-        {
-            Ok(()) => pending
-                .finish(Some(ops))
-                .map_err(|e| self.appended_but_not_durable(e)),
-            Err(e) => {
-                // Not durable: never visible either. The turn still has to be passed.
-                let _ = pending.finish(None);
-                Err(self.appended_but_not_durable(e))
-            }
+        match self.queue.join(ops, batch) {
+            Joined::Lead => self.lead(ops, batch),
+            Joined::Done(result) => result,
         }
     }
 
-    /// Waits until sequence number `at.first_seq` is the next to publish, indexes the records
-    /// (unless `ops` is `None` or the engine is poisoned), then moves the ticket past them.
-    /// The writers ahead are all past their append, so each is about to be woken by a sync (or
-    /// its failure) or is publishing: the wait holds no I/O and no other lock.
-    fn take_turn(&self, file: &Arc<DataFile>, at: &Appended, ops: Option<&[Op<'_>]>) -> Result<()> {
+    /// The leader's write: its own operations, and those of the writers queued behind it.
+    fn lead(&self, ops: &[Op<'_>], batch: bool) -> Result<()> {
+        let mut lead = Lead::new(&self.queue);
+        let guard = self.writer.lock();
+        // Taken under the writer mutex: whoever queued while it was busy joins this group.
+        let taken = self.queue.take(user_bytes(ops));
+        if taken.is_empty() {
+            return self.write_alone(guard, lead, ops, batch);
+        }
+        let followers = Followers::new(taken);
+        let views: Vec<Vec<Op<'_>>> = followers.reqs.iter().map(|r| r.ops()).collect();
+        let mut entries: Vec<Entry<'_, '_>> = Vec::with_capacity(views.len() + 1);
+        entries.push((ops, batch));
+        entries.extend(
+            views
+                .iter()
+                .zip(&followers.reqs)
+                .map(|(v, r)| (&v[..], r.batch)),
+        );
+        self.write_group(guard, &mut lead, &entries, &followers)
+    }
+
+    /// One writer's write, no group: appends, releases the writer mutex and the lead, then
+    /// (under `Always`) waits to be durable and publishes.
+    fn write_alone(
+        &self,
+        mut guard: MutexGuard<'_, Option<Writer>>,
+        mut lead: Lead<'_>,
+        ops: &[Op<'_>],
+        batch: bool,
+    ) -> Result<()> {
+        let always = self.sync_policy == SyncPolicy::Always;
+        let w = guard.as_mut().ok_or(Error::ReadOnly)?;
+        self.commit.poison().check()?;
+        let at = self.append_ops(w, ops, batch, !always)?;
+        // Under `Always` the records are indexed only once durable, in sequence order.
+        let file = always.then(|| Arc::clone(&w.file));
+        drop(guard);
+        lead.pass();
+        self.counters.wrote(ops);
+        let Some(file) = file else {
+            return Ok(());
+        };
+        self.publish_durable(at, || self.index(&file, ops, at.start, at.first_seq))
+    }
+
+    /// Under `Always`: waits until the records appended at `at` are durable, then publishes
+    /// them with `index` in their turn. Not durable means never visible; the turn is passed
+    /// either way.
+    fn publish_durable(&self, at: Appended, index: impl FnOnce() -> Result<()>) -> Result<()> {
+        let pending = Pending {
+            inner: self,
+            first_seq: at.first_seq,
+            end_seq: at.end_seq,
+            done: false,
+        };
+        let none: Option<fn() -> Result<()>> = None;
+        let result = match self.commit.wait_durable(at.pos, || self.sync_active()) {
+            Ok(()) => pending.finish(Some(index)),
+            Err(e) => pending.finish(none).and(Err(e)),
+        };
+        result.map_err(|e| self.appended_but_not_durable(e))
+    }
+
+    /// A group's write: every entry's records appended (with one call per file they go to),
+    /// indexed (now, or under `Always` once durable, in one publishing turn), and every
+    /// follower given its outcome. Returns the leader's (entry 0's).
+    fn write_group(
+        &self,
+        mut guard: MutexGuard<'_, Option<Writer>>,
+        lead: &mut Lead<'_>,
+        entries: &[Entry<'_, '_>],
+        followers: &Followers,
+    ) -> Result<()> {
+        let always = self.sync_policy == SyncPolicy::Always;
+        let (chunks, failed) = match guard.as_mut() {
+            None => (Vec::new(), Some(Error::ReadOnly)),
+            Some(w) => match self.commit.poison().check() {
+                Err(e) => (Vec::new(), Some(e)),
+                Ok(()) => self.append_group(w, entries, !always),
+            },
+        };
+        drop(guard);
+        lead.pass();
+        let appended = chunks.last().map_or(0, |c| c.entries.end);
+        for (ops, _) in entries.get(..appended).unwrap_or_default() {
+            self.counters.wrote(ops);
+        }
+        let result = match (chunks.first(), chunks.last()) {
+            (Some(first), Some(last)) if always => {
+                let at = Appended {
+                    first_seq: first.at.first_seq,
+                    ..last.at
+                };
+                self.publish_durable(at, || self.index_chunks(&chunks, entries))
+            }
+            _ => Ok(()),
+        };
+        followers.finish(appended.saturating_sub(1), &result);
+        let failed = failed.map_or(Ok(()), Err);
+        followers.finish(entries.len() - appended.max(1), &failed);
+        if appended > 0 { result } else { failed }
+    }
+
+    /// Appends the entries in order, one write call per file they go to (a group that would
+    /// pass `max_file_size` is cut at an entry boundary and the file rotated). Returns the
+    /// chunks appended (and indexed, if `index_now`): entries up to the last chunk's end are
+    /// written; the error, if any, is every later entry's.
+    fn append_group(
+        &self,
+        w: &mut Writer,
+        entries: &[Entry<'_, '_>],
+        index_now: bool,
+    ) -> (Vec<Chunk>, Option<Error>) {
+        let mut chunks = Vec::new();
+        let mut from = 0;
+        w.buf.clear();
+        let mut first_seq = w.next_seq;
+        for (i, (ops, batch)) in entries.iter().enumerate() {
+            let end = w.len + w.buf.len() as u64;
+            let full = end + encoded_len(ops, *batch) as u64 > self.max_file_size;
+            if (full && end > DATA_START) || w.file.is_sealed() {
+                let step = self
+                    .flush_chunk(w, entries, from..i, first_seq, index_now)
+                    .and_then(|c| self.rotate(w).map(|()| c));
+                match step {
+                    Ok(c) => chunks.extend(c),
+                    Err(e) => return (chunks, Some(e)),
+                }
+                // The seal went through the buffer.
+                w.buf.clear();
+                (from, first_seq) = (i, w.next_seq);
+            }
+            if let Err(e) = encode_ops(w, ops, *batch) {
+                w.next_seq = first_seq;
+                return (chunks, Some(e));
+            }
+        }
+        match self.flush_chunk(w, entries, from..entries.len(), first_seq, index_now) {
+            Ok(c) => chunks.extend(c),
+            Err(e) => return (chunks, Some(e)),
+        }
+        if w.buf.capacity() > MAX_KEPT_BUF {
+            w.buf = Vec::with_capacity(4096);
+        }
+        (chunks, None)
+    }
+
+    /// Appends the encoded records of `entries[range]` (sequence numbers from `first_seq`)
+    /// with one call, and indexes them if `index_now`. `None` if the range is empty.
+    fn flush_chunk(
+        &self,
+        w: &mut Writer,
+        entries: &[Entry<'_, '_>],
+        range: Range<usize>,
+        first_seq: u64,
+        index_now: bool,
+    ) -> Result<Option<Chunk>> {
+        if range.is_empty() {
+            return Ok(None);
+        }
+        let start = w.len;
+        if let Err(e) = self.append_buf(w) {
+            w.next_seq = first_seq;
+            w.buf.clear();
+            return Err(e);
+        }
+        w.buf.clear();
+        w.records += w.next_seq - first_seq;
+        w.min_seq = w.min_seq.min(first_seq);
+        w.file.grew(w.len, w.records, w.min_seq, w.next_seq - 1);
+        let chunk = Chunk {
+            file: Arc::clone(&w.file),
+            at: Appended {
+                pos: w.appended,
+                start,
+                first_seq,
+                end_seq: w.next_seq,
+            },
+            entries: range,
+        };
+        if index_now {
+            self.index_chunks(std::slice::from_ref(&chunk), entries)?;
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Indexes the records of `chunks`, in sequence order. Runs of single puts and deletes go
+    /// to the keydir together, grouped by shard ([`crate::keydir::KeyDir::apply_many`]); a
+    /// batch goes whole, with its shards locked at once.
+    fn index_chunks(&self, chunks: &[Chunk], entries: &[Entry<'_, '_>]) -> Result<()> {
+        for chunk in chunks {
+            let (mut offset, mut seq) = (chunk.at.start, chunk.at.first_seq);
+            let mut run: Vec<(&[u8], Option<Loc>)> = Vec::new();
+            let part = entries.get(chunk.entries.clone()).unwrap_or_default();
+            for (ops, batch) in part {
+                if *batch {
+                    self.index_run(&chunk.file, &mut run)?;
+                    self.index(&chunk.file, ops, offset, seq)?;
+                    offset += encoded_len(ops, true) as u64;
+                    seq += ops.len() as u64;
+                    continue;
+                }
+                for op in *ops {
+                    let loc = loc_at(chunk.file.id(), offset, op, seq)?;
+                    offset += u64::from(loc.len);
+                    seq += 1;
+                    run.push((op.0, op.1.map(|_| loc)));
+                }
+            }
+            self.index_run(&chunk.file, &mut run)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a run of single puts and deletes to the keydir (a full shard poisons, as in
+    /// [`Inner::index`]) and empties it.
+    fn index_run(&self, data: &Arc<DataFile>, run: &mut Vec<(&[u8], Option<Loc>)>) -> Result<()> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let old = self.keydir.apply_many(run);
+        let old = old.inspect_err(|e| self.commit.poison().set(e))?;
+        for ((_, new), old) in run.iter().zip(old) {
+            self.account(data, *new, old);
+        }
+        run.clear();
+        Ok(())
+    }
+
+    /// Waits until sequence number `first_seq` is the next to publish, runs `index` (unless it
+    /// is `None` or the engine is poisoned), then moves the ticket to `end_seq`. The writers
+    /// ahead are all past their append, so each is about to be woken by a sync (or its failure)
+    /// or is publishing: the wait holds no I/O and no other lock.
+    fn take_turn(
+        &self,
+        first_seq: u64,
+        end_seq: u64,
+        index: Option<impl FnOnce() -> Result<()>>,
+    ) -> Result<()> {
         let mut next = self.publish.next.lock();
-        while *next < at.first_seq {
+        while *next < first_seq {
             self.publish.moved.wait(&mut next);
         }
-        debug_assert_eq!(*next, at.first_seq, "a sequence number was published twice");
-        let result = match ops {
-            Some(ops) => self
-                .commit
-                .poison()
-                .check()
-                .and_then(|()| self.index(file, ops, at.start, at.first_seq)),
+        debug_assert_eq!(*next, first_seq, "a sequence number was published twice");
+        let result = match index {
+            Some(index) => self.commit.poison().check().and_then(|()| index()),
             None => Ok(()),
         };
-        *next = (*next).max(at.end_seq);
+        *next = (*next).max(end_seq);
         self.publish.moved.notify_all();
         result
     }
@@ -295,33 +517,14 @@ impl Inner {
         batch: bool,
         index_now: bool,
     ) -> Result<Appended> {
-        let bytes: usize = ops
-            .iter()
-            .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
-            .sum::<usize>()
-            + if batch { BATCH_END_BYTES } else { 0 };
-        let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
+        let bytes = encoded_len(ops, batch);
         let full = w.len + bytes as u64 > self.max_file_size && w.len > DATA_START;
         if full || w.file.is_sealed() {
             self.rotate(w)?;
         }
         w.buf.clear();
         let first_seq = w.next_seq;
-        let frame = w.file.frame();
-        for (key, value) in ops {
-            let kind = match (value, batch) {
-                (Some(_), false) => Kind::Put,
-                (None, false) => Kind::Tombstone,
-                (Some(_), true) => Kind::BatchPut,
-                (None, true) => Kind::BatchTombstone,
-            };
-            let value = value.unwrap_or_default();
-            record::encode(&mut w.buf, frame, w.next_seq, kind, key, value);
-            w.next_seq += 1;
-        }
-        if batch {
-            record::encode_batch_end(&mut w.buf, frame, first_seq, count);
-        }
+        encode_ops(w, ops, batch)?;
         let start = w.len;
         if let Err(e) = self.append_buf(w) {
             // Nothing was appended (or the engine is poisoned): the sequence numbers are
@@ -335,7 +538,7 @@ impl Inner {
         if index_now {
             self.index(&w.file, ops, start, first_seq)?;
         }
-        if w.buf.capacity() > 1 << 20 {
+        if w.buf.capacity() > MAX_KEPT_BUF {
             // A big batch passed: do not keep its buffer for good.
             w.buf = Vec::with_capacity(4096);
         }
@@ -372,19 +575,9 @@ impl Inner {
         first_seq: u64,
     ) -> Result<()> {
         let file = data.id();
-        let loc_at = |offset: u64, (key, value): &Op<'_>, seq: u64| -> Result<Loc> {
-            let bad = |_| Error::invalid("record offset or length beyond 32 bits");
-            Ok(Loc {
-                file,
-                offset: u32::try_from(offset).map_err(bad)?,
-                len: u32::try_from(record::record_len(key, value.unwrap_or_default()))
-                    .map_err(bad)?,
-                seq,
-            })
-        };
         if let [op] = ops {
             // One put or delete: no batch locking, no allocation.
-            let loc = loc_at(start, op, first_seq)?;
+            let loc = loc_at(file, start, op, first_seq)?;
             let new = op.1.map(|_| loc);
             let old = match new {
                 Some(loc) => self.keydir.put(op.0, loc),
@@ -397,7 +590,7 @@ impl Inner {
         let mut offset = start;
         let mut changes: Vec<(&[u8], Option<Loc>)> = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
-            let loc = loc_at(offset, op, first_seq + i as u64)?;
+            let loc = loc_at(file, offset, op, first_seq + i as u64)?;
             offset += u64::from(loc.len);
             changes.push((op.0, op.1.map(|_| loc)));
         }
@@ -596,6 +789,48 @@ impl Inner {
             .poison()
             .guard(|| self.storage.sync_dir(&self.dir))
     }
+}
+
+/// Bytes the records of `ops` take encoded (with the batch's end record if `batch`).
+fn encoded_len(ops: &[Op<'_>], batch: bool) -> usize {
+    ops.iter()
+        .map(|(k, v)| record::record_len(k, v.unwrap_or_default()))
+        .sum::<usize>()
+        + if batch { BATCH_END_BYTES } else { 0 }
+}
+
+/// Encodes `ops` at the end of the writer's buffer, numbering them from its next sequence
+/// number (which it moves past them).
+fn encode_ops(w: &mut Writer, ops: &[Op<'_>], batch: bool) -> Result<()> {
+    let count = u32::try_from(ops.len()).map_err(|_| Error::invalid("batch size"))?;
+    let first_seq = w.next_seq;
+    let frame = w.file.frame();
+    for (key, value) in ops {
+        let kind = match (value, batch) {
+            (Some(_), false) => Kind::Put,
+            (None, false) => Kind::Tombstone,
+            (Some(_), true) => Kind::BatchPut,
+            (None, true) => Kind::BatchTombstone,
+        };
+        let value = value.unwrap_or_default();
+        record::encode(&mut w.buf, frame, w.next_seq, kind, key, value);
+        w.next_seq += 1;
+    }
+    if batch {
+        record::encode_batch_end(&mut w.buf, frame, first_seq, count);
+    }
+    Ok(())
+}
+
+/// The keydir location of the record of `op` at `offset` in file `file`.
+fn loc_at(file: u32, offset: u64, (key, value): &Op<'_>, seq: u64) -> Result<Loc> {
+    let bad = |_| Error::invalid("record offset or length beyond 32 bits");
+    Ok(Loc {
+        file,
+        offset: u32::try_from(offset).map_err(bad)?,
+        len: u32::try_from(record::record_len(key, value.unwrap_or_default())).map_err(bad)?,
+        seq,
+    })
 }
 
 #[cfg(test)]

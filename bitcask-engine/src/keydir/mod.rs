@@ -227,6 +227,34 @@ impl KeyDir {
         Ok(old)
     }
 
+    /// Applies single puts and deletes (`(key, new location or None)`, in sequence order) of a
+    /// write group, returning the previous locations in the same order. Grouped by shard,
+    /// locked once per [`table::TOUCH`] keys whose misses [`Table::touch`] overlaps, as in
+    /// [`KeyDir::get_many`]; within a shard in input order, so the later write of a key wins.
+    /// Not atomic as a whole (these are independent writes; batches use `apply_batch`).
+    pub(crate) fn apply_many(&self, changes: &[(&[u8], Option<Loc>)]) -> Result<Vec<Option<Loc>>> {
+        let hashes: Vec<u64> = changes.iter().map(|(k, _)| hash(k)).collect();
+        let mut old = vec![None; changes.len()];
+        for group in by_shard(&hashes).chunk_by(|a, b| a.0 == b.0) {
+            let Some(shard) = group.first().and_then(|g| self.shards.get(g.0)) else {
+                continue;
+            };
+            for chunk in group.chunks(table::TOUCH) {
+                let mut table = shard.write();
+                std::hint::black_box(table.touch(&hashes_of(chunk)));
+                for &(_, h, i) in chunk {
+                    if let (Some(slot), Some((key, new))) = (old.get_mut(i), changes.get(i)) {
+                        *slot = match new {
+                            Some(loc) => table.insert(h, key, *loc).map_err(|_| full())?,
+                            None => table.remove(h, key),
+                        };
+                    }
+                }
+            }
+        }
+        Ok(old)
+    }
+
     /// Every key in `range` with its location, sorted by key, read with every shard locked
     /// at once: one consistent view. Costs a walk of the whole keydir (a hash index has no
     /// order) plus a sort of the matches.

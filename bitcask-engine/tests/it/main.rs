@@ -18,3 +18,4 @@ mod review_findings;
 mod sync_path;
 mod torn_tail;
 mod visibility;
+mod write_groups;
