@@ -29,7 +29,7 @@ use engine_api::Result;
 use parking_lot::RwLock;
 
 use crate::iter::InternalIterator;
-use crate::key::{self, Kind, OrdKey, SeqNo};
+use crate::key::{self, Kind, SeqNo};
 use crate::op::AsOp;
 
 /// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 56 bytes).
@@ -69,7 +69,7 @@ pub(crate) struct Memtable {
 /// The tree and the arena its keys and values live in, under one lock.
 #[derive(Debug, Default)]
 struct Tree {
-    map: BTreeSet<MemKey>,
+    map: BTreeSet<MemKey<'static>>,
     arena: Arena,
 }
 
@@ -129,15 +129,38 @@ impl Arena {
 /// tree, each of them elsewhere in the arena, and the heads spare those memory reads (and
 /// most of each comparison). Keys with equal heads (equal user keys, long shared prefixes,
 /// or keys that differ only by trailing zero bytes) are compared in full.
+///
+/// The tree holds `MemKey<'static>`s (arena slices); a point lookup probes it with a
+/// `MemKey<'a>` that borrows the caller's seek key, through the tree seen as a
+/// `BTreeSet<MemKey<'a>>` (the set is covariant in its element), so a get builds no owned key:
+/// the first clone of a `Vec`-backed `Bytes` allocates its shared header, a `malloc` and a
+/// `free` per get.
 #[derive(Clone, Debug)]
-struct MemKey {
+struct MemKey<'a> {
     head: [u64; 2],
-    entry: Bytes,
+    entry: Entry<'a>,
     key_len: usize,
 }
 
-impl MemKey {
-    /// A key without a value (a seek target).
+/// The bytes behind a tree key: an arena slice (`key | value`) in the tree, or a borrowed seek
+/// key in a probe.
+#[derive(Clone, Debug)]
+enum Entry<'a> {
+    Stored(Bytes),
+    Probe(&'a [u8]),
+}
+
+impl Entry<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Entry::Stored(b) => b,
+            Entry::Probe(b) => b,
+        }
+    }
+}
+
+impl MemKey<'static> {
+    /// An owned key without a value (a scan's seek target).
     fn new(ikey: Bytes) -> Self {
         let key_len = ikey.len();
         MemKey::entry(ikey, key_len)
@@ -148,17 +171,28 @@ impl MemKey {
         let user = key::user_key(entry.get(..key_len).unwrap_or_default());
         MemKey {
             head: head(user),
-            entry,
+            entry: Entry::Stored(entry),
             key_len,
+        }
+    }
+}
+
+impl<'a> MemKey<'a> {
+    /// A seek target borrowing `ikey` (a point lookup's probe).
+    fn probe(ikey: &'a [u8]) -> Self {
+        MemKey {
+            head: head(key::user_key(ikey)),
+            entry: Entry::Probe(ikey),
+            key_len: ikey.len(),
         }
     }
 
     fn ikey(&self) -> &[u8] {
-        self.entry.get(..self.key_len).unwrap_or_default()
+        self.entry.bytes().get(..self.key_len).unwrap_or_default()
     }
 
     fn value(&self) -> &[u8] {
-        self.entry.get(self.key_len..).unwrap_or_default()
+        self.entry.bytes().get(self.key_len..).unwrap_or_default()
     }
 }
 
@@ -180,15 +214,15 @@ fn head(user: &[u8]) -> [u64; 2] {
     [word(hi), word(lo)]
 }
 
-impl PartialEq for MemKey {
+impl PartialEq for MemKey<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == std::cmp::Ordering::Equal
     }
 }
 
-impl Eq for MemKey {}
+impl Eq for MemKey<'_> {}
 
-impl Ord for MemKey {
+impl Ord for MemKey<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let [a0, a1] = self.head;
         let [b0, b1] = other.head;
@@ -199,7 +233,7 @@ impl Ord for MemKey {
     }
 }
 
-impl PartialOrd for MemKey {
+impl PartialOrd for MemKey<'_> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
@@ -207,7 +241,7 @@ impl PartialOrd for MemKey {
 
 /// One entry copied into the arena.
 struct Stored {
-    key: MemKey,
+    key: MemKey<'static>,
     charged: usize,
 }
 
@@ -237,18 +271,19 @@ impl Memtable {
     /// The newest version of `user` with a sequence number at most `seq`.
     #[cfg(test)]
     pub(crate) fn get(&self, user: &[u8], seq: SeqNo) -> Option<Lookup> {
-        self.get_at(&OrdKey(Bytes::from(key::seek_key(user, seq))))
+        self.get_at(&key::seek_key(user, seq))
     }
 
     /// The newest version at or after `seek` (a [`key::seek_key`]) of the same user key. A
     /// read builds its seek key once for every memtable and table it probes.
-    pub(crate) fn get_at(&self, seek: &OrdKey) -> Option<Lookup> {
-        let user = key::user_key(&seek.0);
-        let seek = MemKey::new(seek.0.clone());
+    pub(crate) fn get_at(&self, seek: &[u8]) -> Option<Lookup> {
+        let user = key::user_key(seek);
+        let probe = MemKey::probe(seek);
         let tree = self.map.read();
-        let k = tree
-            .map
-            .range((Bound::Included(&seek), Bound::Unbounded))
+        // The tree seen with the probe's lifetime (module documentation of `MemKey`).
+        let map: &BTreeSet<MemKey<'_>> = &tree.map;
+        let k = map
+            .range((Bound::Included(&probe), Bound::Unbounded))
             .next()?;
         let parsed = key::parse(k.ikey())?;
         if parsed.user != user {
@@ -276,7 +311,7 @@ impl Memtable {
     }
 
     /// Up to `max` entries from `from` on, copied out under the read lock.
-    fn chunk(&self, from: Bound<MemKey>, max: usize) -> Vec<MemKey> {
+    fn chunk(&self, from: Bound<MemKey<'static>>, max: usize) -> Vec<MemKey<'static>> {
         let tree = self.map.read();
         tree.map
             .range((from, Bound::Unbounded))
@@ -290,7 +325,7 @@ impl Memtable {
 /// memtable alive (an `Arc`), never its lock.
 pub(crate) struct MemtableIter {
     mem: std::sync::Arc<Memtable>,
-    buf: Vec<MemKey>,
+    buf: Vec<MemKey<'static>>,
     pos: usize,
     exhausted: bool,
 }
@@ -310,7 +345,7 @@ impl MemtableIter {
         self.buf.get(self.pos).map_or(&[], MemKey::value)
     }
 
-    fn fill(&mut self, from: Bound<MemKey>) {
+    fn fill(&mut self, from: Bound<MemKey<'static>>) {
         self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
         self.exhausted = self.buf.len() < CHUNK;
@@ -383,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_charge_per_entry_is_the_tree_slot() {
-        assert_eq!(std::mem::size_of::<MemKey>(), ENTRY_OVERHEAD);
+        assert_eq!(std::mem::size_of::<MemKey<'static>>(), ENTRY_OVERHEAD);
     }
 
     #[test]
@@ -414,6 +449,8 @@ mod tests {
             for b in &ikeys {
                 let got = MemKey::new(a.clone()).cmp(&MemKey::new(b.clone()));
                 assert_eq!(got, key::compare(a, b), "{a:?} vs {b:?}");
+                let probed = MemKey::probe(a).cmp(&MemKey::new(b.clone()));
+                assert_eq!(probed, key::compare(a, b), "probe {a:?} vs {b:?}");
             }
         }
     }

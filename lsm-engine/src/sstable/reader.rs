@@ -18,6 +18,12 @@ use crate::key::{self, Kind, SeqNo};
 use crate::memtable::Lookup;
 use crate::obsolete::ObsoleteFiles;
 
+thread_local! {
+    /// A point read's key buffer, kept by its thread between probes: a fresh one per probe was
+    /// a `malloc` and a `free` per table a get reads a block of.
+    static KEY_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// An open table.
 pub(crate) struct Table {
     number: u64,
@@ -203,9 +209,10 @@ impl Table {
         if self.filter_excludes(user) {
             return Ok((None, ProbeInfo::FilterSaysAbsent));
         }
-        let mut index = self.index.iter();
+        let mut index = self.index.iter_with_buffer(KEY_BUFFER.take());
         index.seek(target)?;
         if !index.valid() {
+            KEY_BUFFER.set(index.into_key_buffer());
             return Ok((None, ProbeInfo::PastLastBlock));
         }
         let handle = self.handle_at(&index)?;
@@ -222,6 +229,7 @@ impl Table {
         } else {
             None
         };
+        KEY_BUFFER.set(it.into_key_buffer());
         let info = ProbeInfo::Block {
             offset: handle.offset,
             bytes: handle.size + BLOCK_TRAILER as u64,
