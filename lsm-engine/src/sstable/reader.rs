@@ -294,11 +294,12 @@ fn read_block(
         usize::try_from(total).map_err(|_| corrupt("a block that fits in memory".into()))?;
     let mut buf = file.read_vec(handle.offset, total)?;
     let split = total - BLOCK_TRAILER;
-    let trailer = buf.split_off(split);
-    let (stored_kind, crc) = match trailer.as_slice() {
-        [k, c0, c1, c2, c3] => (*k, u32::from_le_bytes([*c0, *c1, *c2, *c3])),
+    // Read in place and cut off: `split_off` allocated a `Vec` for the five bytes per block read.
+    let (stored_kind, crc) = match buf.get(split..) {
+        Some(&[k, c0, c1, c2, c3]) => (k, u32::from_le_bytes([c0, c1, c2, c3])),
         _ => return Err(corrupt("a block trailer".into())),
     };
+    buf.truncate(split);
     if block_crc(&buf, stored_kind) != crc {
         return Err(corrupt(format!(
             "a {} whose CRC-32 matches its bytes",
