@@ -6,7 +6,8 @@
 //! `KEYS=100000 GETS=50000 valgrind --tool=callgrind target/release/deps/getpath-*`
 //! (`KEYS_DECIMAL=1`: zero-padded decimal keys, which share their first bytes;
 //! `GETS_MISSING=1`: gets of keys never written, as the harness's readmissing;
-//! `FULL_COMPACTION=1`: one full compaction before the gets, so every memtable is empty)
+//! `FULL_COMPACTION=1`: one full compaction before the gets, so every memtable is empty;
+//! `BLOCK_CACHE_BYTES=n`: the block cache's size, small to make most gets miss it)
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ fn main() {
             storage: Arc::new(OsStorage::new()),
             ..CommonOptions::default()
         },
+        block_cache_bytes: usize::try_from(env("BLOCK_CACHE_BYTES", 32 << 20)).expect("size"),
         ..LsmOptions::default()
     };
     let e = LsmEngine::open(dir.path(), options).expect("open");

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use super::block::{Block, BlockIter};
 use super::bloom::{BloomFilter, key_hash};
-use super::cache::BlockCache;
+use super::cache::{self, BlockCache};
 use super::footer::{BLOCK_TRAILER, BlockHandle, BlockKind, FOOTER_LEN, Footer, Props, block_crc};
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, SeqNo};
@@ -292,7 +292,8 @@ fn read_block(
         .ok_or_else(|| corrupt(format!("a {} handle inside the file", kind.name())))?;
     let total =
         usize::try_from(total).map_err(|_| corrupt("a block that fits in memory".into()))?;
-    let mut buf = file.read_vec(handle.offset, total)?;
+    let mut buf = cache::read_buffer(total);
+    file.read_exact_at(&mut buf, handle.offset)?;
     let split = total - BLOCK_TRAILER;
     // Read in place and cut off: `split_off` allocated a `Vec` for the five bytes per block read.
     let (stored_kind, crc) = match buf.get(split..) {
