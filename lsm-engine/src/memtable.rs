@@ -28,13 +28,14 @@ use engine_api::BatchOp;
 use engine_api::Result;
 use parking_lot::RwLock;
 
+use crate::coding::Reader;
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, SeqNo};
 use crate::op::AsOp;
 
-/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 56 bytes).
+/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 48 bytes).
 /// The slack of partly filled tree nodes is not charged.
-const ENTRY_OVERHEAD: usize = 56;
+const ENTRY_OVERHEAD: usize = 48;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
 /// tiny options) stay small, large ones allocate once per megabyte.
@@ -82,14 +83,14 @@ struct Arena {
 }
 
 impl Arena {
-    /// Copies `user | trailer | value` into the arena as one slice. Returns it with the bytes
-    /// charged for it: its length, plus the free tail of a chunk given up to make room (memory
-    /// held that no entry will use).
+    /// Copies `varint(key length) | user | trailer | value` into the arena as one slice (the
+    /// length there rather than in the tree slot: a byte beside the key instead of eight in
+    /// every slot). Returns it with the bytes charged for it: its length, plus the free tail of
+    /// a chunk given up to make room (memory held that no entry will use).
     fn copy(&mut self, user: &[u8], trailer: [u8; key::TRAILER_LEN], value: &[u8]) -> Stored {
-        let (klen, n) = (
-            user.len() + trailer.len(),
-            user.len() + trailer.len() + value.len(),
-        );
+        let (len, len_bytes) = varint(user.len() + trailer.len());
+        let len = len.get(..len_bytes).unwrap_or_default();
+        let n = len.len() + user.len() + trailer.len() + value.len();
         let mut own = BytesMut::new();
         let mut charged = n;
         let buf = if n > LARGE_ENTRY {
@@ -99,11 +100,12 @@ impl Arena {
             charged += self.make_room(n);
             &mut self.chunk
         };
+        buf.extend_from_slice(len);
         buf.extend_from_slice(user);
         buf.extend_from_slice(&trailer);
         buf.extend_from_slice(value);
         Stored {
-            key: MemKey::entry(buf.split_to(n).freeze(), klen),
+            key: MemKey::entry(buf.split_to(n).freeze()),
             charged,
         }
     }
@@ -122,7 +124,24 @@ impl Arena {
     }
 }
 
-/// A tree entry: one arena slice holding the internal key then the value, the key's length, and
+/// LEB128 of `v`: the bytes and how many of them are used.
+#[expect(clippy::cast_possible_truncation, reason = "seven bits at a time")]
+fn varint(mut v: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
+    for b in &mut out {
+        n += 1;
+        if v < 0x80 {
+            *b = v as u8;
+            break;
+        }
+        *b = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    (out, n)
+}
+
+/// A tree entry: one arena slice holding the internal key's length, the key, then the value; and
 /// the user key's first 16 bytes inline (big-endian, zero-padded; two `u64`s rather than a
 /// `u128`, whose 16-byte alignment would pad the slot from 56 to 64 bytes). Two keys whose heads differ are ordered by them alone, without reading the
 /// keys' bytes: an insert or lookup compares against some thirty keys on its way down the
@@ -139,11 +158,11 @@ impl Arena {
 struct MemKey<'a> {
     head: [u64; 2],
     entry: Entry<'a>,
-    key_len: usize,
 }
 
-/// The bytes behind a tree key: an arena slice (`key | value`) in the tree, or a borrowed seek
-/// key in a probe.
+/// The bytes behind a tree key: an arena slice (`varint(key length) | key | value`) in the
+/// tree, or a borrowed seek key alone in a probe. (Two variants, so the enum takes the niche of
+/// `Bytes`'s vtable pointer and the slot stays 48 bytes.)
 #[derive(Clone, Debug)]
 enum Entry<'a> {
     Stored(Bytes),
@@ -151,28 +170,35 @@ enum Entry<'a> {
 }
 
 impl Entry<'_> {
-    fn bytes(&self) -> &[u8] {
+    /// The internal key and the value.
+    fn split(&self) -> (&[u8], &[u8]) {
         match self {
-            Entry::Stored(b) => b,
-            Entry::Probe(b) => b,
+            Entry::Stored(b) => {
+                let mut r = Reader::new(b);
+                let ikey = r.bytes().unwrap_or_default();
+                (ikey, b.get(r.pos()..).unwrap_or_default())
+            }
+            Entry::Probe(ikey) => (ikey, &[]),
         }
     }
 }
 
 impl MemKey<'static> {
     /// An owned key without a value (a scan's seek target).
-    fn new(ikey: Bytes) -> Self {
-        let key_len = ikey.len();
-        MemKey::entry(ikey, key_len)
+    fn seek_target(ikey: &[u8]) -> Self {
+        let (len, len_bytes) = varint(ikey.len());
+        let mut entry = Vec::with_capacity(len_bytes + ikey.len());
+        entry.extend_from_slice(len.get(..len_bytes).unwrap_or_default());
+        entry.extend_from_slice(ikey);
+        MemKey::entry(Bytes::from(entry))
     }
 
-    /// The entry `ikey | value` whose key is `key_len` bytes long.
-    fn entry(entry: Bytes, key_len: usize) -> Self {
-        let user = key::user_key(entry.get(..key_len).unwrap_or_default());
+    /// The arena entry `varint(key length) | ikey | value`.
+    fn entry(entry: Bytes) -> Self {
+        let entry = Entry::Stored(entry);
         MemKey {
-            head: head(user),
-            entry: Entry::Stored(entry),
-            key_len,
+            head: head(key::user_key(entry.split().0)),
+            entry,
         }
     }
 }
@@ -183,16 +209,15 @@ impl<'a> MemKey<'a> {
         MemKey {
             head: head(key::user_key(ikey)),
             entry: Entry::Probe(ikey),
-            key_len: ikey.len(),
         }
     }
 
     fn ikey(&self) -> &[u8] {
-        self.entry.bytes().get(..self.key_len).unwrap_or_default()
+        self.entry.split().0
     }
 
     fn value(&self) -> &[u8] {
-        self.entry.bytes().get(self.key_len..).unwrap_or_default()
+        self.entry.split().1
     }
 }
 
@@ -363,7 +388,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(Bound::Included(MemKey::new(Bytes::copy_from_slice(target))));
+        self.fill(Bound::Included(MemKey::seek_target(target)));
         Ok(())
     }
 
@@ -417,6 +442,38 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_keep_their_length_beside_them() {
+        let m = Arc::new(Memtable::new());
+        let keys = [
+            vec![b'a'; 119],
+            vec![b'b'; 120],
+            vec![b'c'; 300],
+            vec![b'd'; engine_api::MAX_KEY_LEN],
+        ];
+        for (i, k) in (1u64..).zip(&keys) {
+            let value = format!("v{i}").into_bytes();
+            m.insert_batch(
+                i,
+                &[BatchOp::Put {
+                    key: k.clone(),
+                    value,
+                }],
+            );
+        }
+        for (i, k) in (1u64..).zip(&keys) {
+            let want = Bytes::from(format!("v{i}"));
+            assert_eq!(m.get(k, 9), Some(Lookup::Value(want)), "{} bytes", k.len());
+        }
+        let mut it = MemtableIter::new(Arc::clone(&m));
+        it.seek_to_first().unwrap();
+        for k in &keys {
+            assert_eq!(key::user_key(it.key()), &k[..]);
+            it.next().unwrap();
+        }
+        assert!(!it.valid());
+    }
+
+    #[test]
     fn the_charge_per_entry_is_the_tree_slot() {
         assert_eq!(std::mem::size_of::<MemKey<'static>>(), ENTRY_OVERHEAD);
     }
@@ -447,9 +504,9 @@ mod tests {
         }
         for a in &ikeys {
             for b in &ikeys {
-                let got = MemKey::new(a.clone()).cmp(&MemKey::new(b.clone()));
+                let got = MemKey::seek_target(a).cmp(&MemKey::seek_target(b));
                 assert_eq!(got, key::compare(a, b), "{a:?} vs {b:?}");
-                let probed = MemKey::probe(a).cmp(&MemKey::new(b.clone()));
+                let probed = MemKey::probe(a).cmp(&MemKey::seek_target(b));
                 assert_eq!(probed, key::compare(a, b), "probe {a:?} vs {b:?}");
             }
         }
