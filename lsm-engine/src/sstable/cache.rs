@@ -36,8 +36,15 @@ thread_local! {
     static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// The largest block whose buffer is kept as a spare: a block holding one large value would
+/// otherwise stay allocated, uncharged, for as long as its thread lives.
+const SPARE_MAX: usize = 64 << 10;
+
 /// Keeps `block`'s buffer as this thread's spare if nothing else holds it.
 fn keep_spare(block: Block) {
+    if block.size() > SPARE_MAX {
+        return;
+    }
     if let Ok(data) = block.into_data().try_into_mut() {
         SPARE.set(Vec::from(data));
     }
@@ -230,6 +237,13 @@ mod tests {
         keep_spare(read_block_like(1000));
         let small = read_buffer(500);
         assert!(small.capacity() < 1000, "a 1 KB buffer for a 500 B block");
+        keep_spare(read_block_like(SPARE_MAX + 1));
+        let spare = SPARE.take();
+        assert_eq!(
+            spare.capacity(),
+            0,
+            "a block over SPARE_MAX kept as a spare"
+        );
     }
 
     #[test]
