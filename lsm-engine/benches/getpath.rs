@@ -4,7 +4,10 @@
 //! inclusive cost of `Engine::get` / `Engine::put` by their call counts (`docs/results/profiles/`):
 //!
 //! `KEYS=100000 GETS=50000 valgrind --tool=callgrind target/release/deps/getpath-*`
-//! (`KEYS_DECIMAL=1`: zero-padded decimal keys, which share their first bytes)
+//! (`KEYS_DECIMAL=1`: zero-padded decimal keys, which share their first bytes;
+//! `GETS_MISSING=1`: gets of keys never written, as the harness's readmissing;
+//! `FULL_COMPACTION=1`: one full compaction before the gets, so every memtable is empty;
+//! `BLOCK_CACHE_BYTES=n`: the block cache's size, small to make most gets miss it)
 
 use std::sync::Arc;
 
@@ -42,6 +45,7 @@ fn main() {
             storage: Arc::new(OsStorage::new()),
             ..CommonOptions::default()
         },
+        block_cache_bytes: usize::try_from(env("BLOCK_CACHE_BYTES", 32 << 20)).expect("size"),
         ..LsmOptions::default()
     };
     let e = LsmEngine::open(dir.path(), options).expect("open");
@@ -56,9 +60,18 @@ fn main() {
         e.put(&key(next() % keys), &[0x5a; 100]).expect("put");
     }
     e.compaction_manager().wait_idle();
+    if std::env::var_os("FULL_COMPACTION").is_some() {
+        e.compact().expect("compact");
+    }
+    // Missing keys: numbers past the loaded ones, which hash (or print) like loaded keys.
+    let missing = if std::env::var_os("GETS_MISSING").is_some() {
+        keys
+    } else {
+        0
+    };
     let mut found = 0u64;
     for _ in 0..gets {
-        found += u64::from(e.get(&key(next() % keys)).expect("get").is_some());
+        found += u64::from(e.get(&key(missing + next() % keys)).expect("get").is_some());
     }
     println!("keys {keys} gets {gets} found {found}");
 }

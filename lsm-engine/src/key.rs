@@ -62,6 +62,42 @@ pub(crate) fn seek_key(user: &[u8], seq: SeqNo) -> Vec<u8> {
     out
 }
 
+/// A [`seek_key`] built without an allocation when the user key is short (nearly always): a
+/// get builds one per call, and a `Vec` for it was a `malloc` and a `free` per get.
+pub(crate) enum SeekKey {
+    /// The key in the first `len` bytes.
+    Inline {
+        buf: [u8; SeekKey::INLINE],
+        len: usize,
+    },
+    /// A key too long for the inline buffer.
+    Heap(Vec<u8>),
+}
+
+impl SeekKey {
+    /// The longest seek key (user key and trailer) kept inline.
+    const INLINE: usize = 64;
+
+    pub(crate) fn new(user: &[u8], seq: SeqNo) -> Self {
+        let len = user.len() + TRAILER_LEN;
+        let mut buf = [0u8; SeekKey::INLINE];
+        let Some(dst) = buf.get_mut(..len) else {
+            return SeekKey::Heap(seek_key(user, seq));
+        };
+        let (u, t) = dst.split_at_mut(user.len());
+        u.copy_from_slice(user);
+        t.copy_from_slice(&trailer(seq.min(MAX_SEQ), Kind::MAX).to_le_bytes());
+        SeekKey::Inline { buf, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            SeekKey::Inline { buf, len } => buf.get(..*len).unwrap_or_default(),
+            SeekKey::Heap(v) => v,
+        }
+    }
+}
+
 /// The encoded trailer of `(seq, kind)`: what [`encode`] appends to the user key.
 pub(crate) fn trailer_bytes(seq: SeqNo, kind: Kind) -> [u8; TRAILER_LEN] {
     trailer(seq, kind as u8).to_le_bytes()
@@ -135,22 +171,6 @@ fn compare_user(mut a: &[u8], mut b: &[u8]) -> Ordering {
     a.cmp(b)
 }
 
-/// An owned encoded internal key that sorts in internal-key order (for `BTreeMap`s and heaps).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct OrdKey(pub(crate) bytes::Bytes);
-
-impl Ord for OrdKey {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare(&self.0, &other.0)
-    }
-}
-
-impl PartialOrd for OrdKey {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +187,27 @@ mod tests {
         let p = parse(&a7).unwrap();
         assert_eq!((p.user, p.seq, p.kind), (&b"a"[..], 7, Kind::Delete));
         assert!(parse(b"short").is_none());
+    }
+
+    #[test]
+    fn seek_keys_inline_or_not_encode_as_seek_key() {
+        for n in [
+            0,
+            1,
+            16,
+            SeekKey::INLINE - TRAILER_LEN,
+            SeekKey::INLINE - TRAILER_LEN + 1,
+            300,
+        ] {
+            let user = vec![0xa5u8; n];
+            for seq in [0, 7, MAX_SEQ, u64::MAX] {
+                assert_eq!(
+                    SeekKey::new(&user, seq).as_slice(),
+                    seek_key(&user, seq),
+                    "{n} {seq}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -28,13 +28,14 @@ use engine_api::BatchOp;
 use engine_api::Result;
 use parking_lot::RwLock;
 
+use crate::coding::Reader;
 use crate::iter::InternalIterator;
-use crate::key::{self, Kind, OrdKey, SeqNo};
+use crate::key::{self, Kind, SeqNo};
 use crate::op::AsOp;
 
-/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 56 bytes).
+/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 48 bytes).
 /// The slack of partly filled tree nodes is not charged.
-const ENTRY_OVERHEAD: usize = 56;
+const ENTRY_OVERHEAD: usize = 48;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
 /// tiny options) stay small, large ones allocate once per megabyte.
@@ -69,7 +70,7 @@ pub(crate) struct Memtable {
 /// The tree and the arena its keys and values live in, under one lock.
 #[derive(Debug, Default)]
 struct Tree {
-    map: BTreeSet<MemKey>,
+    map: BTreeSet<MemKey<'static>>,
     arena: Arena,
 }
 
@@ -82,14 +83,14 @@ struct Arena {
 }
 
 impl Arena {
-    /// Copies `user | trailer | value` into the arena as one slice. Returns it with the bytes
-    /// charged for it: its length, plus the free tail of a chunk given up to make room (memory
-    /// held that no entry will use).
+    /// Copies `varint(key length) | user | trailer | value` into the arena as one slice (the
+    /// length there rather than in the tree slot: a byte beside the key instead of eight in
+    /// every slot). Returns it with the bytes charged for it: its length, plus the free tail of
+    /// a chunk given up to make room (memory held that no entry will use).
     fn copy(&mut self, user: &[u8], trailer: [u8; key::TRAILER_LEN], value: &[u8]) -> Stored {
-        let (klen, n) = (
-            user.len() + trailer.len(),
-            user.len() + trailer.len() + value.len(),
-        );
+        let (len, len_bytes) = varint(user.len() + trailer.len());
+        let len = len.get(..len_bytes).unwrap_or_default();
+        let n = len.len() + user.len() + trailer.len() + value.len();
         let mut own = BytesMut::new();
         let mut charged = n;
         let buf = if n > LARGE_ENTRY {
@@ -99,11 +100,12 @@ impl Arena {
             charged += self.make_room(n);
             &mut self.chunk
         };
+        buf.extend_from_slice(len);
         buf.extend_from_slice(user);
         buf.extend_from_slice(&trailer);
         buf.extend_from_slice(value);
         Stored {
-            key: MemKey::entry(buf.split_to(n).freeze(), klen),
+            key: MemKey::entry(buf.split_to(n).freeze()),
             charged,
         }
     }
@@ -122,43 +124,100 @@ impl Arena {
     }
 }
 
-/// A tree entry: one arena slice holding the internal key then the value, the key's length, and
+/// LEB128 of `v`: the bytes and how many of them are used.
+#[expect(clippy::cast_possible_truncation, reason = "seven bits at a time")]
+fn varint(mut v: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
+    for b in &mut out {
+        n += 1;
+        if v < 0x80 {
+            *b = v as u8;
+            break;
+        }
+        *b = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    (out, n)
+}
+
+/// A tree entry: one arena slice holding the internal key's length, the key, then the value; and
 /// the user key's first 16 bytes inline (big-endian, zero-padded; two `u64`s rather than a
 /// `u128`, whose 16-byte alignment would pad the slot from 56 to 64 bytes). Two keys whose heads differ are ordered by them alone, without reading the
 /// keys' bytes: an insert or lookup compares against some thirty keys on its way down the
 /// tree, each of them elsewhere in the arena, and the heads spare those memory reads (and
 /// most of each comparison). Keys with equal heads (equal user keys, long shared prefixes,
 /// or keys that differ only by trailing zero bytes) are compared in full.
+///
+/// The tree holds `MemKey<'static>`s (arena slices); a point lookup probes it with a
+/// `MemKey<'a>` that borrows the caller's seek key, through the tree seen as a
+/// `BTreeSet<MemKey<'a>>` (the set is covariant in its element), so a get builds no owned key:
+/// the first clone of a `Vec`-backed `Bytes` allocates its shared header, a `malloc` and a
+/// `free` per get.
 #[derive(Clone, Debug)]
-struct MemKey {
+struct MemKey<'a> {
     head: [u64; 2],
-    entry: Bytes,
-    key_len: usize,
+    entry: Entry<'a>,
 }
 
-impl MemKey {
-    /// A key without a value (a seek target).
-    fn new(ikey: Bytes) -> Self {
-        let key_len = ikey.len();
-        MemKey::entry(ikey, key_len)
+/// The bytes behind a tree key: an arena slice (`varint(key length) | key | value`) in the
+/// tree, or a borrowed seek key alone in a probe. (Two variants, so the enum takes the niche of
+/// `Bytes`'s vtable pointer and the slot stays 48 bytes.)
+#[derive(Clone, Debug)]
+enum Entry<'a> {
+    Stored(Bytes),
+    Probe(&'a [u8]),
+}
+
+impl Entry<'_> {
+    /// The internal key and the value.
+    fn split(&self) -> (&[u8], &[u8]) {
+        match self {
+            Entry::Stored(b) => {
+                let mut r = Reader::new(b);
+                let ikey = r.bytes().unwrap_or_default();
+                (ikey, b.get(r.pos()..).unwrap_or_default())
+            }
+            Entry::Probe(ikey) => (ikey, &[]),
+        }
+    }
+}
+
+impl MemKey<'static> {
+    /// An owned key without a value (a scan's seek target).
+    fn seek_target(ikey: &[u8]) -> Self {
+        let (len, len_bytes) = varint(ikey.len());
+        let mut entry = Vec::with_capacity(len_bytes + ikey.len());
+        entry.extend_from_slice(len.get(..len_bytes).unwrap_or_default());
+        entry.extend_from_slice(ikey);
+        MemKey::entry(Bytes::from(entry))
     }
 
-    /// The entry `ikey | value` whose key is `key_len` bytes long.
-    fn entry(entry: Bytes, key_len: usize) -> Self {
-        let user = key::user_key(entry.get(..key_len).unwrap_or_default());
+    /// The arena entry `varint(key length) | ikey | value`.
+    fn entry(entry: Bytes) -> Self {
+        let entry = Entry::Stored(entry);
         MemKey {
-            head: head(user),
+            head: head(key::user_key(entry.split().0)),
             entry,
-            key_len,
+        }
+    }
+}
+
+impl<'a> MemKey<'a> {
+    /// A seek target borrowing `ikey` (a point lookup's probe).
+    fn probe(ikey: &'a [u8]) -> Self {
+        MemKey {
+            head: head(key::user_key(ikey)),
+            entry: Entry::Probe(ikey),
         }
     }
 
     fn ikey(&self) -> &[u8] {
-        self.entry.get(..self.key_len).unwrap_or_default()
+        self.entry.split().0
     }
 
     fn value(&self) -> &[u8] {
-        self.entry.get(self.key_len..).unwrap_or_default()
+        self.entry.split().1
     }
 }
 
@@ -180,15 +239,15 @@ fn head(user: &[u8]) -> [u64; 2] {
     [word(hi), word(lo)]
 }
 
-impl PartialEq for MemKey {
+impl PartialEq for MemKey<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == std::cmp::Ordering::Equal
     }
 }
 
-impl Eq for MemKey {}
+impl Eq for MemKey<'_> {}
 
-impl Ord for MemKey {
+impl Ord for MemKey<'_> {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let [a0, a1] = self.head;
         let [b0, b1] = other.head;
@@ -199,7 +258,7 @@ impl Ord for MemKey {
     }
 }
 
-impl PartialOrd for MemKey {
+impl PartialOrd for MemKey<'_> {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
@@ -207,7 +266,7 @@ impl PartialOrd for MemKey {
 
 /// One entry copied into the arena.
 struct Stored {
-    key: MemKey,
+    key: MemKey<'static>,
     charged: usize,
 }
 
@@ -237,18 +296,19 @@ impl Memtable {
     /// The newest version of `user` with a sequence number at most `seq`.
     #[cfg(test)]
     pub(crate) fn get(&self, user: &[u8], seq: SeqNo) -> Option<Lookup> {
-        self.get_at(&OrdKey(Bytes::from(key::seek_key(user, seq))))
+        self.get_at(&key::seek_key(user, seq))
     }
 
     /// The newest version at or after `seek` (a [`key::seek_key`]) of the same user key. A
     /// read builds its seek key once for every memtable and table it probes.
-    pub(crate) fn get_at(&self, seek: &OrdKey) -> Option<Lookup> {
-        let user = key::user_key(&seek.0);
-        let seek = MemKey::new(seek.0.clone());
+    pub(crate) fn get_at(&self, seek: &[u8]) -> Option<Lookup> {
+        let user = key::user_key(seek);
+        let probe = MemKey::probe(seek);
         let tree = self.map.read();
-        let k = tree
-            .map
-            .range((Bound::Included(&seek), Bound::Unbounded))
+        // The tree seen with the probe's lifetime (module documentation of `MemKey`).
+        let map: &BTreeSet<MemKey<'_>> = &tree.map;
+        let k = map
+            .range((Bound::Included(&probe), Bound::Unbounded))
             .next()?;
         let parsed = key::parse(k.ikey())?;
         if parsed.user != user {
@@ -276,7 +336,7 @@ impl Memtable {
     }
 
     /// Up to `max` entries from `from` on, copied out under the read lock.
-    fn chunk(&self, from: Bound<MemKey>, max: usize) -> Vec<MemKey> {
+    fn chunk(&self, from: Bound<MemKey<'static>>, max: usize) -> Vec<MemKey<'static>> {
         let tree = self.map.read();
         tree.map
             .range((from, Bound::Unbounded))
@@ -290,7 +350,7 @@ impl Memtable {
 /// memtable alive (an `Arc`), never its lock.
 pub(crate) struct MemtableIter {
     mem: std::sync::Arc<Memtable>,
-    buf: Vec<MemKey>,
+    buf: Vec<MemKey<'static>>,
     pos: usize,
     exhausted: bool,
 }
@@ -310,7 +370,7 @@ impl MemtableIter {
         self.buf.get(self.pos).map_or(&[], MemKey::value)
     }
 
-    fn fill(&mut self, from: Bound<MemKey>) {
+    fn fill(&mut self, from: Bound<MemKey<'static>>) {
         self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
         self.exhausted = self.buf.len() < CHUNK;
@@ -328,7 +388,7 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(Bound::Included(MemKey::new(Bytes::copy_from_slice(target))));
+        self.fill(Bound::Included(MemKey::seek_target(target)));
         Ok(())
     }
 
@@ -382,8 +442,40 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_keep_their_length_beside_them() {
+        let m = Arc::new(Memtable::new());
+        let keys = [
+            vec![b'a'; 119],
+            vec![b'b'; 120],
+            vec![b'c'; 300],
+            vec![b'd'; engine_api::MAX_KEY_LEN],
+        ];
+        for (i, k) in (1u64..).zip(&keys) {
+            let value = format!("v{i}").into_bytes();
+            m.insert_batch(
+                i,
+                &[BatchOp::Put {
+                    key: k.clone(),
+                    value,
+                }],
+            );
+        }
+        for (i, k) in (1u64..).zip(&keys) {
+            let want = Bytes::from(format!("v{i}"));
+            assert_eq!(m.get(k, 9), Some(Lookup::Value(want)), "{} bytes", k.len());
+        }
+        let mut it = MemtableIter::new(Arc::clone(&m));
+        it.seek_to_first().unwrap();
+        for k in &keys {
+            assert_eq!(key::user_key(it.key()), &k[..]);
+            it.next().unwrap();
+        }
+        assert!(!it.valid());
+    }
+
+    #[test]
     fn the_charge_per_entry_is_the_tree_slot() {
-        assert_eq!(std::mem::size_of::<MemKey>(), ENTRY_OVERHEAD);
+        assert_eq!(std::mem::size_of::<MemKey<'static>>(), ENTRY_OVERHEAD);
     }
 
     #[test]
@@ -412,8 +504,10 @@ mod tests {
         }
         for a in &ikeys {
             for b in &ikeys {
-                let got = MemKey::new(a.clone()).cmp(&MemKey::new(b.clone()));
+                let got = MemKey::seek_target(a).cmp(&MemKey::seek_target(b));
                 assert_eq!(got, key::compare(a, b), "{a:?} vs {b:?}");
+                let probed = MemKey::probe(a).cmp(&MemKey::seek_target(b));
+                assert_eq!(probed, key::compare(a, b), "probe {a:?} vs {b:?}");
             }
         }
     }

@@ -13,12 +13,11 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use engine_api::{KeyRange, Result, Scan, TraceStep, Value};
 
 use super::{Inner, SuperVersion};
 use crate::iter::{InternalIterator, LevelIter, MergingIter, UserIter};
-use crate::key::{self, OrdKey, SeqNo};
+use crate::key::{self, SeekKey, SeqNo};
 use crate::memtable::{Lookup, Memtable, MemtableIter};
 use crate::sstable::{ProbeInfo, Table};
 use crate::version::{self, Version};
@@ -79,20 +78,21 @@ impl Inner {
     ) -> Result<Option<Value>> {
         let mut trace = Trace(steps);
         let (sv, seq) = self.read_view(at);
-        let seek = OrdKey(Bytes::from(key::seek_key(user, seq)));
-        let found = sv.mem.get_at(&seek);
+        let seek = SeekKey::new(user, seq);
+        let seek = seek.as_slice();
+        let found = sv.mem.get_at(seek);
         trace.text(|| format!("memtable: {}", outcome(found.as_ref())));
         if let Some(found) = found {
             return Ok(resolve(found));
         }
         for (i, sealed) in sv.imms.iter().rev().enumerate() {
-            let found = sealed.mem.get_at(&seek);
+            let found = sealed.mem.get_at(seek);
             trace.text(|| format!("immutable memtable {}: {}", i + 1, outcome(found.as_ref())));
             if let Some(found) = found {
                 return Ok(resolve(found));
             }
         }
-        version_get(&sv.version, &seek.0, &mut trace)
+        version_get(&sv.version, seek, &mut trace)
     }
 
     /// A lazy scan of `range` at `at` (latest if `None`) over every source of the current
@@ -124,20 +124,24 @@ fn memtable_iter(mem: &std::sync::Arc<Memtable>) -> Box<dyn InternalIterator> {
 fn version_get(version: &Version, seek: &[u8], trace: &mut Trace<'_>) -> Result<Option<Value>> {
     let user = key::user_key(seek);
     for (n, level) in version.levels().iter().enumerate() {
-        let candidates: Vec<&std::sync::Arc<Table>> = if n == 0 {
-            level.iter().filter(|t| version::covers(t, user)).collect()
+        // Iterated, not collected: a candidate vector was a `malloc` per level per get.
+        let l0 = level.iter().filter(|t| n == 0 && version::covers(t, user));
+        let deeper = if n == 0 {
+            None
         } else {
-            version.table_for(n, user).into_iter().collect()
+            version.table_for(n, user)
         };
-        if trace.on() && candidates.is_empty() && !level.is_empty() {
-            trace.text(|| format!("L{n}: no table's key range holds the key"));
-        }
-        for t in candidates {
+        let mut probed = false;
+        for t in l0.chain(deeper) {
+            probed = true;
             let (found, info) = t.get_at(seek)?;
             trace.note(|| probe_step(t, n, &info, found.as_ref()));
             if let Some(found) = found {
                 return Ok(resolve(found));
             }
+        }
+        if trace.on() && !probed && !level.is_empty() {
+            trace.text(|| format!("L{n}: no table's key range holds the key"));
         }
     }
     Ok(None)

@@ -135,6 +135,11 @@ impl Block {
         self.data.len()
     }
 
+    /// The block's bytes (for the block cache to reuse an evicted block's buffer).
+    pub(crate) fn into_data(self) -> Bytes {
+        self.data
+    }
+
     fn corrupt(&self, what: &str) -> Error {
         Error::corruption(&*self.path, self.offset, what)
     }

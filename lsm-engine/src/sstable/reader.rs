@@ -11,12 +11,18 @@ use parking_lot::Mutex;
 
 use super::block::{Block, BlockIter};
 use super::bloom::{BloomFilter, key_hash};
-use super::cache::BlockCache;
+use super::cache::{self, BlockCache};
 use super::footer::{BLOCK_TRAILER, BlockHandle, BlockKind, FOOTER_LEN, Footer, Props, block_crc};
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, SeqNo};
 use crate::memtable::Lookup;
 use crate::obsolete::ObsoleteFiles;
+
+thread_local! {
+    /// A point read's key buffer, kept by its thread between probes: a fresh one per probe was
+    /// a `malloc` and a `free` per table a get reads a block of.
+    static KEY_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 /// An open table.
 pub(crate) struct Table {
@@ -203,9 +209,10 @@ impl Table {
         if self.filter_excludes(user) {
             return Ok((None, ProbeInfo::FilterSaysAbsent));
         }
-        let mut index = self.index.iter();
+        let mut index = self.index.iter_with_buffer(KEY_BUFFER.take());
         index.seek(target)?;
         if !index.valid() {
+            KEY_BUFFER.set(index.into_key_buffer());
             return Ok((None, ProbeInfo::PastLastBlock));
         }
         let handle = self.handle_at(&index)?;
@@ -222,6 +229,7 @@ impl Table {
         } else {
             None
         };
+        KEY_BUFFER.set(it.into_key_buffer());
         let info = ProbeInfo::Block {
             offset: handle.offset,
             bytes: handle.size + BLOCK_TRAILER as u64,
@@ -284,13 +292,15 @@ fn read_block(
         .ok_or_else(|| corrupt(format!("a {} handle inside the file", kind.name())))?;
     let total =
         usize::try_from(total).map_err(|_| corrupt("a block that fits in memory".into()))?;
-    let mut buf = file.read_vec(handle.offset, total)?;
+    let mut buf = cache::read_buffer(total);
+    file.read_exact_at(&mut buf, handle.offset)?;
     let split = total - BLOCK_TRAILER;
-    let trailer = buf.split_off(split);
-    let (stored_kind, crc) = match trailer.as_slice() {
-        [k, c0, c1, c2, c3] => (*k, u32::from_le_bytes([*c0, *c1, *c2, *c3])),
+    // Read in place and cut off: `split_off` allocated a `Vec` for the five bytes per block read.
+    let (stored_kind, crc) = match buf.get(split..) {
+        Some(&[k, c0, c1, c2, c3]) => (k, u32::from_le_bytes([c0, c1, c2, c3])),
         _ => return Err(corrupt("a block trailer".into())),
     };
+    buf.truncate(split);
     if block_crc(&buf, stored_kind) != crc {
         return Err(corrupt(format!(
             "a {} whose CRC-32 matches its bytes",
