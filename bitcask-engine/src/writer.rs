@@ -142,6 +142,36 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// The chunks a group's leader has appended and not yet handed on to be answered. If the
+/// leader unwinds while it holds some (a panic in a rotation between two chunks), nothing
+/// vouches for what their writers are told: the engine is poisoned, and under `Always` their
+/// publishing turn is passed (later writers would otherwise wait for it for ever).
+struct Appends<'a> {
+    inner: &'a Inner,
+    always: bool,
+    chunks: Vec<Chunk>,
+}
+
+impl Drop for Appends<'_> {
+    fn drop(&mut self) {
+        let (Some(first), Some(last)) = (self.chunks.first(), self.chunks.last()) else {
+            return;
+        };
+        let cause = "the leader of a write group unwound after appending part of it";
+        self.inner.commit.poison().set(&Error::Poisoned {
+            cause: cause.into(),
+        });
+        if self.always {
+            drop(Pending {
+                inner: self.inner,
+                first_seq: first.at.first_seq,
+                end_seq: last.at.end_seq,
+                done: false,
+            });
+        }
+    }
+}
+
 /// Records of a write group appended with one call, to one file.
 struct Chunk {
     file: Arc<DataFile>,
@@ -280,15 +310,21 @@ impl Inner {
         followers: &Followers,
     ) -> Result<()> {
         let always = self.sync_policy == SyncPolicy::Always;
-        let (chunks, failed) = match guard.as_mut() {
-            None => (Vec::new(), Some(Error::ReadOnly)),
+        let mut appends = Appends {
+            inner: self,
+            always,
+            chunks: Vec::new(),
+        };
+        let failed = match guard.as_mut() {
+            None => Some(Error::ReadOnly),
             Some(w) => match self.commit.poison().check() {
-                Err(e) => (Vec::new(), Some(e)),
-                Ok(()) => self.append_group(w, entries, !always),
+                Err(e) => Some(e),
+                Ok(()) => self.append_group(w, entries, !always, &mut appends.chunks),
             },
         };
         drop(guard);
         lead.pass();
+        let chunks = std::mem::take(&mut appends.chunks);
         let appended = chunks.last().map_or(0, |c| c.entries.end);
         for (ops, _) in entries.get(..appended).unwrap_or_default() {
             self.counters.wrote(ops);
@@ -310,16 +346,17 @@ impl Inner {
     }
 
     /// Appends the entries in order, one write call per file they go to (a group that would
-    /// pass `max_file_size` is cut at an entry boundary and the file rotated). Returns the
-    /// chunks appended (and indexed, if `index_now`): entries up to the last chunk's end are
-    /// written; the error, if any, is every later entry's.
+    /// pass `max_file_size` is cut at an entry boundary and the file rotated). Pushes the
+    /// chunks appended (and indexed, if `index_now`) to `chunks` as each is written, so that a
+    /// failure or a panic after one leaves it to be answered: entries up to the last chunk's
+    /// end are written; the error, if any, is every later entry's.
     fn append_group(
         &self,
         w: &mut Writer,
         entries: &[Entry<'_, '_>],
         index_now: bool,
-    ) -> (Vec<Chunk>, Option<Error>) {
-        let mut chunks = Vec::new();
+        chunks: &mut Vec<Chunk>,
+    ) -> Option<Error> {
         let mut from = 0;
         w.buf.clear();
         let mut first_seq = w.next_seq;
@@ -327,12 +364,12 @@ impl Inner {
             let end = w.len + w.buf.len() as u64;
             let full = end + encoded_len(ops, *batch) as u64 > self.max_file_size;
             if (full && end > DATA_START) || w.file.is_sealed() {
-                let step = self
-                    .flush_chunk(w, entries, from..i, first_seq, index_now)
-                    .and_then(|c| self.rotate(w).map(|()| c));
-                match step {
+                match self.flush_chunk(w, entries, from..i, first_seq, index_now) {
                     Ok(c) => chunks.extend(c),
-                    Err(e) => return (chunks, Some(e)),
+                    Err(e) => return Some(e),
+                }
+                if let Err(e) = self.rotate(w) {
+                    return Some(e);
                 }
                 // The seal went through the buffer.
                 w.buf.clear();
@@ -340,17 +377,17 @@ impl Inner {
             }
             if let Err(e) = encode_ops(w, ops, *batch) {
                 w.next_seq = first_seq;
-                return (chunks, Some(e));
+                return Some(e);
             }
         }
         match self.flush_chunk(w, entries, from..entries.len(), first_seq, index_now) {
             Ok(c) => chunks.extend(c),
-            Err(e) => return (chunks, Some(e)),
+            Err(e) => return Some(e),
         }
         if w.buf.capacity() > MAX_KEPT_BUF {
             w.buf = Vec::with_capacity(4096);
         }
-        (chunks, None)
+        None
     }
 
     /// Appends the encoded records of `entries[range]` (sequence numbers from `first_seq`)
