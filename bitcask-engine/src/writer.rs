@@ -304,7 +304,7 @@ impl Inner {
     /// follower given its outcome. Returns the leader's (entry 0's).
     fn write_group(
         &self,
-        mut guard: MutexGuard<'_, Option<Writer>>,
+        guard: MutexGuard<'_, Option<Writer>>,
         lead: &mut Lead<'_>,
         entries: &[Entry<'_, '_>],
         followers: &Followers,
@@ -315,6 +315,10 @@ impl Inner {
             always,
             chunks: Vec::new(),
         };
+        // Declared after `appends`, so that a leader unwinding lets go of the writer mutex
+        // before `appends` waits for the turns ahead: a writer ahead may need the mutex to
+        // sync (`active_end`).
+        let mut guard = guard;
         let failed = match guard.as_mut() {
             None => Some(Error::ReadOnly),
             Some(w) => match self.commit.poison().check() {

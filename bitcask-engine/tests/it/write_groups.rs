@@ -39,6 +39,10 @@ struct Seam {
     appends: Arc<AtomicU64>,
     /// The next rename of a file into a `.data` name panics (once).
     panic_data_rename: Arc<AtomicBool>,
+    /// The next data-file sync is held until the gate's second flag is set (the first tells
+    /// that it is held).
+    sync_armed: Arc<AtomicBool>,
+    sync_gate: Arc<(Mutex<(bool, bool)>, Condvar)>,
 }
 
 impl Seam {
@@ -48,6 +52,8 @@ impl Seam {
             hold: Arc::default(),
             appends: Arc::default(),
             panic_data_rename: Arc::default(),
+            sync_armed: Arc::default(),
+            sync_gate: Arc::default(),
         }
     }
 
@@ -108,6 +114,15 @@ impl WritableFile for SeamFile {
         result
     }
     fn sync(&self) -> Result<()> {
+        if self.seam.sync_armed.swap(false, Ordering::SeqCst) {
+            let (st, cv) = &*self.seam.sync_gate;
+            let mut st = st.lock();
+            st.0 = true;
+            cv.notify_all();
+            while !st.1 {
+                cv.wait(&mut st);
+            }
+        }
         self.file.sync()
     }
     fn len(&self) -> u64 {
@@ -606,13 +621,72 @@ fn a_leader_panicking_after_a_group_append_poisons_and_blocks_no_one() {
         .collect();
     seam.panic_data_rename.store(true, Ordering::SeqCst);
     seam.release();
-    lead.join().expect("lead").expect("the leader's own write");
+    // The leader's own write is acknowledged if its sync came before the poison and refused
+    // if after (the next test forces the second case): either is right, a panic is not.
+    let _ = lead.join().expect("lead");
     let panicked = writers
         .into_iter()
         .map(JoinHandle::join)
         .filter(Result::is_err);
     let panicked = panicked.count();
     assert_eq!(panicked, 1, "the group's leader panics in the rename");
+    let after = put_within_5s(&engine, b"after").expect("the next writer waited for ever");
+    assert!(
+        matches!(after, Err(engine_api::Error::Poisoned { .. })),
+        "a leader that panicked after appending left the engine writable: {after:?}"
+    );
+}
+
+/// As above, with a writer ahead of the group that reaches its sync (and so needs the writer
+/// mutex, to read the file's end) while the group's leader holds the mutex: the unwinding
+/// leader must let go of the mutex before it waits for that writer's publishing turn. It
+/// waited holding it (the guard it added dropped before the writer-mutex guard): neither
+/// could go on, and nor could any later writer.
+#[test]
+fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
+    let seam = Seam::new();
+    let opts = BitcaskOptions {
+        max_file_size: 300,
+        ..options(Arc::new(seam.clone()), SyncPolicy::Always)
+    };
+    let engine = Arc::new(BitcaskEngine::open(DIR, opts).expect("open"));
+    let spawn = |op: Op| {
+        let e = Arc::clone(&engine);
+        std::thread::spawn(move || apply(&e, &op))
+    };
+    // x syncs, and its sync is held: `lead` appends and waits to be the next to sync.
+    seam.sync_armed.store(true, Ordering::SeqCst);
+    let _x = spawn(put("x", "v"));
+    let (gate, cv) = &*seam.sync_gate;
+    cv.wait_while_for(&mut gate.lock(), |g| !g.0, Duration::from_secs(10));
+    let appends = seam.appends.load(Ordering::SeqCst);
+    let _lead = spawn(put("lead", "v"));
+    while seam.appends.load(Ordering::SeqCst) == appends {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // g0 appends alone (held, with the writer mutex); the rest queue and form a group.
+    seam.arm();
+    let mut writers = rotating_group().into_iter();
+    let _g0 = spawn(writers.next().expect("g0"));
+    seam.wait_holding(1);
+    let _group: Vec<_> = writers
+        .enumerate()
+        .map(|(i, op)| {
+            let t = spawn(op);
+            wait_queued(&engine, i + 1);
+            t
+        })
+        .collect();
+    // The group's leader takes the writer mutex and is held in its append.
+    seam.arm();
+    seam.release();
+    seam.wait_holding(2);
+    // x's sync ends; `lead` leads the next sync and waits for the writer mutex.
+    gate.lock().1 = true;
+    cv.notify_all();
+    std::thread::sleep(Duration::from_millis(200));
+    seam.panic_data_rename.store(true, Ordering::SeqCst);
+    seam.release();
     let after = put_within_5s(&engine, b"after").expect("the next writer waited for ever");
     assert!(
         matches!(after, Err(engine_api::Error::Poisoned { .. })),
