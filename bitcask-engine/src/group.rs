@@ -8,8 +8,11 @@
 //! mutex for its own small write. A group pays one wake-up per writer but one `pwrite`, one
 //! mutex hand-over and one keydir pass (grouped by shard, cache misses overlapped) per group.
 //!
-//! The protocol ([`WriteQueue`]): a writer that finds no leader becomes the leader at once
-//! (a lone writer waits for no one and copies nothing). Otherwise it copies its operations
+//! The protocol ([`WriteQueue`]): a writer that finds the queue idle (no leader, no one
+//! queued) and the writer mutex free writes alone, outside the queue, as a plain mutex holder
+//! ([`WriteQueue::idle`]; the lone writer's fast path: it never leads, so it owes no one the
+//! lead when it is done). A writer that finds no leader becomes the leader at once (it may
+//! wait for the mutex, held by a lone writer). Otherwise it copies its operations
 //! into a [`Request`], queues it and sleeps. The leader takes the writer mutex, then takes
 //! the queued requests (up to [`MAX_GROUP_BYTES`]), appends and indexes them behind its own
 //! records (in queue order: sequence numbers follow it), and when it no longer needs the writer
@@ -35,8 +38,10 @@ pub(crate) const MAX_GROUP_BYTES: usize = 1 << 20;
 #[derive(Default)]
 pub(crate) struct WriteQueue {
     state: Mutex<QueueState>,
-    /// `waiting.len()`, readable without the lock: a lone leader takes nothing without locking.
-    queued: AtomicUsize,
+    /// `waiting.len() << 1 | leading`, stored under the lock at every change and readable
+    /// without it: a leader with no one queued takes nothing without locking, and a lone
+    /// writer sees that the queue is idle.
+    busy: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -141,7 +146,23 @@ pub(crate) fn user_bytes(ops: &[Op<'_>]) -> usize {
         .sum()
 }
 
+impl QueueState {
+    /// The value of [`WriteQueue::busy`] for this state.
+    fn busy(&self) -> usize {
+        self.waiting.len() << 1 | usize::from(self.leading)
+    }
+}
+
 impl WriteQueue {
+    /// No leader and no one queued: a writer that also finds the writer mutex free may write
+    /// alone, without joining. It then holds nothing of the queue, so a writer arriving
+    /// meanwhile finds no leader, leads, and waits for the mutex like any other holder's:
+    /// nothing is handed over, so no hand-over can be lost.
+    #[inline]
+    pub(crate) fn idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
     /// Enters the queue: leads at once if no one does, otherwise queues a copy of `ops` and
     /// sleeps until a leader wrote them or handed this writer the lead.
     pub(crate) fn join(&self, ops: &[Op<'_>], batch: bool) -> Joined {
@@ -154,29 +175,34 @@ impl WriteQueue {
             let mut st = self.state.lock();
             if !st.leading {
                 st.leading = true;
+                self.busy.store(st.busy(), Ordering::Release);
                 return Joined::Lead;
             }
             st.waiting.push_back(Arc::clone(&request));
-            self.queued.store(st.waiting.len(), Ordering::Release);
+            self.busy.store(st.busy(), Ordering::Release);
         }
         request.wait()
     }
 
-    /// Writers queued behind the leader.
+    /// Writers in the queue: those queued, and the leader (which may be waiting for the writer
+    /// mutex). A lone writer on its fast path is not in the queue.
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().waiting.len()
+        let st = self.state.lock();
+        st.waiting.len() + usize::from(st.leading)
     }
 
     fn try_lead(&self) -> bool {
         let mut st = self.state.lock();
-        !std::mem::replace(&mut st.leading, true)
+        let led = std::mem::replace(&mut st.leading, true);
+        self.busy.store(st.busy(), Ordering::Release);
+        !led
     }
 
     /// The leader takes queued requests, oldest first, while the group stays within
     /// [`MAX_GROUP_BYTES`] (the first one always, so the queue always moves).
     pub(crate) fn take(&self, own_bytes: usize) -> Vec<Arc<Request>> {
         // A writer queueing just after this look is not lost: the lead passes to it.
-        if self.queued.load(Ordering::Acquire) == 0 {
+        if self.busy.load(Ordering::Acquire) >> 1 == 0 {
             return Vec::new();
         }
         let mut st = self.state.lock();
@@ -189,7 +215,7 @@ impl WriteQueue {
             bytes += next.bytes();
             out.extend(st.waiting.pop_front());
         }
-        self.queued.store(st.waiting.len(), Ordering::Release);
+        self.busy.store(st.busy(), Ordering::Release);
         out
     }
 
@@ -197,10 +223,10 @@ impl WriteQueue {
     pub(crate) fn pass_lead(&self) {
         let mut st = self.state.lock();
         let next = st.waiting.pop_front();
-        self.queued.store(st.waiting.len(), Ordering::Release);
-        match next {
-            Some(next) => next.promote(),
-            None => st.leading = false,
+        st.leading = next.is_some();
+        self.busy.store(st.busy(), Ordering::Release);
+        if let Some(next) = next {
+            next.promote();
         }
     }
 }
@@ -328,13 +354,35 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_is_idle_only_with_no_leader_and_no_one_queued() {
+        let q = WriteQueue::default();
+        assert!(q.idle());
+        assert!(matches!(q.join(&[(b"k", None)], false), Joined::Lead));
+        assert!(!q.idle(), "a leader");
+        let req = std::sync::Arc::new(Request::new(&[(b"k", None)], false));
+        let mut st = q.state.lock();
+        st.waiting.push_back(req);
+        q.busy
+            .store(st.busy(), std::sync::atomic::Ordering::Release);
+        drop(st);
+        q.pass_lead();
+        assert!(!q.idle(), "the lead passed to the queued writer");
+        assert_eq!(q.len(), 1);
+        q.pass_lead();
+        assert!(q.idle());
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
     fn take_keeps_a_group_within_its_bound_but_always_moves() {
         let q = WriteQueue::default();
         let big = vec![0u8; MAX_GROUP_BYTES];
         for _ in 0..2 {
             let req = std::sync::Arc::new(Request::new(&[(&big, None)], false));
-            q.state.lock().waiting.push_back(req);
-            q.queued.fetch_add(1, std::sync::atomic::Ordering::Release);
+            let mut st = q.state.lock();
+            st.waiting.push_back(req);
+            q.busy
+                .store(st.busy(), std::sync::atomic::Ordering::Release);
         }
         assert_eq!(q.take(10).len(), 1);
         assert_eq!(q.take(0).len(), 1);

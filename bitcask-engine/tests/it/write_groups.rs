@@ -205,8 +205,9 @@ fn apply(engine: &BitcaskEngine, (key, value): &Op) -> Result<()> {
     }
 }
 
-/// Holds a leader's put of `lead` after its append reached the file, queues `ops` behind it
-/// one by one (each queued before the next starts, so queue order is sequence order), arms
+/// Holds a lone put of `lead` after its append reached the file (with the writer mutex),
+/// queues `ops` behind it one by one (the first leads the next group and waits for the mutex;
+/// each is queued before the next starts, so queue order is sequence order), arms
 /// the hold again if `hold_group` (the group's append is then held too, and `between` runs:
 /// it must release it), and releases. Returns every writer's outcome, leader first.
 fn group_of(
@@ -224,9 +225,10 @@ fn group_of(
     };
     let mut threads = vec![spawn(lead)];
     seam.wait_holding(1);
+    let base = engine.queued_writers();
     for (i, op) in ops.iter().enumerate() {
         threads.push(spawn(op.clone()));
-        wait_queued(engine, i + 1);
+        wait_queued(engine, base + i + 1);
     }
     if hold_group {
         seam.arm();
@@ -239,7 +241,9 @@ fn group_of(
         .collect()
 }
 
-/// Waits (bounded) until `n` writers are queued behind the leader.
+/// Waits (bounded) until `n` writers are in the write queue (the leader counted: a lone
+/// writer held in its append is not, unless it had to queue, hence callers count from the
+/// number they found then).
 fn wait_queued(engine: &BitcaskEngine, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while engine.queued_writers() < n && Instant::now() < deadline {
@@ -386,13 +390,14 @@ fn a_failed_group_append_fails_every_writer_of_the_group() {
             std::thread::spawn(move || engine.put(b"lead", b"v"))
         };
         seam.wait_holding(1);
+        let base = engine.queued_writers();
         let writers: Vec<_> = ops
             .iter()
             .enumerate()
             .map(|(i, op)| {
                 let (e, op) = (Arc::clone(&engine), op.clone());
                 let t = std::thread::spawn(move || apply(&e, &op));
-                wait_queued(&engine, i + 1);
+                wait_queued(&engine, base + i + 1);
                 t
             })
             .collect();
@@ -609,13 +614,14 @@ fn a_leader_panicking_after_a_group_append_poisons_and_blocks_no_one() {
         std::thread::spawn(move || engine.put(b"lead", b"v"))
     };
     seam.wait_holding(1);
+    let base = engine.queued_writers();
     let writers: Vec<_> = rotating_group()
         .into_iter()
         .enumerate()
         .map(|(i, op)| {
             let e = Arc::clone(&engine);
             let t = std::thread::spawn(move || apply(&e, &op));
-            wait_queued(&engine, i + 1);
+            wait_queued(&engine, base + i + 1);
             t
         })
         .collect();
@@ -669,11 +675,12 @@ fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
     let mut writers = rotating_group().into_iter();
     let _g0 = spawn(writers.next().expect("g0"));
     seam.wait_holding(1);
+    let base = engine.queued_writers();
     let _group: Vec<_> = writers
         .enumerate()
         .map(|(i, op)| {
             let t = spawn(op);
-            wait_queued(&engine, i + 1);
+            wait_queued(&engine, base + i + 1);
             t
         })
         .collect();
@@ -692,4 +699,42 @@ fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
         matches!(after, Err(engine_api::Error::Poisoned { .. })),
         "a leader that panicked after appending left the engine writable: {after:?}"
     );
+}
+
+/// A lone writer holds the writer mutex for its whole append (here held in the seam) while
+/// three writers arrive: under both policies each of them is answered `Ok` within 5 s and
+/// readable, and they share one append (the first to arrive leads the other two). Guards the
+/// hand-over between a lone writer's fast path and the queue (issue 15): a fast path that
+/// marked the lead taken and cleared the mark when done, without handing it to a writer that
+/// had queued meanwhile, left that writer asleep with no leader to take it.
+#[test]
+fn writers_arriving_during_a_lone_append_are_all_written() {
+    for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+        let seam = Seam::new();
+        let engine = Arc::new(open(Arc::new(seam.clone()), policy));
+        let (tx, rx) = mpsc::channel();
+        let spawn = |key: String| {
+            let (engine, tx) = (Arc::clone(&engine), tx.clone());
+            std::thread::spawn(move || tx.send((key.clone(), engine.put(key.as_bytes(), b"v"))));
+        };
+        seam.arm();
+        spawn("lone".into());
+        seam.wait_holding(1);
+        let (base, appends) = (engine.queued_writers(), seam.appends.load(Ordering::SeqCst));
+        for i in 0..3 {
+            spawn(format!("late{i}"));
+            wait_queued(&engine, base + i + 1);
+        }
+        seam.release();
+        for _ in 0..4 {
+            let (key, result) = rx
+                .recv_timeout(Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("{policy:?}: a writer waited for ever"));
+            result.unwrap_or_else(|e| panic!("{policy:?}: {key}: {e}"));
+            let got = engine.get(key.as_bytes()).expect("get");
+            assert_eq!(got.as_deref(), Some(&b"v"[..]), "{policy:?}: {key}");
+        }
+        let late_appends = seam.appends.load(Ordering::SeqCst) - appends;
+        assert_eq!(late_appends, 1, "{policy:?}: the late writers' appends");
+    }
 }
