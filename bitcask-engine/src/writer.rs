@@ -490,7 +490,14 @@ impl Inner {
     /// Waits until sequence number `first_seq` is the next to publish, runs `index` (unless it
     /// is `None` or the engine is poisoned), then moves the ticket to `end_seq`. The writers
     /// ahead are all past their append, so each is about to be woken by a sync (or its failure)
-    /// or is publishing: the wait holds no I/O and no other lock.
+    /// or is publishing: the wait holds no I/O and no other lock. It does not look at the
+    /// poison while it waits (a second reader asked): every writer ahead holds its turn in a
+    /// guard that passes it on every way out (`Pending`, a leader's `Appends`), and its wait
+    /// for a sync ends when that sync ends, whatever its outcome. A writer ahead stuck in a
+    /// sync that never returns keeps this one from being durable at all (syncs run one at a
+    /// time, and any later one covers the writer ahead too), so it never gets here. (Leaving
+    /// early on the poison would stop the ticket short of this turn, so every later wait
+    /// would have to leave on the poison too.)
     fn take_turn(
         &self,
         first_seq: u64,
