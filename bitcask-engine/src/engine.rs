@@ -97,8 +97,8 @@ impl Counters {
 }
 
 impl BitcaskEngine {
-    /// Writers queued behind a write-group leader: lets a test force a group (hold the
-    /// leader's append in the storage seam, wait for the queue, release). Not a stable API.
+    /// Writers in the write queue, its leader counted: lets a test force a group (hold a
+    /// writer's append in the storage seam, wait for the queue, release). Not a stable API.
     #[doc(hidden)]
     pub fn queued_writers(&self) -> usize {
         self.inner.queue.len()
