@@ -2,6 +2,7 @@
 //! after a failed sync, never retry it), [`GroupCommit`] (concurrent writers share one sync) and
 //! [`PeriodicTask`] (the background sync of [`crate::SyncPolicy::Periodic`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,8 +12,13 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::{Error, Result};
 
 /// A sticky failure flag. Once set it stays set for the life of the engine.
+///
+/// Every write checks it, so a clear flag is read from an atomic without the cause's lock. A
+/// writer that must see a poison set by another thread has synchronised with it through the
+/// lock or sync it waited on, and the flag is stored (release) before that, so it sees the flag.
 #[derive(Debug, Default)]
 pub struct Poison {
+    set: AtomicBool,
     cause: Mutex<Option<String>>,
 }
 
@@ -28,6 +34,7 @@ impl Poison {
         if slot.is_none() {
             *slot = Some(cause.to_string());
         }
+        self.set.store(true, Ordering::Release);
     }
 
     /// `Err(Error::Poisoned)` once the flag is set.
@@ -35,6 +42,9 @@ impl Poison {
     /// # Errors
     /// [`Error::Poisoned`] with the first cause.
     pub fn check(&self) -> Result<()> {
+        if !self.set.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &*self.cause.lock() {
             None => Ok(()),
             Some(cause) => Err(Error::Poisoned {
@@ -45,7 +55,7 @@ impl Poison {
 
     /// Whether the flag is set.
     pub fn is_set(&self) -> bool {
-        self.cause.lock().is_some()
+        self.set.load(Ordering::Acquire)
     }
 
     /// Runs a sync; if it fails, sets the flag before returning the error.
