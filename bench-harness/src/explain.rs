@@ -180,6 +180,10 @@ impl WritableFile for TallyWritable {
         self.inner.truncate(len)
     }
 
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        self.inner.preallocate(upto)
+    }
+
     fn path(&self) -> &Path {
         self.inner.path()
     }

@@ -38,11 +38,11 @@ use crate::sstable::footer::BlockHandle;
 use crate::sstable::{BuildOptions, Table, TableBuilder};
 use crate::version::manifest::ManifestWriter;
 use crate::version::{FileMeta, VersionEdit, file_meta};
-use crate::wal::WalWriter;
 use crate::wal::format::{
     HEADER_LEN, Head, RecordKind, decode_at, decode_batch, other_version, read_file_header,
     unverified_nonce,
 };
+use crate::wal::{WalWriter, zero_tail};
 
 /// What an open found and repaired ([`crate::LsmEngine::recovery_report`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -221,6 +221,9 @@ fn salvage_wal(
     let mut batches = 0;
     while at < bytes.len() {
         let Ok((record, end)) = decode_at(&bytes, at, nonce, RecordKind::Batch) else {
+            if zero_tail(&bytes, at as u64) {
+                break; // preallocated, never written: the end, not damage
+            }
             let resume = (at + 1..bytes.len())
                 .find(|&q| decode_at(&bytes, q, nonce, RecordKind::Batch).is_ok())
                 .unwrap_or(bytes.len());

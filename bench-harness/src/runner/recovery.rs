@@ -153,6 +153,11 @@ impl WritableFile for Held {
         self.inner.truncate(len)
     }
 
+    fn preallocate(&self, upto: u64) -> EngineResult<()> {
+        let _pass = pass(&self.gate);
+        self.inner.preallocate(upto)
+    }
+
     fn path(&self) -> &Path {
         self.inner.path()
     }

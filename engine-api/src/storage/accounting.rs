@@ -230,6 +230,11 @@ impl WritableFile for CountingWritable {
         self.inner.truncate(len)
     }
 
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        // Writes no bytes: not counted as written.
+        self.inner.preallocate(upto)
+    }
+
     fn path(&self) -> &Path {
         self.inner.path()
     }

@@ -174,8 +174,26 @@ pub trait WritableFile: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
-    /// Cuts the file to `len` bytes (used to drop a torn tail). Durable after the next `sync`.
+    /// Sets the file's length to `len` bytes, cutting a torn tail or the unused preallocated
+    /// tail (see [`WritableFile::preallocate`]); `len()` becomes `len`. Durable after the next
+    /// `sync`.
     fn truncate(&self, len: u64) -> Result<()>;
+    /// Makes the file at least `upto` bytes long without writing data: the bytes past `len()`
+    /// read as zeros, while `len()` and appends stay at the logical end (appends overwrite the
+    /// zeros). An `fdatasync` of an append that does not change the file's size has no inode
+    /// size to journal, which makes it cheaper on ext4 and XFS (about 125 against 190 us here).
+    ///
+    /// The new size is durable after the next `sync`; until then a crash may keep it or not.
+    /// After a crash, the zeros may follow the last record of the file: readers must take a
+    /// zero tail as the end. [`WritableFile::truncate`] to `len()` cuts the unused tail (before
+    /// a file is sealed). Writes no bytes (write amplification does not count it); space is
+    /// not reserved (the file is sparse), so a full disk still shows at `append` or `sync`.
+    /// Must not run concurrently with `append` or `truncate`. The default does nothing: the
+    /// file then grows at every append.
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        let _ = upto;
+        Ok(())
+    }
     /// The file's path.
     fn path(&self) -> &Path;
 }

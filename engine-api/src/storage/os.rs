@@ -179,7 +179,10 @@ fn try_flock(file: &File, mode: LockMode, path: &Path) -> Result<()> {
 struct OsWritable {
     file: File,
     path: PathBuf,
+    /// The logical end: where the next append goes.
     len: AtomicU64,
+    /// The file's size, past `len` after a `preallocate`.
+    size: AtomicU64,
 }
 
 impl OsWritable {
@@ -188,6 +191,7 @@ impl OsWritable {
             file,
             path,
             len: AtomicU64::new(len),
+            size: AtomicU64::new(len),
         }
     }
 }
@@ -198,7 +202,9 @@ impl WritableFile for OsWritable {
         self.file
             .write_all_at(data, at)
             .map_err(|e| Error::io("append", &self.path, e))?;
-        self.len.store(at + data.len() as u64, Ordering::Release);
+        let end = at + data.len() as u64;
+        self.size.fetch_max(end, Ordering::AcqRel);
+        self.len.store(end, Ordering::Release);
         Ok(())
     }
 
@@ -216,7 +222,20 @@ impl WritableFile for OsWritable {
         self.file
             .set_len(len)
             .map_err(|e| Error::io("truncate", &self.path, e))?;
+        self.size.store(len, Ordering::Release);
         self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        if upto <= self.size.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // `ftruncate` upwards: a sparse extension, no data written.
+        self.file
+            .set_len(upto)
+            .map_err(|e| Error::io("preallocate", &self.path, e))?;
+        self.size.store(upto, Ordering::Release);
         Ok(())
     }
 

@@ -158,6 +158,33 @@ struct Inode {
     diverged: bool,
     /// Bytes whose sync failed: Linux marks their pages clean, so they never reach the disk.
     lost: Option<(usize, usize)>,
+    /// The size [`WritableFile::preallocate`] gave the file: past `live`'s end it reads as
+    /// zeros (the file's size is the larger of the two; `live` is the logical end).
+    allocated: usize,
+    /// `allocated` as of the last sync: a crash keeps at least this size.
+    durable_allocated: usize,
+}
+
+impl Inode {
+    /// The file's size: its bytes and the zeros of a preallocated tail.
+    fn size(&self) -> usize {
+        self.live.len().max(self.allocated)
+    }
+
+    /// `live` with the preallocated tail as zeros, as a reopened file would read.
+    fn physical(&self) -> Vec<u8> {
+        let mut data = self.live.clone();
+        data.resize(self.size(), 0);
+        data
+    }
+
+    /// Makes the preallocated tail part of the file's bytes (as `open_append` or a crash see
+    /// it: nothing on disk tells the logical end).
+    fn materialise(&mut self) {
+        let size = self.size();
+        self.live.resize(size, 0);
+        self.allocated = 0;
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -372,6 +399,7 @@ impl State {
             let tail = tail.to_vec();
             inode.durable.extend_from_slice(&tail);
         }
+        inode.durable_allocated = inode.allocated;
         if let Some((start, end)) = inode.lost {
             let end = end.min(inode.durable.len());
             if let Some(lost) = inode.durable.get_mut(start..end) {
@@ -442,7 +470,7 @@ impl State {
             let data = self
                 .inodes
                 .get(&ino)
-                .map(|inode| crash_data(inode, mode, rng))
+                .map(|inode| with_allocation(inode, mode, crash_data(inode, mode, rng)))
                 .unwrap_or_default();
             image.used += data.len() as u64;
             image.inodes.insert(
@@ -557,6 +585,19 @@ fn crash_data(inode: &Inode, mode: CrashMode, rng: &mut Rng) -> Vec<u8> {
     }
 }
 
+/// `data` (what a crash kept of a file's bytes) followed by the zeros of the preallocated size
+/// the crash keeps: all of it when every unsynced change survives, else as of the last sync.
+fn with_allocation(inode: &Inode, mode: CrashMode, mut data: Vec<u8>) -> Vec<u8> {
+    let size = match mode {
+        CrashMode::KeepAll | CrashMode::UndoDirOps => inode.allocated,
+        _ => inode.durable_allocated,
+    };
+    if data.len() < size {
+        data.resize(size, 0);
+    }
+    data
+}
+
 /// Overwrites a random run of `bytes` with garbage, changing at least one byte.
 fn garble(bytes: &mut [u8], rng: &mut Rng) {
     let from = rng.upto(bytes.len() - 1);
@@ -653,7 +694,7 @@ impl SimStorage {
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let s = self.state.lock();
         let ino = s.live.get(path)?;
-        s.inodes.get(ino).map(|i| i.live.clone())
+        s.inodes.get(ino).map(Inode::physical)
     }
 
     /// Replaces the contents of a file, durably, bypassing every fault and freeze. For tests
@@ -670,6 +711,8 @@ impl SimStorage {
         inode.durable.clone_from(&data);
         inode.live = data;
         inode.diverged = false;
+        inode.allocated = 0;
+        inode.durable_allocated = 0;
         let new = inode.live.len() as u64;
         s.used = s.used.saturating_sub(old) + new;
         true
@@ -775,7 +818,14 @@ impl Storage for SimStorage {
     }
 
     fn open_append(&self, path: &Path, _class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let ino = self.write_call(FaultOp::Open, "open_append", path, |s| s.inode_of(path))?;
+        let ino = self.write_call(FaultOp::Open, "open_append", path, |s| {
+            let ino = s.inode_of(path)?;
+            // Appends go after a preallocated tail's zeros, as on a real file system.
+            if let Some(inode) = s.inodes.get_mut(&ino) {
+                inode.materialise();
+            }
+            Ok(ino)
+        })?;
         Ok(Box::new(SimFile {
             sim: self.clone(),
             ino,
@@ -848,7 +898,7 @@ impl Storage for SimStorage {
     fn file_len(&self, path: &Path) -> Result<u64> {
         self.plain("stat", path, |s| {
             let ino = s.inode_of(path)?;
-            Ok(s.inodes.get(&ino).map_or(0, |i| i.live.len() as u64))
+            Ok(s.inodes.get(&ino).map_or(0, |i| i.size() as u64))
         })
     }
 
@@ -942,7 +992,23 @@ impl WritableFile for SimFile {
                         inode.diverged = true;
                     }
                     s.used = s.used.saturating_sub(cut);
+                } else if len > inode.live.len() {
+                    // The file's length is exactly `len`: zeros up to it become its bytes.
+                    s.used += (len - inode.live.len()) as u64;
+                    inode.live.resize(len, 0);
                 }
+                inode.allocated = 0;
+                Ok(())
+            })
+    }
+
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        // `set_len` upwards, as `truncate` is `set_len` downwards: one fault kind for both.
+        self.sim
+            .write_call(FaultOp::Truncate, "preallocate", &self.path, |s| {
+                let inode = s.inodes.get_mut(&self.ino).ok_or_else(frozen_error)?;
+                let upto = usize::try_from(upto).unwrap_or(usize::MAX);
+                inode.allocated = inode.allocated.max(upto);
                 Ok(())
             })
     }
@@ -957,17 +1023,24 @@ impl ReadableFile for SimFile {
         self.sim.call(FaultOp::Read, "read", &self.path, |s| {
             let inode = s.inodes.get(&self.ino).ok_or_else(frozen_error)?;
             let start = usize::try_from(offset).unwrap_or(usize::MAX);
-            let src = start
+            let end = start
                 .checked_add(buf.len())
-                .and_then(|end| inode.live.get(start..end))
+                .filter(|&end| end <= inode.size())
                 .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past end"))?;
-            buf.copy_from_slice(src);
+            // Bytes of a preallocated tail read as zeros.
+            let written = inode
+                .live
+                .get(start.min(inode.live.len())..end.min(inode.live.len()));
+            let written = written.unwrap_or_default();
+            buf[..written.len()].copy_from_slice(written);
+            buf[written.len()..].fill(0);
             Ok(())
         })
     }
 
     fn len(&self) -> Result<u64> {
-        Ok(WritableFile::len(self))
+        let s = self.sim.state.lock();
+        Ok(s.inodes.get(&self.ino).map_or(0, |i| i.size() as u64))
     }
 
     fn path(&self) -> &Path {

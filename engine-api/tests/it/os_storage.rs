@@ -115,3 +115,34 @@ fn shared_lock_writes_nothing_and_still_excludes_a_writer() {
         Err(Error::Locked { .. })
     ));
 }
+
+#[test]
+fn preallocate_extends_with_zeros_while_appends_stay_at_the_logical_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let os = OsStorage::new();
+    let path = tmp.path().join("log");
+    let f = os.create(&path, IoClass::Log).unwrap();
+    f.append(b"abc").unwrap();
+    f.preallocate(16).unwrap();
+    f.preallocate(8).unwrap(); // never shrinks
+    assert_eq!(f.len(), 3, "the logical end stays");
+    assert_eq!(os.file_len(&path).unwrap(), 16, "the file's size");
+    f.append(b"de").unwrap();
+    let mut expected = b"abcde".to_vec();
+    expected.resize(16, 0);
+    assert_eq!(
+        os.open(&path, IoClass::Other).unwrap().read_all().unwrap(),
+        expected
+    );
+    f.truncate(f.len()).unwrap();
+    assert_eq!(
+        os.file_len(&path).unwrap(),
+        5,
+        "truncate cuts the unused tail"
+    );
+    f.append(b"f").unwrap();
+    assert_eq!(
+        os.open(&path, IoClass::Other).unwrap().read_all().unwrap(),
+        b"abcdef"
+    );
+}

@@ -312,3 +312,120 @@ fn new_directories_are_durable_only_after_their_parent_sync() {
         "retry left the path unsynced"
     );
 }
+
+/// A synced file `durable|` preallocated to 32 bytes (synced), then `unsynced` appended into
+/// the preallocated region.
+fn preallocated_file(sim: &SimStorage) -> (PathBuf, Box<dyn engine_api::WritableFile>) {
+    let path = dir().join("p");
+    let f = sim.create(&path, IoClass::Log).unwrap();
+    f.append(b"durable|").unwrap();
+    f.preallocate(32).unwrap();
+    f.sync().unwrap();
+    sim.sync_dir(&dir()).unwrap();
+    f.append(b"unsynced").unwrap();
+    (path, f)
+}
+
+fn zero_padded(bytes: &[u8], len: usize) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    v.resize(len, 0);
+    v
+}
+
+#[test]
+fn a_preallocated_tail_reads_as_zeros_and_appends_stay_at_the_logical_end() {
+    let sim = setup();
+    let (path, f) = preallocated_file(&sim);
+    assert_eq!(f.len(), 16, "the logical end");
+    assert_eq!(sim.file_len(&path).unwrap(), 32, "the file's size");
+    assert_eq!(
+        read(&sim, &path).unwrap(),
+        zero_padded(b"durable|unsynced", 32)
+    );
+    f.truncate(f.len()).unwrap();
+    assert_eq!(
+        read(&sim, &path).unwrap(),
+        b"durable|unsynced",
+        "the tail is cut"
+    );
+}
+
+#[test]
+fn a_crash_keeps_a_synced_preallocation_as_zeros_after_the_last_synced_byte() {
+    let sim = setup();
+    let (path, _f) = preallocated_file(&sim);
+    let after = sim.crash(CrashMode::DropUnsynced, 1);
+    assert_eq!(read(&after, &path).unwrap(), zero_padded(b"durable|", 32));
+    let after = sim.crash(CrashMode::KeepAll, 1);
+    assert_eq!(
+        read(&after, &path).unwrap(),
+        zero_padded(b"durable|unsynced", 32)
+    );
+    let after = sim.crash(CrashMode::KeepPrefix, 7);
+    let bytes = read(&after, &path).unwrap();
+    assert_eq!(bytes.len(), 32, "the synced size survives");
+    assert!(bytes.starts_with(b"durable|"));
+}
+
+/// A synced file `abc` preallocated to 64 bytes; `sync_prealloc`: that size synced too.
+fn abc_preallocated(sim: &SimStorage, sync_prealloc: bool) -> Box<dyn engine_api::WritableFile> {
+    let f = sim.create(&dir().join("q"), IoClass::Log).unwrap();
+    f.append(b"abc").unwrap();
+    f.sync().unwrap();
+    sim.sync_dir(&dir()).unwrap();
+    f.preallocate(64).unwrap();
+    if sync_prealloc {
+        f.sync().unwrap();
+    }
+    f
+}
+
+#[test]
+fn an_unsynced_preallocation_or_cut_may_be_lost_in_a_crash() {
+    let path = dir().join("q");
+    let sim = setup();
+    drop(abc_preallocated(&sim, false));
+    let after = sim.crash(CrashMode::DropUnsynced, 1);
+    assert_eq!(
+        read(&after, &path).unwrap(),
+        b"abc",
+        "unsynced preallocation"
+    );
+    let sim = setup();
+    abc_preallocated(&sim, true).truncate(3).unwrap();
+    let after = sim.crash(CrashMode::DropUnsynced, 1);
+    assert_eq!(
+        read(&after, &path).unwrap(),
+        zero_padded(b"abc", 64),
+        "unsynced cut"
+    );
+    let sim = setup();
+    let f = abc_preallocated(&sim, true);
+    f.truncate(3).unwrap();
+    f.sync().unwrap();
+    let after = sim.crash(CrashMode::DropUnsynced, 1);
+    assert_eq!(read(&after, &path).unwrap(), b"abc", "synced cut");
+}
+
+#[test]
+fn open_append_on_a_preallocated_file_appends_after_its_zeros() {
+    let sim = setup();
+    let (path, f) = preallocated_file(&sim);
+    drop(f);
+    let f = sim.open_append(&path, IoClass::Log).unwrap();
+    assert_eq!(f.len(), 32, "nothing on disk tells the logical end");
+    f.append(b"x").unwrap();
+    let mut expected = zero_padded(b"durable|unsynced", 32);
+    expected.push(b'x');
+    assert_eq!(read(&sim, &path).unwrap(), expected);
+}
+
+#[test]
+fn a_preallocation_counts_no_written_bytes() {
+    let counting = engine_api::CountingStorage::new(std::sync::Arc::new(setup()));
+    let f = counting.create(&dir().join("c"), IoClass::Log).unwrap();
+    f.append(b"abc").unwrap();
+    f.preallocate(1 << 20).unwrap();
+    let log = counting.counters().snapshot();
+    assert_eq!(log.class(IoClass::Log).bytes_written, 3);
+}

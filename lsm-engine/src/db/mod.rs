@@ -151,7 +151,8 @@ impl Inner {
     }
 
     /// The clean-close protocol (`docs/lsm.md`, "Close"), with background work stopped:
-    /// 1. sync the active WAL (it is then durable through its length `L`);
+    /// 1. cut the active WAL's preallocated tail and sync it (it is then durable through its
+    ///    length `L`, and ends there);
     /// 2. commit a manifest edit recording `(WAL number, L)` (append + sync).
     ///
     /// At the next open that WAL must hold `L` bytes of good records: a cut or damaged end is
@@ -162,6 +163,10 @@ impl Inner {
         let Some(wal) = writer.wal.clone() else {
             return Ok(());
         };
+        if !self.read_only() {
+            self.poison().check()?;
+            wal.seal().inspect_err(|e| self.wal_sync_failed(e))?;
+        }
         self.sync_wal()?;
         let edit = VersionEdit {
             wal_synced: Some((wal.number(), wal.len())),

@@ -200,8 +200,9 @@ impl Inner {
     /// Seals the active memtable and starts a new one with a new WAL:
     /// 1. check the poison under the writer lock (a sync of this WAL may have failed on another
     ///    thread since the caller's check: the rotation must not vouch for it);
-    /// 2. sync the active WAL (so every WAL but the newest is complete on disk); the sync
-    ///    fails without retrying if any earlier sync of this WAL failed (`WalWriter::sync`);
+    /// 2. cut the active WAL's preallocated tail and sync it (so every WAL but the newest is
+    ///    complete on disk and ends at its last record); the sync fails without retrying if any
+    ///    earlier sync of this WAL failed (`WalWriter::seal`);
     /// 3. create the next WAL and sync the directory;
     /// 4. swap in a fresh memtable, queue the sealed one, wake the flush thread.
     ///
@@ -209,7 +210,7 @@ impl Inner {
     pub(crate) fn rotate(&self, w: &mut Writer) -> Result<()> {
         self.poison().check()?;
         let old = w.wal.as_ref().ok_or(Error::ReadOnly)?;
-        old.sync().inspect_err(|e| self.wal_sync_failed(e))?;
+        old.seal().inspect_err(|e| self.wal_sync_failed(e))?;
         self.commit.mark_durable(w.appended);
         let number = self.versions.new_file_number();
         let prev = (old.number(), old.len());

@@ -9,5 +9,94 @@ pub(crate) mod format;
 mod reader;
 mod writer;
 
-pub(crate) use reader::{WalContents, read_wal};
+pub(crate) use reader::{WalContents, read_wal, zero_tail};
 pub(crate) use writer::WalWriter;
+
+#[cfg(test)]
+mod tests {
+    //! The preallocated tail (`docs/formats/wal.md`, "Preallocation"): written by the writer,
+    //! cut at seal, and read back as the end of the file.
+
+    use std::path::Path;
+
+    use engine_api::{BatchOp, CrashMode, SimStorage, Storage};
+
+    use super::{WalWriter, read_wal};
+    use crate::filename;
+
+    const DIR: &str = "/db";
+
+    fn put(i: u8) -> Vec<BatchOp> {
+        vec![BatchOp::Put {
+            key: vec![b'k', i],
+            value: vec![b'v'; 40],
+        }]
+    }
+
+    /// WAL 7 with `n` synced one-put batches, left open.
+    fn wal_with(sim: &SimStorage, n: u8) -> WalWriter {
+        sim.create_dir_all(Path::new(DIR)).unwrap();
+        let wal = WalWriter::create(sim, Path::new(DIR), 7, (0, 0)).unwrap();
+        for i in 0..n {
+            wal.append(u64::from(i) + 1, &put(i)).unwrap();
+            wal.sync().unwrap();
+        }
+        wal
+    }
+
+    fn file_len(sim: &SimStorage) -> u64 {
+        sim.file_len(&filename::wal(Path::new(DIR), 7)).unwrap()
+    }
+
+    #[test]
+    fn appends_stay_inside_a_preallocated_size_ahead_of_the_end() {
+        let sim = SimStorage::new();
+        let wal = wal_with(&sim, 3);
+        assert!(
+            file_len(&sim) > wal.len(),
+            "{} <= {}",
+            file_len(&sim),
+            wal.len()
+        );
+    }
+
+    #[test]
+    fn a_zero_tail_after_the_last_record_is_the_end_not_a_bad_record() {
+        let sim = SimStorage::new();
+        let wal = wal_with(&sim, 3);
+        let sim = sim.crash(CrashMode::DropUnsynced, 1);
+        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        assert_eq!(contents.batches.len(), 3);
+        assert_eq!(contents.valid_len, wal.len());
+        assert!(contents.bad.is_none(), "bad: {:?}", contents.bad);
+    }
+
+    #[test]
+    fn a_torn_record_before_the_zero_tail_is_still_reported() {
+        let sim = SimStorage::new();
+        let wal = wal_with(&sim, 3);
+        let len = usize::try_from(wal.len()).unwrap();
+        let path = filename::wal(Path::new(DIR), 7);
+        let mut bytes = sim.read_file(&path).unwrap();
+        bytes[len - 2] ^= 0x40;
+        sim.overwrite_file(&path, bytes);
+        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        assert_eq!(contents.batches.len(), 2);
+        assert!(
+            contents.bad.is_some(),
+            "the damaged last record went unreported"
+        );
+    }
+
+    #[test]
+    fn seal_cuts_the_preallocated_tail_durably() {
+        let sim = SimStorage::new();
+        let wal = wal_with(&sim, 3);
+        wal.seal().unwrap();
+        assert_eq!(file_len(&sim), wal.len());
+        let sim = sim.crash(CrashMode::DropUnsynced, 1);
+        assert_eq!(file_len(&sim), wal.len(), "the cut was not synced");
+        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        assert_eq!((contents.batches.len(), contents.bad), (3, None));
+    }
+}

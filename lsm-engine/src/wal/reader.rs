@@ -41,7 +41,11 @@ pub(crate) fn read_wal(storage: &dyn Storage, dir: &Path, number: u64) -> Result
     };
     let header = decode_header(head.body)
         .ok_or_else(|| Error::corruption(&path, 0, "a well-formed WAL header"))?;
-    let scanned = scan(&bytes, head.end, head.nonce, RecordKind::Batch, false);
+    let mut scanned = scan(&bytes, head.end, head.nonce, RecordKind::Batch, false);
+    if scanned.bad.is_some_and(|(at, _)| zero_tail(&bytes, at)) {
+        // Preallocated and never written (`docs/formats/wal.md`, "Preallocation").
+        scanned.bad = None;
+    }
     let mut batches = Vec::with_capacity(scanned.records.len());
     for record in &scanned.records {
         let batch = decode_batch(record.payload).map_err(|what| {
@@ -60,6 +64,17 @@ pub(crate) fn read_wal(storage: &dyn Storage, dir: &Path, number: u64) -> Result
         bad: scanned.bad,
         synced_after_bad,
     })
+}
+
+/// Whether every byte from `at` to the end is zero: the unwritten part of a preallocated WAL.
+/// Zeros never verify as a record (the checksum is seeded with the nonce, and kind 0 is no
+/// kind). A record lost to zeros is told from this end as a torn tail is: by the length a
+/// clean close or the next WAL's header records.
+pub(crate) fn zero_tail(bytes: &[u8], at: u64) -> bool {
+    usize::try_from(at)
+        .ok()
+        .and_then(|at| bytes.get(at..))
+        .is_some_and(|tail| tail.iter().all(|&b| b == 0))
 }
 
 /// A WAL whose header does not verify: it holds nothing readable. The header was torn (then

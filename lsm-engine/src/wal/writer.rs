@@ -16,6 +16,14 @@ use crate::op::AsOp;
 /// The record buffer kept between appends is shrunk back to this after a larger batch.
 const KEEP_BUFFER: usize = 64 << 10;
 
+/// The least a WAL is preallocated ahead of its end (`docs/formats/wal.md`, "Preallocation"):
+/// an append inside the preallocated size leaves the file's size alone, so its `fdatasync`
+/// has no inode size to journal. The step then grows with the file, up to `PREALLOCATE_MAX`.
+const PREALLOCATE_MIN: u64 = 64 << 10;
+
+/// The most a WAL is preallocated ahead of its end: one size-changing sync per MiB of log.
+const PREALLOCATE_MAX: u64 = 1 << 20;
+
 /// An open WAL. Shared (`Arc`) so a group-commit leader can sync it while the writer appends
 /// the next records.
 ///
@@ -39,6 +47,9 @@ pub(crate) struct WalWriter {
     /// The record being appended, kept between appends (appends are serialised by the writer
     /// lock, so this lock is never contended): one allocation per WAL, not one per write.
     record: Mutex<Vec<u8>>,
+    /// The file's size as preallocated (0: not preallocated, or the tail was cut). Changed only
+    /// by appends and [`WalWriter::seal`], which the writer lock serialises.
+    allocated: AtomicU64,
 }
 
 impl WalWriter {
@@ -113,6 +124,7 @@ impl WalWriter {
             sync_lock: Mutex::new(()),
             sync_failed: Poison::new(),
             record: Mutex::new(Vec::new()),
+            allocated: AtomicU64::new(0),
         }
     }
 
@@ -121,7 +133,10 @@ impl WalWriter {
         let synced = self.synced.load(Ordering::SeqCst);
         let mut record = self.record.lock();
         encode_batch_record_into(&mut record, self.nonce, first_seq, synced, ops);
-        let appended = self.file.append(&record).map(|()| record.len() as u64);
+        let appended = self
+            .preallocate_for(record.len() as u64)
+            .and_then(|()| self.file.append(&record))
+            .map(|()| record.len() as u64);
         record.shrink_to(KEEP_BUFFER);
         appended
     }
@@ -136,6 +151,38 @@ impl WalWriter {
         self.sync_failed.guard(|| self.file.sync())?;
         self.synced.fetch_max(len, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Makes room for `more` bytes inside the preallocated size: if they would pass it, the
+    /// file is extended (with zeros, writing nothing) to their end plus a step as long as the
+    /// file, between [`PREALLOCATE_MIN`] and [`PREALLOCATE_MAX`]. The next sync makes the new
+    /// size durable; a crash before it may keep it or not, and recovery takes the zeros after
+    /// the last record as the end.
+    fn preallocate_for(&self, more: u64) -> Result<()> {
+        let end = self.file.len() + more;
+        if end <= self.allocated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let upto = end + end.clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+        self.file.preallocate(upto)?;
+        self.allocated.store(upto, Ordering::Release);
+        Ok(())
+    }
+
+    /// Cuts the preallocated tail, then syncs: afterwards the file ends at its last record,
+    /// durably (so a sealed WAL, or one whose length a clean close records, holds no zeros).
+    /// Called under the writer lock (no append runs); a failed cut fails every later sync.
+    pub(crate) fn seal(&self) -> Result<()> {
+        {
+            let _one_at_a_time = self.sync_lock.lock();
+            self.sync_failed.check()?;
+            let len = self.file.len();
+            if self.allocated.load(Ordering::Acquire) > len {
+                self.sync_failed.guard(|| self.file.truncate(len))?;
+                self.allocated.store(0, Ordering::Release);
+            }
+        }
+        self.sync()
     }
 }
 

@@ -262,3 +262,40 @@ fn a_crash_at_every_step_of_a_repair_loses_nothing() {
     }
     eprintln!("repair: {n} durability points");
 }
+
+/// A crash leaves the newest WAL with its preallocated tail of zeros (`docs/formats/wal.md`,
+/// "Preallocation"): the unwritten end of the file, which a salvage open must not report as
+/// damage.
+#[test]
+fn a_salvage_open_does_not_report_a_preallocated_zero_tail_as_damage() {
+    let running = SimStorage::new();
+    let e = LsmEngine::open(
+        "/db",
+        LsmOptions {
+            memtable_bytes: 1 << 20,
+            ..options(&running, false)
+        },
+    )
+    .unwrap();
+    for i in 0..20 {
+        e.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let sim = running.crash(CrashMode::DropUnsynced, 1);
+    drop(e);
+    let wal = files_with(&sim, ".log").pop().unwrap();
+    assert_eq!(
+        sim.read_file(&wal).unwrap().last(),
+        Some(&0),
+        "no zero tail to test"
+    );
+    damaged_current(&sim);
+    let e = open(&sim, true).unwrap();
+    let report = e.recovery_report().clone();
+    assert!(report.skipped.is_empty(), "{report:?}");
+    for i in 0..20 {
+        assert_eq!(
+            e.get(&key(i)).unwrap().as_deref(),
+            Some(value(i, 0).as_slice())
+        );
+    }
+}
