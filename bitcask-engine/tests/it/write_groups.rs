@@ -43,6 +43,8 @@ struct Seam {
     /// that it is held).
     sync_armed: Arc<AtomicBool>,
     sync_gate: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    /// The next data-file append panics once its bytes reached the file (once).
+    panic_append: Arc<AtomicBool>,
 }
 
 impl Seam {
@@ -54,6 +56,7 @@ impl Seam {
             panic_data_rename: Arc::default(),
             sync_armed: Arc::default(),
             sync_gate: Arc::default(),
+            panic_append: Arc::default(),
         }
     }
 
@@ -110,6 +113,9 @@ impl WritableFile for SeamFile {
     fn append(&self, data: &[u8]) -> Result<()> {
         self.seam.appends.fetch_add(1, Ordering::SeqCst);
         let result = self.file.append(data);
+        if self.seam.panic_append.swap(false, Ordering::SeqCst) {
+            panic!("injected: a panic after a data-file append reached the file");
+        }
         self.seam.pass();
         result
     }
@@ -737,4 +743,102 @@ fn writers_arriving_during_a_lone_append_are_all_written() {
         let late_appends = seam.appends.load(Ordering::SeqCst) - appends;
         assert_eq!(late_appends, 1, "{policy:?}: the late writers' appends");
     }
+}
+
+/// DEFECT DEMONSTRATION (second review of the lone writer's fast path, step 7; fails on
+/// today's code, no fix on this branch). A lone writer on the fast path whose append panics
+/// once its bytes reached the file (here in the storage seam) unwinds through `write_alone`
+/// with its sequence numbers handed out (`encode_ops` moved `next_seq`) and `Writer::len`
+/// not moved past its bytes, and nothing poisons the engine: step 7's "a panic in it leaves
+/// no lead to pass and no member to answer" holds, but it leaves a publishing turn nobody
+/// passes and a writer whose length is stale. Under `Always` the next writer appends, syncs
+/// and waits for ever for its turn; under `Never` the next write is acknowledged and indexed
+/// at the stale offset (the panicked record's), so reading it reports corruption in a healthy
+/// file. (The same holds for a leader's lone write and a group chunk's append: pre-existing,
+/// not added by the fast path.) Expected: the next writer is answered within 5 s, and a
+/// write answered `Ok` is readable (poisoning, as step 6 does for a group, would satisfy it).
+#[test]
+#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
+fn review_defect_a_lone_writer_panicking_in_its_append_misindexes_the_next_never() {
+    lone_writer_panicking_in_its_append(SyncPolicy::Never);
+}
+
+/// DEFECT DEMONSTRATION: as above, under `Always` (the unpassed publishing turn).
+#[test]
+#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
+fn review_defect_a_lone_writer_panicking_in_its_append_blocks_the_next_always() {
+    lone_writer_panicking_in_its_append(SyncPolicy::Always);
+}
+
+fn lone_writer_panicking_in_its_append(policy: SyncPolicy) {
+    {
+        let seam = Seam::new();
+        let engine = Arc::new(open(Arc::new(seam.clone()), policy));
+        engine.put(b"before", b"v").expect("put");
+        seam.panic_append.store(true, Ordering::SeqCst);
+        let lone = {
+            let engine = Arc::clone(&engine);
+            // Alone: the queue is idle and the writer mutex free, so this takes the fast path.
+            std::thread::spawn(move || engine.put(b"pani", b"v"))
+        };
+        assert!(lone.join().is_err(), "{policy:?}: the injected panic");
+        let after = put_within_5s(&engine, b"afte")
+            .unwrap_or_else(|| panic!("{policy:?}: the next writer waited for ever"));
+        if after.is_ok() {
+            let got = engine.get(b"afte");
+            assert!(
+                matches!(got, Ok(Some(ref v)) if v[..] == b"v"[..]),
+                "{policy:?}: a write answered Ok reads back as {got:?}"
+            );
+        }
+    }
+}
+
+/// DEFECT DEMONSTRATION (same review; fails on today's code, no fix on this branch): the
+/// group variant of the above. A group's leader whose one-chunk append panics once its bytes
+/// reached the file holds no chunk in its `Appends` guard yet (the chunk is pushed after
+/// `flush_chunk` returns), so step 6's poison and turn-passing do not happen: the members are
+/// told `Poisoned` while the engine is not, and under `Always` the group's sequence numbers
+/// are never published, so the next writer waits for ever.
+#[test]
+#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
+fn review_defect_a_leader_panicking_in_its_group_append_blocks_the_next_always() {
+    let seam = Seam::new();
+    let engine = Arc::new(open(Arc::new(seam.clone()), SyncPolicy::Always));
+    let ops: Vec<Op> = (0..3).map(|i| put(&format!("g{i}"), "v")).collect();
+    let mut lead_panicked = false;
+    let results = {
+        seam.arm();
+        let spawn = |op: Op| -> JoinHandle<Result<()>> {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || apply(&engine, &op))
+        };
+        let mut threads = vec![spawn(put("lone", "v"))];
+        seam.wait_holding(1);
+        // The lone append passed the seam's panic check: the group's append panics.
+        seam.panic_append.store(true, Ordering::SeqCst);
+        let base = engine.queued_writers();
+        for (i, op) in ops.iter().enumerate() {
+            threads.push(spawn(op.clone()));
+            wait_queued(&engine, base + i + 1);
+        }
+        seam.release();
+        let mut out = Vec::new();
+        for t in threads {
+            match t.join() {
+                Ok(r) => out.push(r),
+                Err(_) => lead_panicked = true,
+            }
+        }
+        out
+    };
+    assert!(
+        lead_panicked,
+        "the group's leader panics in its append: {results:?}"
+    );
+    let after = put_within_5s(&engine, b"afte").expect("the next writer waited for ever");
+    assert!(
+        matches!(after, Err(engine_api::Error::Poisoned { .. })),
+        "a leader that panicked in its append left the engine writable: {after:?}"
+    );
 }
