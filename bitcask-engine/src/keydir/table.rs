@@ -320,16 +320,21 @@ impl Table {
         self.rebuild_slots((self.slots.len() * 3 / 2).max(16));
     }
 
+    /// New slots for every live record, in one pass over the arena (a second pass would
+    /// stream it from memory again once it outgrows the cache).
     fn rebuild_slots(&mut self, n: usize) {
         self.slots = vec![EMPTY; n];
-        let mut offs = Vec::with_capacity(self.count);
-        self.for_each_record(|off| offs.push(off));
-        for off in offs {
-            let hash = super::hash(self.key_at(off));
-            let slot = self.vacant_slot(hash);
-            if let Some(s) = self.slots.get_mut(slot) {
-                *s = pack(hash, off);
+        let mut off = 0;
+        while off < self.arena.len() {
+            let (key_len, flags) = self.header_at(off);
+            if flags & DEAD == 0 {
+                let hash = super::hash(self.key_at(off));
+                let slot = self.vacant_slot(hash);
+                if let Some(s) = self.slots.get_mut(slot) {
+                    *s = pack(hash, off);
+                }
             }
+            off += record_size(key_len);
         }
     }
 
