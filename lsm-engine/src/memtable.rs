@@ -31,7 +31,7 @@ use parking_lot::RwLock;
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, SeqNo};
 use crate::op::AsOp;
-use skiplist::{From, SkipList};
+use skiplist::{Seek, SkipList};
 
 /// Entries a scan copies per visit to the lock.
 const CHUNK: usize = 256;
@@ -80,7 +80,7 @@ impl Memtable {
     /// read builds its seek key once for every memtable and table it probes.
     pub(crate) fn get_at(&self, seek: &[u8]) -> Option<Lookup> {
         let list = self.list.read();
-        let (ikey, value) = list.entry(list.first(From::AtOrAfter(seek))?);
+        let (ikey, value) = list.entry(list.first(Seek::AtOrAfter(seek))?);
         let parsed = key::parse(ikey)?;
         if parsed.user != key::user_key(seek) {
             return None;
@@ -106,7 +106,7 @@ impl Memtable {
 
     /// Copies up to `max` entries from `from` on into `out` (cleared first), under the read
     /// lock.
-    fn chunk(&self, from: From<'_>, max: usize, out: &mut Copied) {
+    fn chunk(&self, from: Seek<'_>, max: usize, out: &mut Copied) {
         out.clear();
         let list = self.list.read();
         let mut node = list.first(from);
@@ -185,7 +185,7 @@ impl MemtableIter {
         self.buf.get(self.pos).1
     }
 
-    fn fill(&mut self, from: From<'_>) {
+    fn fill(&mut self, from: Seek<'_>) {
         self.mem.chunk(from, CHUNK, &mut self.buf);
         self.pos = 0;
         self.exhausted = self.buf.len() < CHUNK;
@@ -198,12 +198,12 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.fill(From::Start);
+        self.fill(Seek::Start);
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(From::AtOrAfter(target));
+        self.fill(Seek::AtOrAfter(target));
         Ok(())
     }
 
@@ -214,7 +214,7 @@ impl InternalIterator for MemtableIter {
             self.last
                 .extend_from_slice(self.buf.get(self.buf.len() - 1).0);
             let MemtableIter { mem, buf, last, .. } = self;
-            mem.chunk(From::After(last), CHUNK, buf);
+            mem.chunk(Seek::After(last), CHUNK, buf);
             self.pos = 0;
             self.exhausted = self.buf.len() < CHUNK;
         }
@@ -333,7 +333,7 @@ mod tests {
             list.insert(u, key::trailer_bytes(*seq, *kind), b"v");
         }
         ikeys.sort_by(|a, b| key::compare(&a.3, &b.3));
-        let mut node = list.first(From::Start);
+        let mut node = list.first(Seek::Start);
         for (_, _, _, want) in &ikeys {
             let n = node.expect("too few nodes");
             assert_eq!(list.entry(n).0, &want[..]);
@@ -341,9 +341,9 @@ mod tests {
         }
         assert_eq!(node, None);
         for (i, (_, _, _, k)) in ikeys.iter().enumerate() {
-            let at = list.first(From::AtOrAfter(k)).map(|n| list.entry(n).0);
+            let at = list.first(Seek::AtOrAfter(k)).map(|n| list.entry(n).0);
             assert_eq!(at, Some(&k[..]));
-            let after = list.first(From::After(k)).map(|n| list.entry(n).0);
+            let after = list.first(Seek::After(k)).map(|n| list.entry(n).0);
             assert_eq!(after, ikeys.get(i + 1).map(|e| &e.3[..]));
         }
     }

@@ -54,7 +54,7 @@ const LARGE_NODE: usize = MAX_CHUNK / 8;
 
 /// Where a walk starts.
 #[derive(Clone, Copy, Debug)]
-pub(super) enum From<'a> {
+pub(super) enum Seek<'a> {
     /// The first node.
     Start,
     /// The first node at or after this internal key.
@@ -132,11 +132,11 @@ impl SkipList {
     }
 
     /// The first node of the walk `from` (`None` at the end).
-    pub(super) fn first(&self, from: From<'_>) -> Option<u64> {
+    pub(super) fn first(&self, from: Seek<'_>) -> Option<u64> {
         let n = match from {
-            From::Start => self.next(NIL, 0),
-            From::AtOrAfter(ikey) => self.search(ikey, Ordering::Less).1,
-            From::After(ikey) => self.search(ikey, Ordering::Equal).1,
+            Seek::Start => self.next(NIL, 0),
+            Seek::AtOrAfter(ikey) => self.search(ikey, Ordering::Less).1,
+            Seek::After(ikey) => self.search(ikey, Ordering::Equal).1,
         };
         (n != NIL).then_some(n)
     }
