@@ -4,18 +4,21 @@
 //! arena).
 //!
 //! A node is one contiguous run of arena bytes:
-//! `user key length (u16 LE) | height (1 byte) | internal key | next[0..height] (6 bytes each) |
+//! `user key length (u16 LE) | internal key | next[0..height] (6 bytes each) |
 //! varint(value length) | value`. The key sits at a fixed offset so that a step of a search
-//! reads the first eight bytes of the node's user key as one integer right after the node's
-//! first bytes, and most comparisons end there (a user key is at most
+//! reads the first sixteen bytes of the node's user key as two integers right after the
+//! node's first bytes, and most comparisons end there (a user key is at most
 //! `engine_api::MAX_KEY_LEN`, 65,535 bytes, checked before any write or replay reaches the
-//! memtable, so its length fits the u16). An address is 48 bits: the chunk's index (28 bits) above
-//! the offset in it (20 bits: small chunks are at most 1 MiB; a node larger than
-//! [`LARGE_NODE`] gets a chunk of its own, starting at offset 0), so no memtable that fits in
-//! memory runs out of addresses (2^28 chunks of at least 128 KiB). Six bytes rather than eight
-//! per pointer: with a branching factor of 4 a node has 1.33 pointers on average, so an entry
-//! of 16 + 100 bytes costs about 12 bytes beyond its key, trailer and value (RocksDB's
-//! skiplist: about 13, plus its 8-byte alignment).
+//! memtable, so its length fits the u16). A pointer is 48 bits: a 44-bit address, the chunk's
+//! index (24 bits) above the offset in it (20 bits: small chunks are at most 1 MiB; a node
+//! larger than [`LARGE_NODE`] gets a chunk of its own, starting at offset 0), and in the first
+//! pointer of a node, above the address, the node's height (4 bits; at most 12). No memtable
+//! that fits in memory runs out of addresses (2^24 chunks of at least 128 KiB). Six bytes
+//! rather than eight per pointer, and the height inside one: with a branching factor of 4 a
+//! node has 1.33 pointers on average, so an entry of 16 + 100 bytes costs about 11 bytes
+//! beyond its key, trailer and value (RocksDB's skiplist: about 13, plus its 8-byte
+//! alignment). Each byte counts: write amplification moves in steps with the entries a
+//! memtable holds (`docs/lsm.md`, "Memtable density").
 //!
 //! Single writer, readers excluded by the memtable's lock: plain `Vec`s, no atomics, no
 //! `unsafe`. Chunks never move once written (a chunk is filled within its capacity), and even
@@ -33,13 +36,17 @@ const MAX_HEIGHT: usize = 12;
 const PTR: usize = 6;
 
 /// Where a node's internal key starts: after its user key's length (u16) and its height.
-const KEY_AT: usize = 3;
+const KEY_AT: usize = 2;
 
 /// Low bits of an address: the offset in its chunk.
 const OFFSET_BITS: u32 = 20;
 
 /// No node (the end of a level, or the head when a predecessor).
-const NIL: u64 = (1 << (8 * PTR)) - 1;
+const NIL: u64 = (1 << ADDRESS_BITS) - 1;
+
+/// Bits of an address; the top four of a six-byte pointer field are the node's height in its
+/// first pointer (a byte saved per entry: the memtable's density sets write amplification).
+const ADDRESS_BITS: u32 = 44;
 
 /// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
 /// tiny options) stay small, large ones allocate once per megabyte.
@@ -150,8 +157,7 @@ impl SkipList {
     /// The internal key and the value of `node`.
     pub(super) fn entry(&self, node: u64) -> (&[u8], &[u8]) {
         let bytes = self.bytes(node);
-        let height = usize::from(bytes.get(KEY_AT - 1).copied().unwrap_or(0));
-        let at = pointers_at(bytes) + height * PTR;
+        let at = pointers_at(bytes) + height(bytes) * PTR;
         let value = Reader::new(bytes.get(at..).unwrap_or_default()).bytes();
         (ikey_of(bytes), value.unwrap_or_default())
     }
@@ -239,16 +245,16 @@ impl SkipList {
         let ulen = u16::try_from(user.len()).unwrap_or(u16::MAX);
         let (vlen_buf, vn) = varint(value.len());
         let n = KEY_AT + user.len() + trailer.len() + height * PTR + vn + value.len();
+        let first = NIL | ((height as u64) << ADDRESS_BITS);
         let at = self.room(n);
         let Some(chunk) = self.chunks.get_mut(split(at).0) else {
             return at;
         };
         chunk.extend_from_slice(&ulen.to_le_bytes());
-        #[expect(clippy::cast_possible_truncation, reason = "height <= MAX_HEIGHT")]
-        chunk.push(height as u8);
         chunk.extend_from_slice(user);
         chunk.extend_from_slice(&trailer);
-        for _ in 0..height {
+        chunk.extend_from_slice(first.to_le_bytes().get(..PTR).unwrap_or_default());
+        for _ in 1..height {
             chunk.extend_from_slice(NIL.to_le_bytes().get(..PTR).unwrap_or_default());
         }
         chunk.extend_from_slice(vlen_buf.get(..vn).unwrap_or_default());
@@ -312,7 +318,13 @@ impl SkipList {
             .get_mut(c)
             .and_then(|c| c.get_mut(off + at..off + at + PTR));
         if let Some(slot) = slot {
-            slot.copy_from_slice(to.to_le_bytes().get(..PTR).unwrap_or_default());
+            // Keep the height bits above the address.
+            let old = slot
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            let word = (old & !NIL) | (to & NIL);
+            slot.copy_from_slice(word.to_le_bytes().get(..PTR).unwrap_or_default());
         }
     }
 }
@@ -367,9 +379,16 @@ fn pointer(node: &[u8], level: usize) -> u64 {
         return u64::from_le_bytes(*w) & NIL;
     }
     match tail.first_chunk::<PTR>() {
-        Some(&[a, b, c, d, e, f]) => u64::from_le_bytes([a, b, c, d, e, f, 0, 0]),
+        Some(&[a, b, c, d, e, f]) => u64::from_le_bytes([a, b, c, d, e, f, 0, 0]) & NIL,
         None => NIL,
     }
+}
+
+/// A node's height: the bits above the address in its first pointer.
+fn height(node: &[u8]) -> usize {
+    let at = pointers_at(node);
+    let top = node.get(at + PTR - 1).copied().unwrap_or(0);
+    usize::from(top >> (ADDRESS_BITS - 40)) & 0xf
 }
 
 /// The first sixteen bytes of a node's user key as two big-endian integers, zero-padded.
