@@ -28,8 +28,8 @@ pub struct LsmOptions {
     /// replayed at open. The default stays 8 MiB; a write-heavy store with memory to spare
     /// should raise it.
     ///
-    /// The charge is the memtable's arena bytes: each entry costs about 12 bytes beyond its
-    /// key, 8-byte trailer and value (an arena skiplist node), so 8 MiB holds about 61 k
+    /// The charge is the memtable's arena bytes: each entry costs about 11 bytes beyond its
+    /// key, 8-byte trailer and value (an arena skiplist node), so 8 MiB holds about 62 k
     /// entries of 16 + 100 bytes (`docs/lsm.md`, "Memtable density").
     pub memtable_bytes: usize,
     /// Sealed memtables waiting to be flushed before writers stop and wait for the flush thread.
