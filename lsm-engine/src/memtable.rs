@@ -36,6 +36,10 @@ use skiplist::{Seek, SkipList};
 /// Entries a scan copies per visit to the lock.
 const CHUNK: usize = 256;
 
+/// Bytes a scan copies per visit to the lock (past them, the chunk ends after the entry that
+/// crossed them).
+const CHUNK_BYTES: usize = 256 << 10;
+
 /// What a point lookup found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
@@ -104,17 +108,22 @@ impl Memtable {
         self.list.read().len()
     }
 
-    /// Copies up to `max` entries from `from` on into `out` (cleared first), under the read
-    /// lock.
-    fn chunk(&self, from: Seek<'_>, max: usize, out: &mut Copied) {
+    /// Copies entries from `from` on into `out` (cleared first), under the read lock: up to
+    /// [`CHUNK`] entries, and no more once [`CHUNK_BYTES`] are copied. Returns whether the
+    /// copy reached the end of the memtable.
+    fn chunk(&self, from: Seek<'_>, out: &mut Copied) -> bool {
         out.clear();
         let list = self.list.read();
         let mut node = list.first(from);
-        while let Some(n) = node.filter(|_| out.len() < max) {
+        while let Some(n) = node {
+            if out.len() >= CHUNK || out.bytes.len() >= CHUNK_BYTES {
+                return false;
+            }
             let (ikey, value) = list.entry(n);
             out.push(ikey, value);
             node = list.successor(n);
         }
+        true
     }
 }
 
@@ -186,9 +195,8 @@ impl MemtableIter {
     }
 
     fn fill(&mut self, from: Seek<'_>) {
-        self.mem.chunk(from, CHUNK, &mut self.buf);
+        self.exhausted = self.mem.chunk(from, &mut self.buf);
         self.pos = 0;
-        self.exhausted = self.buf.len() < CHUNK;
     }
 }
 
@@ -214,9 +222,8 @@ impl InternalIterator for MemtableIter {
             self.last
                 .extend_from_slice(self.buf.get(self.buf.len() - 1).0);
             let MemtableIter { mem, buf, last, .. } = self;
-            mem.chunk(Seek::After(last), CHUNK, buf);
+            self.exhausted = mem.chunk(Seek::After(last), buf);
             self.pos = 0;
-            self.exhausted = self.buf.len() < CHUNK;
         }
         Ok(())
     }
@@ -562,5 +569,34 @@ mod tests {
                 });
             assert_eq!(m.get(&user, at), want, "seed {seed}: {user:?} at {at}");
         }
+    }
+
+    /// A scan copies entries out of the arena under the read lock: a chunk of large values is
+    /// bounded by bytes, not only by entries, so neither the copy nor the lock hold grows
+    /// with the values.
+    #[test]
+    fn a_scan_chunk_of_large_values_is_bounded_by_bytes() {
+        let m = Arc::new(Memtable::new());
+        let big = vec![3u8; 100 << 10];
+        for i in 0..300u64 {
+            let key = format!("k{i:04}").into_bytes();
+            let value = big.clone();
+            m.insert_batch(i + 1, &[BatchOp::Put { key, value }]);
+        }
+        let mut it = MemtableIter::new(Arc::clone(&m));
+        it.seek_to_first().unwrap();
+        let mut seen = 0;
+        let mut largest_chunk = 0;
+        while it.valid() {
+            largest_chunk = largest_chunk.max(it.buf.bytes.len());
+            assert_eq!(it.value_slice().len(), big.len());
+            seen += 1;
+            it.next().unwrap();
+        }
+        assert_eq!(seen, 300);
+        assert!(
+            largest_chunk <= CHUNK_BYTES + big.len() + 64,
+            "a chunk copied {largest_chunk} bytes"
+        );
     }
 }
