@@ -18,6 +18,12 @@
 //!   last and win. A writer whose sync failed, or that finds the engine poisoned at its turn,
 //!   passes its turn without indexing (later writers would wait for ever otherwise).
 //!
+//! A writer that unwinds while it holds the writer mutex to append ([`Torn`]) poisons the
+//! engine before it lets go of the mutex: a panicking append may have put bytes in the file
+//! past `Writer::len`, and the next write would be indexed where they are. Under `Always` it
+//! then passes the turn of the sequence numbers it handed out ([`Pending`], taken before they
+//! are; a group's in [`Appends`]).
+//!
 //! Merges decide what is live from the keydir, so before a merge reads its inputs it waits
 //! until every record in them is published ([`Inner::wait_published`]): a rotation seals a file
 //! while writers that appended to it may still be waiting for their sync or their turn, and a
@@ -115,12 +121,39 @@ struct Appended {
 
 /// Writes appended under [`SyncPolicy::Always`] and not yet published: sequence numbers
 /// `first_seq..end_seq`. If dropped without publishing (a panic on the way), they pass their
-/// turn, so later writers do not wait for ever.
+/// turn, so later writers do not wait for ever. Taken before the append (under the writer
+/// mutex, declared before it, so that an unwinding writer lets go of the mutex before it
+/// waits for its turn: a writer ahead may need the mutex to sync): an append that panics once
+/// its bytes may be in the file has handed out its sequence numbers too.
 struct Pending<'a> {
     inner: &'a Inner,
     first_seq: u64,
     end_seq: u64,
     done: bool,
+}
+
+impl<'a> Pending<'a> {
+    /// Holds no turn (yet).
+    fn none(inner: &'a Inner) -> Self {
+        Pending {
+            inner,
+            first_seq: 0,
+            end_seq: 0,
+            done: true,
+        }
+    }
+
+    /// Holds the turn of sequence numbers `first_seq..end_seq` (under `Always`; under the
+    /// other policies nothing is published in turns, and the range only tells what was
+    /// handed out).
+    fn new(inner: &'a Inner, first_seq: u64, end_seq: u64, always: bool) -> Self {
+        Pending {
+            inner,
+            first_seq,
+            end_seq,
+            done: !always,
+        }
+    }
 }
 
 impl Pending<'_> {
@@ -135,38 +168,51 @@ impl Pending<'_> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        // No sequence numbers, no turn (a group that failed before its first append).
+        if !self.done && self.first_seq < self.end_seq {
             let none: Option<fn() -> Result<()>> = None;
             let _ = self.inner.take_turn(self.first_seq, self.end_seq, none);
         }
     }
 }
 
-/// The chunks a group's leader has appended and not yet handed on to be answered. If the
-/// leader unwinds while it holds some (a panic in a rotation between two chunks), nothing
-/// vouches for what their writers are told: the engine is poisoned, and under `Always` their
-/// publishing turn is passed (later writers would otherwise wait for it for ever).
+/// Held (as a value, never dropped on a way out: see [`Inner::poison_on_unwind`]) by a writer
+/// that holds the writer mutex while it changes the active file: its rotation, its append and
+/// the bookkeeping after it (`Writer::len`, the sequence numbers, under `Never` and `Periodic`
+/// the keydir). A panic in there can leave bytes in the file past `Writer::len` (an append
+/// that panicked once they reached it), sequence numbers handed out for records nobody will
+/// publish, a file half sealed: the next writer would append after bytes it does not know of
+/// and be indexed where they are. So the engine is poisoned, before the mutex is let go.
+struct Torn<'a>(&'a Inner);
+
+impl Drop for Torn<'_> {
+    fn drop(&mut self) {
+        let cause = "a writer unwound in its append: the active file and the writer's \
+                     record of it may disagree";
+        self.0.commit.poison().set(&Error::Poisoned {
+            cause: cause.into(),
+        });
+    }
+}
+
+/// The chunks a group's leader has appended and not yet handed on to be answered, and the
+/// turn of every sequence number the group handed out and did not hand back (appended or
+/// not yet). If the leader unwinds while it holds some (a panic in a rotation between two
+/// chunks, in a chunk's append), nothing vouches for what their writers are told: the engine
+/// is poisoned, and under `Always` their publishing turn is passed (later writers would
+/// otherwise wait for it for ever), after the writer mutex is let go (declared before it).
 struct Appends<'a> {
-    inner: &'a Inner,
-    always: bool,
     chunks: Vec<Chunk>,
+    turn: Pending<'a>,
 }
 
 impl Drop for Appends<'_> {
     fn drop(&mut self) {
-        let (Some(first), Some(last)) = (self.chunks.first(), self.chunks.last()) else {
-            return;
-        };
-        let cause = "the leader of a write group unwound after appending part of it";
-        self.inner.commit.poison().set(&Error::Poisoned {
-            cause: cause.into(),
-        });
-        if self.always {
-            drop(Pending {
-                inner: self.inner,
-                first_seq: first.at.first_seq,
-                end_seq: last.at.end_seq,
-                done: false,
+        // `turn` passes the turn when dropped, after this.
+        if self.turn.first_seq < self.turn.end_seq {
+            let cause = "the leader of a write group unwound after appending part of it";
+            self.turn.inner.commit.poison().set(&Error::Poisoned {
+                cause: cause.into(),
             });
         }
     }
@@ -269,18 +315,36 @@ impl Inner {
     #[inline(always)]
     fn write_alone(
         &self,
-        mut guard: MutexGuard<'_, Option<Writer>>,
+        guard: MutexGuard<'_, Option<Writer>>,
         lead: Option<Lead<'_>>,
         ops: &[Op<'_>],
         batch: bool,
     ) -> Result<()> {
         let always = self.sync_policy == SyncPolicy::Always;
+        // Declared before the mutex and the lead: an unwinding writer lets go of them first.
+        let mut pending = Pending::none(self);
+        let (mut guard, lead) = (guard, lead);
         // Not `ok_or`: its error would be built and dropped on every write.
         let Some(w) = guard.as_mut() else {
             return Err(Error::ReadOnly);
         };
         self.commit.poison().check()?;
-        let at = self.append_ops(w, ops, batch, !always)?;
+        if always {
+            let first_seq = w.next_seq;
+            pending = Pending::new(self, first_seq, first_seq + ops.len() as u64, true);
+        }
+        // Not through a closure (`poison_on_unwind`): it was not inlined, ~40 instructions.
+        let torn = Torn(self);
+        let at = self.append_ops(w, ops, batch, !always);
+        std::mem::forget(torn);
+        let at = at.inspect_err(|_| {
+            // Under `Always` an error means nothing was appended, and the sequence numbers
+            // are handed out again: this turn is the next writer's.
+            pending.done = true;
+        })?;
+        debug_assert!(
+            !always || (at.first_seq, at.end_seq) == (pending.first_seq, pending.end_seq)
+        );
         // Under `Always` the records are indexed only once durable, in sequence order.
         let file = always.then(|| Arc::clone(&w.file));
         drop(guard);
@@ -289,21 +353,32 @@ impl Inner {
         let Some(file) = file else {
             return Ok(());
         };
-        self.publish_durable(at, || self.index(&file, ops, at.start, at.first_seq))
+        self.publish_durable(pending, at.pos, || {
+            self.index(&file, ops, at.start, at.first_seq)
+        })
     }
 
-    /// Under `Always`: waits until the records appended at `at` are durable, then publishes
-    /// them with `index` in their turn. Not durable means never visible; the turn is passed
-    /// either way.
-    fn publish_durable(&self, at: Appended, index: impl FnOnce() -> Result<()>) -> Result<()> {
-        let pending = Pending {
-            inner: self,
-            first_seq: at.first_seq,
-            end_seq: at.end_seq,
-            done: false,
-        };
+    /// Runs `append` (under the writer mutex), poisoning the engine if it unwinds ([`Torn`]).
+    /// The guard is forgotten on the way out instead of disarmed: nothing to store or test on
+    /// a write that returns.
+    fn poison_on_unwind<T>(&self, append: impl FnOnce() -> T) -> T {
+        let torn = Torn(self);
+        let out = append();
+        std::mem::forget(torn);
+        out
+    }
+
+    /// Under `Always`: waits until the records appended up to group-commit position `pos` are
+    /// durable, then publishes them with `index` in the turn `pending` holds. Not durable
+    /// means never visible; the turn is passed either way.
+    fn publish_durable(
+        &self,
+        pending: Pending<'_>,
+        pos: u64,
+        index: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let none: Option<fn() -> Result<()>> = None;
-        let result = match self.commit.wait_durable(at.pos, || self.sync_active()) {
+        let result = match self.commit.wait_durable(pos, || self.sync_active()) {
             Ok(()) => pending.finish(Some(index)),
             Err(e) => pending.finish(none).and(Err(e)),
         };
@@ -322,9 +397,8 @@ impl Inner {
     ) -> Result<()> {
         let always = self.sync_policy == SyncPolicy::Always;
         let mut appends = Appends {
-            inner: self,
-            always,
             chunks: Vec::new(),
+            turn: Pending::none(self),
         };
         // Declared after `appends`, so that a leader unwinding lets go of the writer mutex
         // before `appends` waits for the turns ahead: a writer ahead may need the mutex to
@@ -334,23 +408,21 @@ impl Inner {
             None => Some(Error::ReadOnly),
             Some(w) => match self.commit.poison().check() {
                 Err(e) => Some(e),
-                Ok(()) => self.append_group(w, entries, !always, &mut appends.chunks),
+                Ok(()) => self.append_group(w, entries, always, &mut appends),
             },
         };
         drop(guard);
         lead.pass();
         let chunks = std::mem::take(&mut appends.chunks);
+        let turn = std::mem::replace(&mut appends.turn, Pending::none(self));
         let appended = chunks.last().map_or(0, |c| c.entries.end);
         for (ops, _) in entries.get(..appended).unwrap_or_default() {
             self.counters.wrote(ops);
         }
-        let result = match (chunks.first(), chunks.last()) {
-            (Some(first), Some(last)) if always => {
-                let at = Appended {
-                    first_seq: first.at.first_seq,
-                    ..last.at
-                };
-                self.publish_durable(at, || self.index_chunks(&chunks, entries))
+        let result = match chunks.last() {
+            Some(last) if always => {
+                let index = || self.index_chunks(&chunks, entries);
+                self.publish_durable(turn, last.at.pos, index)
             }
             _ => Ok(()),
         };
@@ -360,18 +432,38 @@ impl Inner {
         if appended > 0 { result } else { failed }
     }
 
+    /// Appends the entries in order ([`Inner::append_entries`]), poisoning the engine if it
+    /// unwinds, and keeps in `appends.turn` the sequence numbers the group handed out and did
+    /// not hand back (those of its chunks, once it returns). Indexes them now unless `always`.
+    fn append_group<'a>(
+        &'a self,
+        w: &mut Writer,
+        entries: &[Entry<'_, '_>],
+        always: bool,
+        appends: &mut Appends<'a>,
+    ) -> Option<Error> {
+        let first_seq = w.next_seq;
+        appends.turn = Pending::new(self, first_seq, first_seq, always);
+        let failed = self.poison_on_unwind(|| self.append_entries(w, entries, !always, appends));
+        // A failure hands the sequence numbers of the chunk it hit back out.
+        appends.turn.end_seq = w.next_seq;
+        failed
+    }
+
     /// Appends the entries in order, one write call per file they go to (a group that would
     /// pass `max_file_size` is cut at an entry boundary and the file rotated). Pushes the
-    /// chunks appended (and indexed, if `index_now`) to `chunks` as each is written, so that a
-    /// failure or a panic after one leaves it to be answered: entries up to the last chunk's
-    /// end are written; the error, if any, is every later entry's.
-    fn append_group(
+    /// chunks appended (and indexed, if `index_now`) to `appends` as each is written, so that
+    /// a failure or a panic after one leaves it to be answered: entries up to the last chunk's
+    /// end are written; the error, if any, is every later entry's. Moves the end of
+    /// `appends.turn` past each entry it numbers, so that a panic passes their turns too.
+    fn append_entries(
         &self,
         w: &mut Writer,
         entries: &[Entry<'_, '_>],
         index_now: bool,
-        chunks: &mut Vec<Chunk>,
+        appends: &mut Appends<'_>,
     ) -> Option<Error> {
+        let chunks = &mut appends.chunks;
         let mut from = 0;
         w.buf.clear();
         let mut first_seq = w.next_seq;
@@ -394,6 +486,7 @@ impl Inner {
                 w.next_seq = first_seq;
                 return Some(e);
             }
+            appends.turn.end_seq = w.next_seq;
         }
         match self.flush_chunk(w, entries, from..entries.len(), first_seq, index_now) {
             Ok(c) => chunks.extend(c),

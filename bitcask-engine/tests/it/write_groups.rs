@@ -745,28 +745,23 @@ fn writers_arriving_during_a_lone_append_are_all_written() {
     }
 }
 
-/// DEFECT DEMONSTRATION (second review of the lone writer's fast path, step 7; fails on
-/// today's code, no fix on this branch). A lone writer on the fast path whose append panics
-/// once its bytes reached the file (here in the storage seam) unwinds through `write_alone`
-/// with its sequence numbers handed out (`encode_ops` moved `next_seq`) and `Writer::len`
-/// not moved past its bytes, and nothing poisons the engine: step 7's "a panic in it leaves
-/// no lead to pass and no member to answer" holds, but it leaves a publishing turn nobody
-/// passes and a writer whose length is stale. Under `Always` the next writer appends, syncs
-/// and waits for ever for its turn; under `Never` the next write is acknowledged and indexed
-/// at the stale offset (the panicked record's), so reading it reports corruption in a healthy
-/// file. (The same holds for a leader's lone write and a group chunk's append: pre-existing,
-/// not added by the fast path.) Expected: the next writer is answered within 5 s, and a
-/// write answered `Ok` is readable (poisoning, as step 6 does for a group, would satisfy it).
+/// A lone writer on the fast path whose append panics once its bytes reached the file (here
+/// in the storage seam) poisons the engine before it lets go of the writer mutex, and under
+/// `Always` passes its publishing turn after: the next writer is answered within 5 s, and no
+/// write is answered `Ok` and then misread. Found by a second reader (durability.md, write
+/// groups step 8): it unwound with its sequence numbers handed out and `Writer::len` short of
+/// its bytes, unpoisoned, and the next write was indexed at its offset: "Never: a write
+/// answered Ok reads back as Err(Corruption { path: "/db/0000000001.data", offset: 54,
+/// expected: "the put record the keydir points at" })".
 #[test]
-#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
-fn review_defect_a_lone_writer_panicking_in_its_append_misindexes_the_next_never() {
+fn a_lone_writer_panicking_in_its_append_poisons_before_a_write_lands_on_its_bytes_never() {
     lone_writer_panicking_in_its_append(SyncPolicy::Never);
 }
 
-/// DEFECT DEMONSTRATION: as above, under `Always` (the unpassed publishing turn).
+/// As above, under `Always`: the panicking writer's publishing turn is passed. It was not:
+/// "Always: the next writer waited for ever".
 #[test]
-#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
-fn review_defect_a_lone_writer_panicking_in_its_append_blocks_the_next_always() {
+fn a_lone_writer_panicking_in_its_append_passes_its_turn_always() {
     lone_writer_panicking_in_its_append(SyncPolicy::Always);
 }
 
@@ -794,17 +789,24 @@ fn lone_writer_panicking_in_its_append(policy: SyncPolicy) {
     }
 }
 
-/// DEFECT DEMONSTRATION (same review; fails on today's code, no fix on this branch): the
-/// group variant of the above. A group's leader whose one-chunk append panics once its bytes
-/// reached the file holds no chunk in its `Appends` guard yet (the chunk is pushed after
-/// `flush_chunk` returns), so step 6's poison and turn-passing do not happen: the members are
-/// told `Poisoned` while the engine is not, and under `Always` the group's sequence numbers
-/// are never published, so the next writer waits for ever.
+/// The group variant of the above, under both policies: a group's leader whose one-chunk
+/// append panics once its bytes reached the file poisons the engine and passes the whole
+/// group's publishing turn, though no chunk was finished. Found by a second reader: the chunk
+/// being appended was not in the leader's `Appends` guard yet (pushed after `flush_chunk`
+/// returns), so the members were told `Poisoned` while the engine was not: under `Always` the
+/// group's sequence numbers were never published ("the next writer waited for ever"), under
+/// `Never` the next write went on ("Never: a leader that panicked in its append left the
+/// engine writable: Ok(())").
 #[test]
-#[ignore = "review defect demonstration: fails on today's code (run with --ignored)"]
-fn review_defect_a_leader_panicking_in_its_group_append_blocks_the_next_always() {
+fn a_leader_panicking_in_its_group_append_poisons_and_passes_the_group_s_turn() {
+    for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+        leader_panicking_in_its_group_append(policy);
+    }
+}
+
+fn leader_panicking_in_its_group_append(policy: SyncPolicy) {
     let seam = Seam::new();
-    let engine = Arc::new(open(Arc::new(seam.clone()), SyncPolicy::Always));
+    let engine = Arc::new(open(Arc::new(seam.clone()), policy));
     let ops: Vec<Op> = (0..3).map(|i| put(&format!("g{i}"), "v")).collect();
     let mut lead_panicked = false;
     let results = {
@@ -834,11 +836,12 @@ fn review_defect_a_leader_panicking_in_its_group_append_blocks_the_next_always()
     };
     assert!(
         lead_panicked,
-        "the group's leader panics in its append: {results:?}"
+        "{policy:?}: the group's leader panics in its append: {results:?}"
     );
-    let after = put_within_5s(&engine, b"afte").expect("the next writer waited for ever");
+    let after = put_within_5s(&engine, b"afte")
+        .unwrap_or_else(|| panic!("{policy:?}: the next writer waited for ever"));
     assert!(
         matches!(after, Err(engine_api::Error::Poisoned { .. })),
-        "a leader that panicked in its append left the engine writable: {after:?}"
+        "{policy:?}: a leader that panicked in its append left the engine writable: {after:?}"
     );
 }
