@@ -127,3 +127,28 @@ fn a_sealed_wal_zeroed_from_a_record_to_its_end_is_corruption_beside_a_headerles
     }
     assert!(is_corruption_of(&opened, &sealed), "{:?}", opened.err());
 }
+
+/// Defect (space accounting, minor): `Stats::disk_bytes` ("bytes of all the engine's files on
+/// disk") sums `file_len`, the apparent size, so it counts the active WAL's sparse preallocated
+/// zeros (at least 64 KiB, up to 1 MiB ahead of the end) that occupy no blocks. A clean close
+/// only adds bytes (a manifest record) and cuts nothing that was written, yet the closed
+/// directory reports far fewer bytes than the open engine did.
+#[test]
+#[ignore = "review defect demonstration: disk_bytes counts the sparse preallocated WAL tail"]
+fn disk_bytes_do_not_count_the_sparse_preallocated_wal_tail() {
+    let sim = SimStorage::new();
+    let e = LsmEngine::open("/db", options(&sim, false)).unwrap();
+    for i in 0..3 {
+        e.put(&key(i), &value(i, 0)).unwrap();
+    }
+    let open = e.stats().disk_bytes;
+    drop(e);
+    let closed = LsmEngine::open("/db", options(&sim, true))
+        .unwrap()
+        .stats()
+        .disk_bytes;
+    assert!(
+        open <= closed,
+        "disk_bytes {open} while open > {closed} after a clean close (which only adds bytes)"
+    );
+}
