@@ -11,6 +11,7 @@ mod engine;
 mod framing;
 mod fuzz_corpus;
 mod harness;
+mod prealloc_review;
 mod races;
 mod reliability;
 mod repair;
