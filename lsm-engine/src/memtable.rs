@@ -1,44 +1,55 @@
 //! The memtable: recent writes, sorted by internal key, readable while written.
 //!
-//! An arena skiplist ([`skiplist`]) behind a `parking_lot::RwLock` rather than a lock-free
-//! one: crossbeam-skiplist 0.1.3 leaks every node a range iteration visits (upstream issue
-//! 1178), and scans visit every node. Writers already serialise on the WAL, so a write lock per
-//! batch costs little. Scans never hold the lock for long: they copy a bounded chunk of entries
-//! under the read lock and resume after the last key they copied. That is consistent without
-//! holding the lock, because every entry carries its sequence number and a scan ignores
-//! entries newer than its snapshot.
+//! A `BTreeSet` of entries behind a `parking_lot::RwLock` rather than a lock-free skiplist: crossbeam-skiplist
+//! 0.1.3 leaks every node a range iteration visits (upstream issue 1178), and scans visit every
+//! node. Writers already serialise on the WAL, so a write lock per batch costs little. Scans never
+//! hold the lock for long: they copy a bounded chunk of entries under the read lock and resume
+//! after the last key they copied. That is consistent without holding the lock, because every
+//! entry carries its sequence number and a scan ignores entries newer than its snapshot.
 //!
-//! Density is the point of the arena: every entry is one run of arena bytes (its skiplist
-//! node, key and value), about 11 bytes beyond the key, trailer and value for an entry of
-//! 16 + 100 bytes, where the `BTreeSet` this replaces cost a 48-byte slot plus the slack of
-//! half-filled tree nodes. A memtable of the same size holds about a quarter more entries, so
-//! flushed L0 tables are bigger and L0 -> base compactions run less often (`docs/lsm.md`,
-//! "Memtable"). Dropping the last `Arc<Memtable>` frees a chunk per megabyte.
+//! Dropping the last `Arc<Memtable>` (after its flush is committed and the last reader is done)
+//! frees every node: `BTreeSet` owns its nodes, nothing is leaked.
 //!
-//! Values handed to readers and scans are copies: nothing outside the memtable refers to its
-//! arena.
+//! Keys and values are copied into an arena of chunks (`Arena`) rather than allocated one by
+//! one: each tree entry is one slice (`key | value`) of a shared chunk, so an insert costs a
+//! reference count increment instead of two `malloc`s, a scan's copy of an entry is a reference
+//! count increment (a `Bytes` cut from a single `Vec` allocates its shared header on its first clone),
+//! and dropping a flushed memtable frees a chunk per megabyte instead of two blocks per entry.
+//! A chunk lives while any slice of it does; values handed to readers and scans are copies, so
+//! only the memtable and its scans' chunk buffers hold slices.
 
-mod skiplist;
-
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 #[cfg(test)]
 use engine_api::BatchOp;
 use engine_api::Result;
 use parking_lot::RwLock;
 
+use crate::coding::Reader;
 use crate::iter::InternalIterator;
 use crate::key::{self, Kind, SeqNo};
 use crate::op::AsOp;
-use skiplist::{Seek, SkipList};
+
+/// Bytes charged per entry on top of its arena bytes: its tree slot (a [`MemKey`], 48 bytes).
+/// The slack of partly filled tree nodes is not charged.
+const ENTRY_OVERHEAD: usize = 48;
+
+/// The first arena chunk; each next one doubles, up to [`MAX_CHUNK`]. Small memtables (tests,
+/// tiny options) stay small, large ones allocate once per megabyte.
+const FIRST_CHUNK: usize = 4 << 10;
+
+/// The largest arena chunk.
+const MAX_CHUNK: usize = 1 << 20;
+
+/// Entries larger than this get an allocation of their own, so a large value never abandons
+/// the free tail of a chunk.
+const LARGE_ENTRY: usize = MAX_CHUNK / 8;
 
 /// Entries a scan copies per visit to the lock.
 const CHUNK: usize = 256;
-
-/// Bytes a scan copies per visit to the lock (past them, the chunk ends after the entry that
-/// crossed them).
-const CHUNK_BYTES: usize = 256 << 10;
 
 /// What a point lookup found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,26 +63,234 @@ pub(crate) enum Lookup {
 /// One memtable. See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Memtable {
-    list: RwLock<SkipList>,
+    map: RwLock<Tree>,
     bytes: AtomicUsize,
+}
+
+/// The tree and the arena its keys and values live in, under one lock.
+#[derive(Debug, Default)]
+struct Tree {
+    map: BTreeSet<MemKey<'static>>,
+    arena: Arena,
+}
+
+/// Chunks that entries are copied into. `chunk` is the free tail of the current chunk; the
+/// filled part has been split off into the entries' `Bytes`, which share the chunk's buffer.
+#[derive(Debug, Default)]
+struct Arena {
+    chunk: BytesMut,
+    next_chunk: usize,
+}
+
+impl Arena {
+    /// Copies `varint(key length) | user | trailer | value` into the arena as one slice (the
+    /// length there rather than in the tree slot: a byte beside the key instead of eight in
+    /// every slot). Returns it with the bytes charged for it: its length, plus the free tail of
+    /// a chunk given up to make room (memory held that no entry will use).
+    fn copy(&mut self, user: &[u8], trailer: [u8; key::TRAILER_LEN], value: &[u8]) -> Stored {
+        let (len, len_bytes) = varint(user.len() + trailer.len());
+        let len = len.get(..len_bytes).unwrap_or_default();
+        let n = len.len() + user.len() + trailer.len() + value.len();
+        let mut own = BytesMut::new();
+        let mut charged = n;
+        let buf = if n > LARGE_ENTRY {
+            own.reserve(n);
+            &mut own
+        } else {
+            charged += self.make_room(n);
+            &mut self.chunk
+        };
+        buf.extend_from_slice(len);
+        buf.extend_from_slice(user);
+        buf.extend_from_slice(&trailer);
+        buf.extend_from_slice(value);
+        Stored {
+            key: MemKey::entry(buf.split_to(n).freeze()),
+            charged,
+        }
+    }
+
+    /// Starts a new chunk if the current one cannot take `n` more bytes; returns the bytes of
+    /// the abandoned tail.
+    fn make_room(&mut self, n: usize) -> usize {
+        let spare = self.chunk.capacity() - self.chunk.len();
+        if spare >= n {
+            return 0;
+        }
+        let size = self.next_chunk.clamp(FIRST_CHUNK, MAX_CHUNK);
+        self.next_chunk = size.saturating_mul(2);
+        self.chunk = BytesMut::with_capacity(size.max(n));
+        spare
+    }
+}
+
+/// LEB128 of `v`: the bytes and how many of them are used.
+#[expect(clippy::cast_possible_truncation, reason = "seven bits at a time")]
+fn varint(mut v: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut n = 0;
+    for b in &mut out {
+        n += 1;
+        if v < 0x80 {
+            *b = v as u8;
+            break;
+        }
+        *b = (v as u8) | 0x80;
+        v >>= 7;
+    }
+    (out, n)
+}
+
+/// A tree entry: one arena slice holding the internal key's length, the key, then the value; and
+/// the user key's first 16 bytes inline (big-endian, zero-padded; two `u64`s rather than a
+/// `u128`, whose 16-byte alignment would pad the slot from 56 to 64 bytes). Two keys whose heads differ are ordered by them alone, without reading the
+/// keys' bytes: an insert or lookup compares against some thirty keys on its way down the
+/// tree, each of them elsewhere in the arena, and the heads spare those memory reads (and
+/// most of each comparison). Keys with equal heads (equal user keys, long shared prefixes,
+/// or keys that differ only by trailing zero bytes) are compared in full.
+///
+/// The tree holds `MemKey<'static>`s (arena slices); a point lookup probes it with a
+/// `MemKey<'a>` that borrows the caller's seek key, through the tree seen as a
+/// `BTreeSet<MemKey<'a>>` (the set is covariant in its element), so a get builds no owned key:
+/// the first clone of a `Vec`-backed `Bytes` allocates its shared header, a `malloc` and a
+/// `free` per get.
+#[derive(Clone, Debug)]
+struct MemKey<'a> {
+    head: [u64; 2],
+    entry: Entry<'a>,
+}
+
+/// The bytes behind a tree key: an arena slice (`varint(key length) | key | value`) in the
+/// tree, or a borrowed seek key alone in a probe. (Two variants, so the enum takes the niche of
+/// `Bytes`'s vtable pointer and the slot stays 48 bytes.)
+#[derive(Clone, Debug)]
+enum Entry<'a> {
+    Stored(Bytes),
+    Probe(&'a [u8]),
+}
+
+impl Entry<'_> {
+    /// The internal key and the value.
+    fn split(&self) -> (&[u8], &[u8]) {
+        match self {
+            Entry::Stored(b) => {
+                let mut r = Reader::new(b);
+                let ikey = r.bytes().unwrap_or_default();
+                (ikey, b.get(r.pos()..).unwrap_or_default())
+            }
+            Entry::Probe(ikey) => (ikey, &[]),
+        }
+    }
+}
+
+impl MemKey<'static> {
+    /// An owned key without a value (a scan's seek target).
+    fn seek_target(ikey: &[u8]) -> Self {
+        let (len, len_bytes) = varint(ikey.len());
+        let mut entry = Vec::with_capacity(len_bytes + ikey.len());
+        entry.extend_from_slice(len.get(..len_bytes).unwrap_or_default());
+        entry.extend_from_slice(ikey);
+        MemKey::entry(Bytes::from(entry))
+    }
+
+    /// The arena entry `varint(key length) | ikey | value`.
+    fn entry(entry: Bytes) -> Self {
+        let entry = Entry::Stored(entry);
+        MemKey {
+            head: head(key::user_key(entry.split().0)),
+            entry,
+        }
+    }
+}
+
+impl<'a> MemKey<'a> {
+    /// A seek target borrowing `ikey` (a point lookup's probe).
+    fn probe(ikey: &'a [u8]) -> Self {
+        MemKey {
+            head: head(key::user_key(ikey)),
+            entry: Entry::Probe(ikey),
+        }
+    }
+
+    fn ikey(&self) -> &[u8] {
+        self.entry.split().0
+    }
+
+    fn value(&self) -> &[u8] {
+        self.entry.split().1
+    }
+}
+
+/// The first 16 bytes of `user` as a big-endian integer, zero-padded: if two heads differ,
+/// they order as the user keys do (a byte that differs decides both; where one key has ended,
+/// its padding is a zero, and it is a prefix of the other, so it sorts first or the heads tie).
+#[expect(
+    clippy::big_endian_bytes,
+    reason = "byte order as an integer: the first byte must be the most significant (nothing on disk)"
+)]
+fn head(user: &[u8]) -> [u64; 2] {
+    let mut h = [0u8; 16];
+    let n = user.len().min(16);
+    if let (Some(dst), Some(src)) = (h.get_mut(..n), user.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let (hi, lo) = h.split_at(8);
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or_default());
+    [word(hi), word(lo)]
+}
+
+impl PartialEq for MemKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == std::cmp::Ordering::Equal
+    }
+}
+
+impl Eq for MemKey<'_> {}
+
+impl Ord for MemKey<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let [a0, a1] = self.head;
+        let [b0, b1] = other.head;
+        // Word by word: the array's own `Ord` goes through a slice comparison loop.
+        a0.cmp(&b0)
+            .then(a1.cmp(&b1))
+            .then_with(|| key::compare(self.ikey(), other.ikey()))
+    }
+}
+
+impl PartialOrd for MemKey<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One entry copied into the arena.
+struct Stored {
+    key: MemKey<'static>,
+    charged: usize,
 }
 
 impl Memtable {
     pub(crate) fn new() -> Self {
         Memtable {
-            list: RwLock::new(SkipList::default()),
+            map: RwLock::new(Tree::default()),
             bytes: AtomicUsize::new(0),
         }
     }
 
     /// Inserts the operations of one batch, numbered from `first_seq`, under one write lock.
     pub(crate) fn insert_batch<T: AsOp>(&self, first_seq: SeqNo, ops: &[T]) {
-        let mut list = self.list.write();
+        let mut added = 0;
+        let mut tree = self.map.write();
+        let Tree { map, arena } = &mut *tree;
         for (seq, op) in (first_seq..).zip(ops) {
             let op = op.as_op();
-            list.insert(op.key, key::trailer_bytes(seq, op.kind), op.value);
+            let e = arena.copy(op.key, key::trailer_bytes(seq, op.kind), op.value);
+            added += e.charged + ENTRY_OVERHEAD;
+            map.replace(e.key);
         }
-        self.bytes.store(list.charged(), Ordering::Relaxed);
+        drop(tree);
+        self.bytes.fetch_add(added, Ordering::Relaxed);
     }
 
     /// The newest version of `user` with a sequence number at most `seq`.
@@ -83,14 +302,22 @@ impl Memtable {
     /// The newest version at or after `seek` (a [`key::seek_key`]) of the same user key. A
     /// read builds its seek key once for every memtable and table it probes.
     pub(crate) fn get_at(&self, seek: &[u8]) -> Option<Lookup> {
-        let list = self.list.read();
-        let (ikey, value) = list.entry(list.first(Seek::AtOrAfter(seek))?);
-        let parsed = key::parse(ikey)?;
-        if parsed.user != key::user_key(seek) {
+        let user = key::user_key(seek);
+        let probe = MemKey::probe(seek);
+        let tree = self.map.read();
+        // The tree seen with the probe's lifetime (module documentation of `MemKey`).
+        let map: &BTreeSet<MemKey<'_>> = &tree.map;
+        let k = map
+            .range((Bound::Included(&probe), Bound::Unbounded))
+            .next()?;
+        let parsed = key::parse(k.ikey())?;
+        if parsed.user != user {
             return None;
         }
         Some(match parsed.kind {
-            Kind::Put => Lookup::Value(Bytes::copy_from_slice(value)),
+            // Copied out: a slice would keep its whole arena chunk (up to 1 MiB) alive for as
+            // long as the caller holds the value.
+            Kind::Put => Lookup::Value(Bytes::copy_from_slice(k.value())),
             Kind::Delete => Lookup::Deleted,
         })
     }
@@ -101,69 +328,21 @@ impl Memtable {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.map.read().map.is_empty()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.list.read().len()
+        self.map.read().map.len()
     }
 
-    /// Copies entries from `from` on into `out` (cleared first), under the read lock: up to
-    /// [`CHUNK`] entries, and no more once [`CHUNK_BYTES`] are copied. Returns whether the
-    /// copy reached the end of the memtable.
-    fn chunk(&self, from: Seek<'_>, out: &mut Copied) -> bool {
-        out.clear();
-        let list = self.list.read();
-        let mut node = list.first(from);
-        while let Some(n) = node {
-            if out.len() >= CHUNK || out.bytes.len() >= CHUNK_BYTES {
-                return false;
-            }
-            let (ikey, value) = list.entry(n);
-            out.push(ikey, value);
-            node = list.successor(n);
-        }
-        true
-    }
-}
-
-/// Entries copied out of the arena: keys and values back to back in one buffer.
-#[derive(Debug, Default)]
-struct Copied {
-    bytes: Vec<u8>,
-    /// Per entry: where its key ends and where its value ends (it starts where the previous
-    /// entry's value ends).
-    ends: Vec<(usize, usize)>,
-}
-
-impl Copied {
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.ends.clear();
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn push(&mut self, ikey: &[u8], value: &[u8]) {
-        self.bytes.extend_from_slice(ikey);
-        let key_end = self.bytes.len();
-        self.bytes.extend_from_slice(value);
-        self.ends.push((key_end, self.bytes.len()));
-    }
-
-    /// Entry `i`'s key and value (empty when out of range).
-    fn get(&self, i: usize) -> (&[u8], &[u8]) {
-        let start = i
-            .checked_sub(1)
-            .and_then(|p| self.ends.get(p))
-            .map_or(0, |e| e.1);
-        let Some(&(key_end, end)) = self.ends.get(i) else {
-            return (&[], &[]);
-        };
-        let part = |a: usize, b: usize| self.bytes.get(a..b).unwrap_or_default();
-        (part(start, key_end), part(key_end, end))
+    /// Up to `max` entries from `from` on, copied out under the read lock.
+    fn chunk(&self, from: Bound<MemKey<'static>>, max: usize) -> Vec<MemKey<'static>> {
+        let tree = self.map.read();
+        tree.map
+            .range((from, Bound::Unbounded))
+            .take(max)
+            .cloned()
+            .collect()
     }
 }
 
@@ -171,9 +350,7 @@ impl Copied {
 /// memtable alive (an `Arc`), never its lock.
 pub(crate) struct MemtableIter {
     mem: std::sync::Arc<Memtable>,
-    buf: Copied,
-    /// The last key of the previous chunk, where the next one resumes.
-    last: Vec<u8>,
+    buf: Vec<MemKey<'static>>,
     pos: usize,
     exhausted: bool,
 }
@@ -182,8 +359,7 @@ impl MemtableIter {
     pub(crate) fn new(mem: std::sync::Arc<Memtable>) -> Self {
         MemtableIter {
             mem,
-            buf: Copied::default(),
-            last: Vec::new(),
+            buf: Vec::new(),
             pos: 0,
             exhausted: true,
         }
@@ -191,12 +367,13 @@ impl MemtableIter {
 
     /// The current value, borrowed (empty when not valid).
     pub(crate) fn value_slice(&self) -> &[u8] {
-        self.buf.get(self.pos).1
+        self.buf.get(self.pos).map_or(&[], MemKey::value)
     }
 
-    fn fill(&mut self, from: Seek<'_>) {
-        self.exhausted = self.mem.chunk(from, &mut self.buf);
+    fn fill(&mut self, from: Bound<MemKey<'static>>) {
+        self.buf = self.mem.chunk(from, CHUNK);
         self.pos = 0;
+        self.exhausted = self.buf.len() < CHUNK;
     }
 }
 
@@ -206,34 +383,33 @@ impl InternalIterator for MemtableIter {
     }
 
     fn seek_to_first(&mut self) -> Result<()> {
-        self.fill(Seek::Start);
+        self.fill(Bound::Unbounded);
         Ok(())
     }
 
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.fill(Seek::AtOrAfter(target));
+        self.fill(Bound::Included(MemKey::seek_target(target)));
         Ok(())
     }
 
     fn next(&mut self) -> Result<()> {
         self.pos += 1;
-        if self.pos >= self.buf.len() && !self.exhausted && self.buf.len() > 0 {
-            self.last.clear();
-            self.last
-                .extend_from_slice(self.buf.get(self.buf.len() - 1).0);
-            let MemtableIter { mem, buf, last, .. } = self;
-            self.exhausted = mem.chunk(Seek::After(last), buf);
-            self.pos = 0;
+        if self.pos >= self.buf.len()
+            && !self.exhausted
+            && let Some(last) = self.buf.last()
+        {
+            let from = Bound::Excluded(last.clone());
+            self.fill(from);
         }
         Ok(())
     }
 
     fn key(&self) -> &[u8] {
-        self.buf.get(self.pos).0
+        self.buf.get(self.pos).map_or(&[], MemKey::ikey)
     }
 
-    /// A copy: this is what scans hand to users (see [`MemtableIter::value_slice`] for the
-    /// flush's borrowed view).
+    /// A copy: this is what scans hand to users, and a slice would keep its whole arena chunk
+    /// alive (see [`MemtableIter::value_slice`] for the flush's borrowed view).
     fn value(&self) -> Bytes {
         Bytes::copy_from_slice(self.value_slice())
     }
@@ -298,24 +474,12 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_costs_about_eleven_bytes_beyond_its_key_and_value() {
-        let m = Memtable::new();
-        let n = 20_000u64;
-        for i in 0..n {
-            m.insert_batch(i + 1, &[put(&format!("key{i:013}"), &"v".repeat(100))]);
-        }
-        let payload = usize::try_from(n).unwrap() * (16 + key::TRAILER_LEN + 100);
-        let per_entry = (m.approximate_bytes() - payload) / usize::try_from(n).unwrap();
-        // Two key-length bytes, 1.33 six-byte pointers on average (the height inside the
-        // first), one value-length byte; the abandoned chunk tails add a fraction of a byte.
-        assert!(
-            (10..=12).contains(&per_entry),
-            "{per_entry} bytes per entry"
-        );
+    fn the_charge_per_entry_is_the_tree_slot() {
+        assert_eq!(std::mem::size_of::<MemKey<'static>>(), ENTRY_OVERHEAD);
     }
 
     #[test]
-    fn nodes_order_as_internal_keys() {
+    fn tree_keys_order_as_internal_keys() {
         let users: [&[u8]; 14] = [
             b"a",
             b"a\0",
@@ -335,33 +499,23 @@ mod tests {
         let mut ikeys = Vec::new();
         for u in users {
             for (seq, kind) in [(1, Kind::Put), (7, Kind::Delete), (7, Kind::Put)] {
-                ikeys.push((u, seq, kind, key::encode(u, seq, kind)));
+                ikeys.push(Bytes::from(key::encode(u, seq, kind)));
             }
         }
-        let mut list = SkipList::default();
-        for (u, seq, kind, _) in ikeys.iter().rev() {
-            list.insert(u, key::trailer_bytes(*seq, *kind), b"v");
-        }
-        ikeys.sort_by(|a, b| key::compare(&a.3, &b.3));
-        let mut node = list.first(Seek::Start);
-        for (_, _, _, want) in &ikeys {
-            let n = node.expect("too few nodes");
-            assert_eq!(list.entry(n).0, &want[..]);
-            node = list.successor(n);
-        }
-        assert_eq!(node, None);
-        for (i, (_, _, _, k)) in ikeys.iter().enumerate() {
-            let at = list.first(Seek::AtOrAfter(k)).map(|n| list.entry(n).0);
-            assert_eq!(at, Some(&k[..]));
-            let after = list.first(Seek::After(k)).map(|n| list.entry(n).0);
-            assert_eq!(after, ikeys.get(i + 1).map(|e| &e.3[..]));
+        for a in &ikeys {
+            for b in &ikeys {
+                let got = MemKey::seek_target(a).cmp(&MemKey::seek_target(b));
+                assert_eq!(got, key::compare(a, b), "{a:?} vs {b:?}");
+                let probed = MemKey::probe(a).cmp(&MemKey::seek_target(b));
+                assert_eq!(probed, key::compare(a, b), "probe {a:?} vs {b:?}");
+            }
         }
     }
 
     #[test]
     fn arena_entries_survive_chunk_changes_and_are_charged() {
         let m = Memtable::new();
-        let big = vec![7u8; (1 << 20) / 8 + 1];
+        let big = vec![7u8; LARGE_ENTRY + 1];
         let mut stored = 0;
         for i in 0..3000u64 {
             let value = if i % 500 == 0 {
@@ -385,14 +539,13 @@ mod tests {
             assert_eq!(v.len(), want_len, "k{i:05}");
             assert!(v.iter().all(|&b| b == v.first().copied().unwrap_or(0)));
         }
-        // Every node: its bytes, at least a height byte, a pointer and two lengths each.
-        assert!(m.approximate_bytes() >= stored + 3000 * 9);
-        // Abandoned chunk tails are bounded: less than one largest small node per chunk.
-        assert!(m.approximate_bytes() < stored + 3000 * 40 + stored / 4);
+        assert!(m.approximate_bytes() >= stored + 3000 * ENTRY_OVERHEAD);
+        // Abandoned chunk tails are bounded: less than one largest entry per chunk.
+        assert!(m.approximate_bytes() < stored + 3000 * ENTRY_OVERHEAD + stored / 4);
     }
 
     #[test]
-    fn values_handed_out_are_copies() {
+    fn values_handed_out_pin_no_arena_chunk() {
         let m = Arc::new(Memtable::new());
         m.insert_batch(1, &[put("a", "one"), put("b", "two")]);
         let Some(Lookup::Value(v)) = m.get(b"a", 9) else {
@@ -428,175 +581,5 @@ mod tests {
         assert_eq!(n, 1000);
         it.seek(&key::seek_key(b"k0699", u64::MAX)).unwrap();
         assert_eq!(key::user_key(it.key()), b"k0699");
-    }
-
-    /// Random batches of puts and deletes (short keys, long keys sharing long prefixes, empty
-    /// and large values, replays of a batch already inserted) against a `BTreeMap` of internal
-    /// keys: every get at every snapshot, a full scan across chunk boundaries, and seeks.
-    #[test]
-    fn matches_a_btreemap_model() {
-        let cases: u64 = std::env::var("MEMTABLE_MODEL_CASES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(8);
-        for case in 0..cases {
-            model_case(case);
-        }
-    }
-
-    fn model_case(seed: u64) {
-        let mut rng = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-        let mut rand = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n.max(1)
-        };
-        let m = Arc::new(Memtable::new());
-        let mut model = std::collections::BTreeMap::new();
-        let mut seq = 1u64;
-        let mut last_batch: Option<(u64, Vec<BatchOp>)> = None;
-        for _ in 0..400 {
-            if rand(10) == 0
-                && let Some((first, ops)) = &last_batch
-            {
-                m.insert_batch(*first, ops);
-                continue;
-            }
-            let ops: Vec<BatchOp> = (0..1 + rand(8)).map(|_| model_op(&mut rand)).collect();
-            for (s, op) in (seq..).zip(&ops) {
-                let (k, kind, v) = match op {
-                    BatchOp::Put { key, value } => (key, Kind::Put, value.clone()),
-                    BatchOp::Delete { key } => (key, Kind::Delete, Vec::new()),
-                };
-                model.insert(Ordered(key::encode(k, s, kind)), v);
-            }
-            m.insert_batch(seq, &ops);
-            last_batch = Some((seq, ops.clone()));
-            seq += ops.len() as u64;
-        }
-        assert_eq!(m.len(), model.len(), "seed {seed}");
-        check_scan(&m, &model, seed);
-        check_gets(&m, &model, seq, &mut rand, seed);
-    }
-
-    /// Internal keys in internal-key order, for the model.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    struct Ordered(Vec<u8>);
-
-    impl Ord for Ordered {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            key::compare(&self.0, &other.0)
-        }
-    }
-
-    impl PartialOrd for Ordered {
-        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-
-    fn model_key(rand: &mut impl FnMut(u64) -> u64) -> Vec<u8> {
-        let k = rand(60);
-        match k % 3 {
-            0 => format!("k{k}").into_bytes(),
-            1 => format!("{}{k:03}", "p".repeat(20)).into_bytes(),
-            _ => {
-                let mut key = vec![0u8; usize::try_from(k % 5).unwrap()];
-                key.push(u8::try_from(k).unwrap());
-                key
-            }
-        }
-    }
-
-    fn model_op(rand: &mut impl FnMut(u64) -> u64) -> BatchOp {
-        let key = model_key(rand);
-        if rand(4) == 0 {
-            return BatchOp::Delete { key };
-        }
-        let len = match rand(20) {
-            0 => 150_000,
-            1 => 0,
-            _ => rand(120),
-        };
-        let value = vec![u8::try_from(rand(256)).unwrap(); usize::try_from(len).unwrap()];
-        BatchOp::Put { key, value }
-    }
-
-    fn check_scan(
-        m: &Arc<Memtable>,
-        model: &std::collections::BTreeMap<Ordered, Vec<u8>>,
-        seed: u64,
-    ) {
-        let mut it = MemtableIter::new(Arc::clone(m));
-        it.seek_to_first().unwrap();
-        for (k, v) in model {
-            assert!(it.valid(), "seed {seed}: scan ended early");
-            assert_eq!(
-                (it.key(), it.value_slice()),
-                (&k.0[..], &v[..]),
-                "seed {seed}"
-            );
-            it.next().unwrap();
-        }
-        assert!(!it.valid(), "seed {seed}: scan went on");
-        for k in model.keys().step_by(7) {
-            it.seek(&k.0).unwrap();
-            assert_eq!(it.key(), &k.0[..], "seed {seed}: seek");
-        }
-    }
-
-    fn check_gets(
-        m: &Memtable,
-        model: &std::collections::BTreeMap<Ordered, Vec<u8>>,
-        last: u64,
-        rand: &mut impl FnMut(u64) -> u64,
-        seed: u64,
-    ) {
-        for _ in 0..2000 {
-            let user = model_key(rand);
-            let at = 1 + rand(last + 1);
-            let seek = key::seek_key(&user, at);
-            let want = model
-                .range(Ordered(seek.clone())..)
-                .next()
-                .and_then(|(k, v)| {
-                    let p = key::parse(&k.0)?;
-                    (p.user == &user[..]).then(|| match p.kind {
-                        Kind::Put => Lookup::Value(Bytes::from(v.clone())),
-                        Kind::Delete => Lookup::Deleted,
-                    })
-                });
-            assert_eq!(m.get(&user, at), want, "seed {seed}: {user:?} at {at}");
-        }
-    }
-
-    /// A scan copies entries out of the arena under the read lock: a chunk of large values is
-    /// bounded by bytes, not only by entries, so neither the copy nor the lock hold grows
-    /// with the values.
-    #[test]
-    fn a_scan_chunk_of_large_values_is_bounded_by_bytes() {
-        let m = Arc::new(Memtable::new());
-        let big = vec![3u8; 100 << 10];
-        for i in 0..300u64 {
-            let key = format!("k{i:04}").into_bytes();
-            let value = big.clone();
-            m.insert_batch(i + 1, &[BatchOp::Put { key, value }]);
-        }
-        let mut it = MemtableIter::new(Arc::clone(&m));
-        it.seek_to_first().unwrap();
-        let mut seen = 0;
-        let mut largest_chunk = 0;
-        while it.valid() {
-            largest_chunk = largest_chunk.max(it.buf.bytes.len());
-            assert_eq!(it.value_slice().len(), big.len());
-            seen += 1;
-            it.next().unwrap();
-        }
-        assert_eq!(seen, 300);
-        assert!(
-            largest_chunk <= CHUNK_BYTES + big.len() + 64,
-            "a chunk copied {largest_chunk} bytes"
-        );
     }
 }

@@ -27,10 +27,6 @@ pub struct LsmOptions {
     /// (`max_immutable_memtables` + 1) of 64 MiB resident instead of 8, and up to that much WAL
     /// replayed at open. The default stays 8 MiB; a write-heavy store with memory to spare
     /// should raise it.
-    ///
-    /// The charge is the memtable's arena bytes: each entry costs about 11 bytes beyond its
-    /// key, 8-byte trailer and value (an arena skiplist node), so 8 MiB holds about 62 k
-    /// entries of 16 + 100 bytes (`docs/lsm.md`, "Memtable density").
     pub memtable_bytes: usize,
     /// Sealed memtables waiting to be flushed before writers stop and wait for the flush thread.
     /// Default: 2.

@@ -161,9 +161,7 @@ fn a_memtables_memory_is_released_after_its_flush() {
     let full = e.stats().index_memory_bytes;
     e.flush().unwrap();
     let flushed = e.stats().index_memory_bytes;
-    // The memtable holds at least its keys and values.
-    let payload: usize = (0..2000).map(|i| key(i).len() + value(i, 0).len()).sum();
-    assert!(full > payload as u64, "{full} <= {payload}");
+    assert!(full > 200_000, "{full}");
     assert!(
         flushed * 10 < full,
         "memtable memory still accounted after its flush: {full} -> {flushed}"
