@@ -25,7 +25,7 @@ pub fn wal_record(data: &[u8]) {
     let Some((sim, _)) = file_with(data, |dir| filename::wal(dir, 7)) else {
         return;
     };
-    if let Ok(contents) = read_wal(&sim, Path::new(DIR), 7) {
+    if let Ok(contents) = read_wal(&sim, Path::new(DIR), 7, true) {
         assert!(contents.valid_len <= data.len() as u64);
     }
 }

@@ -528,7 +528,7 @@ fn replay_wals(
     let last = numbers.last().copied();
     let mut prev: Option<(u64, u64)> = None;
     for n in numbers {
-        let contents = read_wal(storage, dir, n)?;
+        let contents = read_wal(storage, dir, n, Some(n) == last)?;
         check_chain(dir, log_number, prev, n, contents.header, Some(n) == last)?;
         check_synced(dir, claim, n, &contents)?;
         prev = Some((n, contents.valid_len));

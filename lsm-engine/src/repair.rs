@@ -129,8 +129,11 @@ fn read_sources(
         }
     }
     let mem = Arc::new(Memtable::new());
-    for n in numbers(names, |k| matches!(k, FileKind::Wal(_))) {
-        report.wal_batches += salvage_wal(storage, dir, n, &mem, skipped)?;
+    let wals = numbers(names, |k| matches!(k, FileKind::Wal(_)));
+    let newest = wals.last().copied();
+    for n in wals {
+        let newest = Some(n) == newest;
+        report.wal_batches += salvage_wal(storage, dir, n, newest, &mem, skipped)?;
         report.wals_read += 1;
     }
     sources.push(Box::new(MemtableIter::new(mem)));
@@ -207,11 +210,14 @@ fn salvage_table(
 /// Reads every intact batch of WAL `n` into `mem`, skipping damaged records (reading resumes
 /// at the next offset where an intact record starts: intact under the file's nonce, so never
 /// one framed inside a user's value). A damaged header leaves only the nonce its bytes still
-/// hold to try. Returns the batches read.
+/// hold to try. Only the `newest` WAL may end in a zero tail (invariant 3 of
+/// `docs/formats/wal.md`): in an older one the zeros are skipped damage. Returns the batches
+/// read.
 fn salvage_wal(
     storage: &dyn Storage,
     dir: &Path,
     n: u64,
+    newest: bool,
     mem: &Memtable,
     skipped: &Skipped,
 ) -> Result<u64> {
@@ -221,7 +227,7 @@ fn salvage_wal(
     let mut batches = 0;
     while at < bytes.len() {
         let Ok((record, end)) = decode_at(&bytes, at, nonce, RecordKind::Batch) else {
-            if zero_tail(&bytes, at as u64) {
+            if newest && zero_tail(&bytes, at as u64) {
                 break; // preallocated, never written: the end, not damage
             }
             let resume = (at + 1..bytes.len())

@@ -65,7 +65,7 @@ mod tests {
         let sim = SimStorage::new();
         let wal = wal_with(&sim, 3);
         let sim = sim.crash(CrashMode::DropUnsynced, 1);
-        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        let contents = read_wal(&sim, Path::new(DIR), 7, true).unwrap();
         assert_eq!(contents.batches.len(), 3);
         assert_eq!(contents.valid_len, wal.len());
         assert!(contents.bad.is_none(), "bad: {:?}", contents.bad);
@@ -80,7 +80,7 @@ mod tests {
         let mut bytes = sim.read_file(&path).unwrap();
         bytes[len - 2] ^= 0x40;
         sim.overwrite_file(&path, bytes);
-        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        let contents = read_wal(&sim, Path::new(DIR), 7, true).unwrap();
         assert_eq!(contents.batches.len(), 2);
         assert!(
             contents.bad.is_some(),
@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(file_len(&sim), wal.len());
         let sim = sim.crash(CrashMode::DropUnsynced, 1);
         assert_eq!(file_len(&sim), wal.len(), "the cut was not synced");
-        let contents = read_wal(&sim, Path::new(DIR), 7).unwrap();
+        let contents = read_wal(&sim, Path::new(DIR), 7, true).unwrap();
         assert_eq!((contents.batches.len(), contents.bad), (3, None));
     }
 }

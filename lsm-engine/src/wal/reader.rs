@@ -30,7 +30,16 @@ pub(crate) struct WalContents {
 /// malformed is corruption whatever the file; a record that fails its checksum is reported in
 /// [`WalContents::bad`] for the caller to judge (torn tail or damage). A WAL of another format
 /// version is [`Error::InvalidArgument`] naming it.
-pub(crate) fn read_wal(storage: &dyn Storage, dir: &Path, number: u64) -> Result<WalContents> {
+///
+/// Only the `newest` WAL may end in zeros (a preallocated tail): every older one was cut to
+/// its last record and synced before its successor was created (invariant 3), so zeros there
+/// are a bad record like any other.
+pub(crate) fn read_wal(
+    storage: &dyn Storage,
+    dir: &Path,
+    number: u64,
+    newest: bool,
+) -> Result<WalContents> {
     let path = filename::wal(dir, number);
     let bytes = storage.open(&path, IoClass::Recovery)?.read_all()?;
     let head = match read_file_header(&bytes, RecordKind::WalHeader, RecordKind::WalHeader) {
@@ -42,7 +51,7 @@ pub(crate) fn read_wal(storage: &dyn Storage, dir: &Path, number: u64) -> Result
     let header = decode_header(head.body)
         .ok_or_else(|| Error::corruption(&path, 0, "a well-formed WAL header"))?;
     let mut scanned = scan(&bytes, head.end, head.nonce, RecordKind::Batch, false);
-    if scanned.bad.is_some_and(|(at, _)| zero_tail(&bytes, at)) {
+    if newest && scanned.bad.is_some_and(|(at, _)| zero_tail(&bytes, at)) {
         // Preallocated and never written (`docs/formats/wal.md`, "Preallocation").
         scanned.bad = None;
     }

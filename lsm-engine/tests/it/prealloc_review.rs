@@ -1,6 +1,7 @@
-//! Second reader's defect demonstrations for the WAL preallocation (`docs/formats/wal.md`,
-//! "Preallocation"; `docs/durability.md`, "LSM WAL preallocation"). Ignored so the branch
-//! stays green; each fails on today's code with `--ignored`.
+//! The WAL preallocation's zero tail is the end only of the newest WAL (`docs/formats/wal.md`,
+//! "Preallocation" and "Reading and damage"; `docs/durability.md`, "LSM WAL preallocation"),
+//! and its sparse zeros are not counted as disk bytes. Found by a second reader of the
+//! preallocation; each test failed before its fix.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -82,15 +83,14 @@ fn is_corruption_of(r: &Result<LsmEngine, Error>, path: &Path) -> bool {
     matches!(r, Err(Error::Corruption { path: p, .. }) if p == path)
 }
 
-/// Defect: a sealed (rotated, synced) WAL whose last records the device zeroed is no longer
-/// reported when the newest WAL has no header (a rotation's new WAL before its first sync).
-/// The reader takes "a bad record followed by zeros to the end" as the end of *any* WAL, and
-/// the only other check of an older WAL's length is its successor's header. Durability rule:
+/// A sealed (rotated, synced) WAL whose last records the device zeroed is reported even when
+/// the newest WAL has no header (a rotation's new WAL before its first sync), so no successor
+/// header records the sealed WAL's length: the zero tail is the end only of the newest WAL
+/// (it once was taken for the end of any WAL, losing keys 15..19 silently). Durability rule:
 /// only a tail that was never synced may be cut; damage anywhere else is reported. The same
 /// damage as a flipped byte is reported (checked first, as a control).
 #[test]
-#[ignore = "review defect demonstration: a sealed WAL's zeroed tail is read as a preallocated end"]
-fn a_sealed_wal_zeroed_from_a_record_to_its_end_is_corruption_beside_a_headerless_newest() {
+fn a_zero_tail_ends_only_the_newest_wal_a_sealed_one_zeroed_to_its_end_is_corruption() {
     let (sim, sealed) = sealed_wal_then_headerless_newest();
     let original = sim.read_file(&sealed).unwrap();
     let offsets = record_offsets(&original);
@@ -128,14 +128,13 @@ fn a_sealed_wal_zeroed_from_a_record_to_its_end_is_corruption_beside_a_headerles
     assert!(is_corruption_of(&opened, &sealed), "{:?}", opened.err());
 }
 
-/// Defect (space accounting, minor): `Stats::disk_bytes` ("bytes of all the engine's files on
-/// disk") sums `file_len`, the apparent size, so it counts the active WAL's sparse preallocated
-/// zeros (at least 64 KiB, up to 1 MiB ahead of the end) that occupy no blocks. A clean close
-/// only adds bytes (a manifest record) and cuts nothing that was written, yet the closed
-/// directory reports far fewer bytes than the open engine did.
+/// `Stats::disk_bytes` ("bytes of all the engine's files on disk") counts the live WAL at its
+/// logical end, not its apparent size with the sparse preallocated zeros (at least 64 KiB
+/// ahead of the end) that occupy no blocks. A clean close only adds bytes (a manifest record)
+/// and cuts nothing that was written, so the closed directory reports no fewer bytes than the
+/// open engine did (it once reported 65671 open against 263 closed).
 #[test]
-#[ignore = "review defect demonstration: disk_bytes counts the sparse preallocated WAL tail"]
-fn disk_bytes_do_not_count_the_sparse_preallocated_wal_tail() {
+fn disk_bytes_count_the_live_wal_at_its_logical_end_not_its_sparse_tail() {
     let sim = SimStorage::new();
     let e = LsmEngine::open("/db", options(&sim, false)).unwrap();
     for i in 0..3 {
@@ -153,13 +152,12 @@ fn disk_bytes_do_not_count_the_sparse_preallocated_wal_tail() {
     );
 }
 
-/// Defect, same root (the salvage open's `zero_tail` break applies to every WAL, not only the
-/// newest): a salvage open (here forced by a damaged `CURRENT`) neither reports a sealed WAL's
-/// zeroed records as skipped damage nor moves that WAL aside, so the normal open that follows
-/// removes it as an orphan: the evidence of lost acknowledged writes is gone.
+/// The same rule in a salvage open (here forced by a damaged `CURRENT`): only the highest-
+/// numbered WAL may end in zeros, so a sealed WAL's zeroed records are reported as skipped
+/// damage (the WAL is then moved aside) instead of being taken for its end, after which the
+/// normal open would remove it as an orphan with the evidence of lost acknowledged writes.
 #[test]
-#[ignore = "review defect demonstration: salvage takes a sealed WAL's zeroed tail for a preallocated end"]
-fn a_salvage_open_reports_a_sealed_wal_zeroed_to_its_end() {
+fn a_salvage_open_takes_zeros_for_the_end_only_of_the_newest_wal() {
     let (sim, sealed) = sealed_wal_then_headerless_newest();
     let mut bytes = sim.read_file(&sealed).unwrap();
     let from = record_offsets(&bytes)[16];
