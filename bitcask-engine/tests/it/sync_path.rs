@@ -145,6 +145,9 @@ impl WritableFile for HookedFile {
     fn truncate(&self, len: u64) -> Result<()> {
         self.file.truncate(len)
     }
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        self.file.preallocate(upto)
+    }
     fn path(&self) -> &Path {
         self.file.path()
     }

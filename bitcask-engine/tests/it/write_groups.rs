@@ -137,6 +137,9 @@ impl WritableFile for SeamFile {
     fn truncate(&self, len: u64) -> Result<()> {
         self.file.truncate(len)
     }
+    fn preallocate(&self, upto: u64) -> Result<()> {
+        self.file.preallocate(upto)
+    }
     fn path(&self) -> &Path {
         self.file.path()
     }

@@ -188,12 +188,10 @@ pub trait WritableFile: Send + Sync {
     /// zero tail as the end. [`WritableFile::truncate`] to `len()` cuts the unused tail (before
     /// a file is sealed). Writes no bytes (write amplification does not count it); space is
     /// not reserved (the file is sparse), so a full disk still shows at `append` or `sync`.
-    /// Must not run concurrently with `append` or `truncate`. The default does nothing: the
-    /// file then grows at every append.
-    fn preallocate(&self, upto: u64) -> Result<()> {
-        let _ = upto;
-        Ok(())
-    }
+    /// Must not run concurrently with `append` or `truncate`. No default: a wrapping storage
+    /// that forgot to forward it would silently stop preallocating (three wrappers, the
+    /// harness's among them, did until each had to say what it does).
+    fn preallocate(&self, upto: u64) -> Result<()>;
     /// The file's path.
     fn path(&self) -> &Path;
 }
