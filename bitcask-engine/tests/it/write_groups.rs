@@ -234,11 +234,7 @@ fn group_of(
     };
     let mut threads = vec![spawn(lead)];
     seam.wait_holding(1);
-    let base = engine.queued_writers();
-    for (i, op) in ops.iter().enumerate() {
-        threads.push(spawn(op.clone()));
-        wait_queued(engine, base + i + 1);
-    }
+    threads.extend(queue_writers(engine, ops.iter().cloned()));
     if hold_group {
         seam.arm();
     }
@@ -258,6 +254,22 @@ fn wait_queued(engine: &BitcaskEngine, n: usize) {
     while engine.queued_writers() < n && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Spawns a writer per op, each once the one before it has queued (behind a writer the seam
+/// holds), so that they form one group, in this order.
+fn queue_writers(
+    engine: &Arc<BitcaskEngine>,
+    ops: impl IntoIterator<Item = Op>,
+) -> Vec<JoinHandle<Result<()>>> {
+    let base = engine.queued_writers();
+    let spawn = |(i, op): (usize, Op)| {
+        let e = Arc::clone(engine);
+        let t = std::thread::spawn(move || apply(&e, &op));
+        wait_queued(engine, base + i + 1);
+        t
+    };
+    ops.into_iter().enumerate().map(spawn).collect()
 }
 
 fn put(key: &str, value: &str) -> Op {
@@ -399,17 +411,7 @@ fn a_failed_group_append_fails_every_writer_of_the_group() {
             std::thread::spawn(move || engine.put(b"lead", b"v"))
         };
         seam.wait_holding(1);
-        let base = engine.queued_writers();
-        let writers: Vec<_> = ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let (e, op) = (Arc::clone(&engine), op.clone());
-                let t = std::thread::spawn(move || apply(&e, &op));
-                wait_queued(&engine, base + i + 1);
-                t
-            })
-            .collect();
+        let writers = queue_writers(&engine, ops.iter().cloned());
         seam.sim.inject_fault(FaultOp::Append, 0, false);
         seam.release();
         lead.join()
@@ -623,17 +625,7 @@ fn a_leader_panicking_after_a_group_append_poisons_and_blocks_no_one() {
         std::thread::spawn(move || engine.put(b"lead", b"v"))
     };
     seam.wait_holding(1);
-    let base = engine.queued_writers();
-    let writers: Vec<_> = rotating_group()
-        .into_iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let e = Arc::clone(&engine);
-            let t = std::thread::spawn(move || apply(&e, &op));
-            wait_queued(&engine, base + i + 1);
-            t
-        })
-        .collect();
+    let writers = queue_writers(&engine, rotating_group());
     seam.panic_data_rename.store(true, Ordering::SeqCst);
     seam.release();
     // The leader's own write is acknowledged if its sync came before the poison and refused
@@ -684,15 +676,7 @@ fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
     let mut writers = rotating_group().into_iter();
     let _g0 = spawn(writers.next().expect("g0"));
     seam.wait_holding(1);
-    let base = engine.queued_writers();
-    let _group: Vec<_> = writers
-        .enumerate()
-        .map(|(i, op)| {
-            let t = spawn(op);
-            wait_queued(&engine, base + i + 1);
-            t
-        })
-        .collect();
+    let _group = queue_writers(&engine, writers);
     // The group's leader takes the writer mutex and is held in its append.
     seam.arm();
     seam.release();
@@ -822,11 +806,7 @@ fn leader_panicking_in_its_group_append(policy: SyncPolicy) {
         seam.wait_holding(1);
         // The lone append passed the seam's panic check: the group's append panics.
         seam.panic_append.store(true, Ordering::SeqCst);
-        let base = engine.queued_writers();
-        for (i, op) in ops.iter().enumerate() {
-            threads.push(spawn(op.clone()));
-            wait_queued(&engine, base + i + 1);
-        }
+        threads.extend(queue_writers(&engine, ops.iter().cloned()));
         seam.release();
         let mut out = Vec::new();
         for t in threads {
