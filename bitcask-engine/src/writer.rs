@@ -56,6 +56,17 @@ use crate::keydir::Loc;
 use crate::record::{self, Kind, SEAL_LEN};
 use crate::worker::Job;
 
+/// [`Torn`]'s cause for a publishing turn (`Always`).
+const IN_PUBLISH: &str = "a writer unwound while publishing (indexing) its write: the keydir \
+                          may hold part of it";
+
+/// [`Torn`]'s cause for a sync of the active file.
+const IN_SYNC: &str = "a sync of the active file unwound: its outcome is unknown";
+
+/// [`Torn`]'s cause for a rotation that `compact()` starts.
+const IN_ROTATION: &str = "a rotation unwound: the active file and the writer's record of it \
+                           may disagree";
+
 /// Bytes of a batch's closing record.
 const BATCH_END_BYTES: usize = record::HEADER_LEN + 12;
 
@@ -183,14 +194,21 @@ impl Drop for Pending<'_> {
 /// that panicked once they reached it), sequence numbers handed out for records nobody will
 /// publish, a file half sealed: the next writer would append after bytes it does not know of
 /// and be indexed where they are. So the engine is poisoned, before the mutex is let go.
-struct Torn<'a>(&'a Inner);
+///
+/// The same guard (with its own cause) covers the other places that change, under one lock,
+/// two things that must agree: a rotation `compact()` starts, a publishing turn's keydir
+/// update (a batch half indexed), a sync (its outcome unknown, as a failed one's), a merge
+/// from its commit point on.
+pub(crate) struct Torn<'a>(pub(crate) &'a Inner, pub(crate) &'static str);
+
+/// [`Torn`]'s cause for a writer's append.
+const IN_APPEND: &str = "a writer unwound in its append: the active file and the writer's \
+                         record of it may disagree";
 
 impl Drop for Torn<'_> {
     fn drop(&mut self) {
-        let cause = "a writer unwound in its append: the active file and the writer's \
-                     record of it may disagree";
         self.0.commit.poison().set(&Error::Poisoned {
-            cause: cause.into(),
+            cause: self.1.into(),
         });
     }
 }
@@ -334,7 +352,7 @@ impl Inner {
             pending = Pending::new(self, first_seq, first_seq + ops.len() as u64, true);
         }
         // Not through a closure (`poison_on_unwind`): it was not inlined, ~40 instructions.
-        let torn = Torn(self);
+        let torn = Torn(self, IN_APPEND);
         let at = self.append_ops(w, ops, batch, !always);
         std::mem::forget(torn);
         let at = at.inspect_err(|_| {
@@ -358,12 +376,12 @@ impl Inner {
         })
     }
 
-    /// Runs `append` (under the writer mutex), poisoning the engine if it unwinds ([`Torn`]).
-    /// The guard is forgotten on the way out instead of disarmed: nothing to store or test on
-    /// a write that returns.
-    fn poison_on_unwind<T>(&self, append: impl FnOnce() -> T) -> T {
-        let torn = Torn(self);
-        let out = append();
+    /// Runs `f` (under the lock that guards what it changes), poisoning the engine with
+    /// `cause` if it unwinds ([`Torn`]). The guard is forgotten on the way out instead of
+    /// disarmed: nothing to store or test on a call that returns.
+    pub(crate) fn poison_on_unwind<T>(&self, cause: &'static str, f: impl FnOnce() -> T) -> T {
+        let torn = Torn(self, cause);
+        let out = f();
         std::mem::forget(torn);
         out
     }
@@ -444,7 +462,9 @@ impl Inner {
     ) -> Option<Error> {
         let first_seq = w.next_seq;
         appends.turn = Pending::new(self, first_seq, first_seq, always);
-        let failed = self.poison_on_unwind(|| self.append_entries(w, entries, !always, appends));
+        let failed = self.poison_on_unwind(IN_APPEND, || {
+            self.append_entries(w, entries, !always, appends)
+        });
         // A failure hands the sequence numbers of the chunk it hit back out.
         appends.turn.end_seq = w.next_seq;
         failed
@@ -603,7 +623,15 @@ impl Inner {
         }
         debug_assert_eq!(*next, first_seq, "a sequence number was published twice");
         let result = match index {
-            Some(index) => self.commit.poison().check().and_then(|()| index()),
+            Some(index) => self.commit.poison().check().and_then(|()| {
+                // A panic in the keydir update may leave part of the write indexed (a batch
+                // half applied): no later write or merge may build on that. Poisoned before
+                // the ticket moves (the guard drops before `next`).
+                let torn = Torn(self, IN_PUBLISH);
+                let indexed = index();
+                std::mem::forget(torn);
+                indexed
+            }),
             None => Ok(()),
         };
         *next = (*next).max(end_seq);
@@ -826,7 +854,8 @@ impl Inner {
         let _one_at_a_time = self.sync_lock.lock();
         let poison = self.commit.poison();
         poison.check()?;
-        poison.guard(|| out.sync())?;
+        // A sync that panics may have failed: poisoned as if it had, before the next may start.
+        self.poison_on_unwind(IN_SYNC, || poison.guard(|| out.sync()))?;
         if let Some(file) = file {
             file.mark_synced(len);
         }
@@ -841,7 +870,9 @@ impl Inner {
         };
         self.commit.poison().check()?;
         if w.len > DATA_START || w.file.is_sealed() {
-            self.rotate(w)?;
+            // As a write's rotation (under its append's guard): a panic in the seal's append
+            // leaves its bytes past the writer's end.
+            self.poison_on_unwind(IN_ROTATION, || self.rotate(w))?;
         }
         Ok(())
     }
@@ -1016,5 +1047,70 @@ mod tests {
         let worst_batch = per_user_byte * MAX_BATCH_BYTES as u64 + BATCH_END_BYTES as u64;
         let worst_end = DATA_START + MAX_FILE_SIZE_LIMIT + worst_batch + SEAL_LEN as u64;
         assert!(worst_end < 1 << 32, "a file could end at {worst_end}");
+    }
+}
+
+/// A panic while a write is published (its keydir update), here inside a batch's update after
+/// its first key was applied (`crate::keydir::PANICS_IN_BATCH`, test builds only).
+#[cfg(test)]
+mod publish_panics {
+    use std::sync::Arc;
+
+    use engine_api::{CommonOptions, Engine, SimStorage, SyncPolicy, WriteBatch};
+
+    use crate::keydir::PANICS_IN_BATCH;
+    use crate::{BitcaskEngine, BitcaskOptions, MergeOptions};
+
+    fn open(sim: &SimStorage, sync: SyncPolicy) -> BitcaskEngine {
+        let opts = BitcaskOptions {
+            common: CommonOptions {
+                sync,
+                storage: Arc::new(sim.clone()),
+                ..CommonOptions::default()
+            },
+            merge: MergeOptions {
+                auto: false,
+                ..MergeOptions::default()
+            },
+            ..BitcaskOptions::default()
+        };
+        BitcaskEngine::open("/db", opts).expect("open")
+    }
+
+    /// A batch whose keydir update panics half-way leaves its first key visible: under `Never`
+    /// and `Periodic` (indexed under the writer mutex) the append's guard poisons; under
+    /// `Always` (indexed in its publishing turn, after the mutex) nothing did, so a merge went
+    /// on, copied the visible half and dropped the other as stale, and the batch came back
+    /// torn after a reopen. Either policy: no merge or write after it, and the batch whole or
+    /// absent after a reopen.
+    #[test]
+    fn a_batch_panicking_in_its_publication_poisons_and_stays_whole() {
+        for policy in [SyncPolicy::Never, SyncPolicy::Always] {
+            let sim = SimStorage::new();
+            let engine = Arc::new(open(&sim, policy));
+            engine.put(b"x", b"old").expect("put");
+            let mut batch = WriteBatch::new();
+            batch.put(b"x", b"new").put(PANICS_IN_BATCH, b"v");
+            let e = Arc::clone(&engine);
+            let outcome = std::thread::spawn(move || drop(e.write(&batch))).join();
+            assert!(outcome.is_err(), "{policy:?}: the injected panic");
+            let compacted = engine.compact();
+            let after = engine.put(b"after", b"v");
+            drop(Arc::into_inner(engine).expect("one handle"));
+            let engine = open(&sim, policy);
+            let x = engine.get(b"x").expect("get").map(|v| v.to_vec());
+            let marked = engine.get(PANICS_IN_BATCH).expect("get").is_some();
+            assert!(
+                (x.as_deref(), marked) == (Some(&b"new"[..]), true)
+                    || (x.as_deref(), marked) == (Some(&b"old"[..]), false),
+                "{policy:?}: the batch is torn after a reopen: x = {x:?}, its other key \
+                 present: {marked} (the compaction after the panic: {:?})",
+                compacted.map(|s| s.records_out)
+            );
+            assert!(
+                after.is_err(),
+                "{policy:?}: a write was accepted after the panic: {after:?}"
+            );
+        }
     }
 }

@@ -325,7 +325,13 @@ impl GroupCommit {
         st.peak = st.uncovered();
         st.stats.syncs += 1;
         let started = Instant::now();
-        let result = MutexGuard::unlocked(st, run).and_then(|covered| short_sync(covered, pos));
+        let guarded = || {
+            let unwinding = SyncUnwound(self);
+            let covered = run();
+            std::mem::forget(unwinding);
+            covered
+        };
+        let result = MutexGuard::unlocked(st, guarded).and_then(|covered| short_sync(covered, pos));
         st.last_sync = started.elapsed();
         st.syncing = false;
         self.done.notify_all();
@@ -339,6 +345,24 @@ impl GroupCommit {
                 Err(e)
             }
         }
+    }
+}
+
+/// Held across a leader's sync (with the state unlocked), forgotten when it returns. A sync
+/// that panics has an unknown outcome, as a failed one: the group is poisoned, and the sync
+/// marked over so that the writers waiting for it wake (they waited for ever: `syncing` was
+/// left set and no one notified).
+struct SyncUnwound<'a>(&'a GroupCommit);
+
+impl Drop for SyncUnwound<'_> {
+    fn drop(&mut self) {
+        let gc = self.0;
+        gc.poison.set(&Error::Poisoned {
+            cause: "a group commit's sync panicked: its outcome is unknown".into(),
+        });
+        gc.state.lock().syncing = false;
+        gc.done.notify_all();
+        gc.arrived.notify_all();
     }
 }
 
@@ -477,6 +501,54 @@ mod tests {
         });
         assert!(matches!(again, Err(Error::Poisoned { .. })));
         assert!(!called, "a sync ran after a failed sync");
+    }
+
+    /// A leader whose sync panics: its outcome is unknown, as a failed sync's is. A writer
+    /// that waited for that sync is woken with `Poisoned` (it waited for ever: the leader
+    /// unwound with `syncing` set and woke no one), and no later sync runs.
+    #[test]
+    fn a_panicking_sync_poisons_and_wakes_its_waiters() {
+        let gc = Arc::new(GroupCommit::new(0));
+        let (started, release) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let leader = {
+            let (gc, started, release) = (gc.clone(), started.clone(), release.clone());
+            std::thread::spawn(move || {
+                gc.wait_durable(1, || {
+                    started.store(1, Ordering::SeqCst);
+                    while release.load(Ordering::SeqCst) == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    panic!("injected: a panic in the leader's sync")
+                })
+            })
+        };
+        while started.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let gc = gc.clone();
+            std::thread::spawn(move || tx.send(gc.wait_durable(2, || Ok(2))))
+        };
+        while gc.stats().waits == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        release.store(1, Ordering::SeqCst);
+        assert!(leader.join().is_err(), "the injected panic");
+        let woken = rx.recv_timeout(Duration::from_secs(5));
+        let woken = woken.expect("a writer waiting for a sync that panicked waited for ever");
+        assert!(matches!(woken, Err(Error::Poisoned { .. })), "{woken:?}");
+        waiter
+            .join()
+            .expect("waiter")
+            .expect("its answer was received");
+        let mut called = false;
+        let again = gc.wait_durable(3, || {
+            called = true;
+            Ok(3)
+        });
+        assert!(matches!(again, Err(Error::Poisoned { .. })), "{again:?}");
+        assert!(!called, "a sync ran after a sync that panicked");
     }
 
     #[test]

@@ -39,6 +39,12 @@ impl Loc {
     }
 }
 
+/// Test builds only: a key whose update panics inside [`KeyDir::apply_batch`], after the
+/// batch's earlier keys were applied (a panic in the table's code), for the tests of a panic
+/// in publication.
+#[cfg(test)]
+pub(crate) const PANICS_IN_BATCH: &[u8] = b"panics-in-batch";
+
 /// A record's place: data file id and offset.
 pub(crate) type Place = (u32, u32);
 
@@ -216,6 +222,11 @@ impl KeyDir {
             .collect();
         let mut old = Vec::with_capacity(changes.len());
         for ((key, new), h) in changes.iter().zip(&hashes) {
+            #[cfg(test)]
+            assert_ne!(
+                *key, PANICS_IN_BATCH,
+                "injected: a panic in a batch's keydir update"
+            );
             let pos = guards
                 .binary_search_by_key(&shard_of(*h), |(i, _)| *i)
                 .map_err(|_| Error::invalid("keydir: shard not locked"))?;

@@ -324,15 +324,8 @@ fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
         outputs: finished.iter().map(|f| f.file.id()).collect(),
         output_lens: finished.iter().map(|f| f.file.len()).collect(),
     };
-    // Step 5, the commit point. If it fails the record may or may not be durable, so nothing
-    // may be removed any more: poison, and let open decide from what is on disk.
-    if let Err(e) = manifest.commit(&inner.storage, &inner.dir) {
-        inner.commit.poison().set(&e);
-        return Err(e);
-    }
-    switch_over(inner, inputs, &finished, &job.moves);
-    roll_forward(inner, &manifest, inputs, &finished)
-        .inspect_err(|e| inner.commit.poison().set(e))?;
+    let committed = || commit_and_switch(inner, &manifest, inputs, &finished, &job.moves);
+    inner.poison_on_unwind(IN_COMMIT, committed)?;
     let mut summary = job.summary;
     summary.jobs = 1;
     summary.files_in = inputs.len() as u64;
@@ -341,6 +334,31 @@ fn merge(inner: &Inner, inputs: &[Arc<DataFile>]) -> Result<CompactionSummary> {
     summary.bytes_written = job.outputs.bytes_written;
     summary.duration = started.elapsed();
     Ok(summary)
+}
+
+/// [`crate::writer::Torn`]'s cause for a merge that unwinds from its commit point on.
+const IN_COMMIT: &str = "a merge unwound after its commit point began: its commit record is \
+                         left for open to roll forward";
+
+/// Steps 5 to 7. From the commit on, a failure, or a panic (the caller's guard), poisons:
+/// the record may be durable and name outputs that the engine goes on without, and open
+/// rolls it forward from what is on disk. A merge that went on would take a half-rolled
+/// output as an input and remove it, and open would then refuse a record naming it.
+fn commit_and_switch(
+    inner: &Inner,
+    manifest: &Manifest,
+    inputs: &[Arc<DataFile>],
+    finished: &[Finished],
+    moves: &Moves,
+) -> Result<()> {
+    // Step 5, the commit point. If it fails the record may or may not be durable, so nothing
+    // may be removed any more: poison, and let open decide from what is on disk.
+    if let Err(e) = manifest.commit(&inner.storage, &inner.dir) {
+        inner.commit.poison().set(&e);
+        return Err(e);
+    }
+    switch_over(inner, inputs, finished, moves);
+    roll_forward(inner, manifest, inputs, finished).inspect_err(|e| inner.commit.poison().set(e))
 }
 
 impl Job<'_> {
