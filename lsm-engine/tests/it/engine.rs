@@ -161,7 +161,9 @@ fn a_memtables_memory_is_released_after_its_flush() {
     let full = e.stats().index_memory_bytes;
     e.flush().unwrap();
     let flushed = e.stats().index_memory_bytes;
-    assert!(full > 200_000, "{full}");
+    // 2000 entries of some 80 charged bytes each (24 of them the tree slot): the memtable is
+    // counted before its flush.
+    assert!(full > 120_000, "{full}");
     assert!(
         flushed * 10 < full,
         "memtable memory still accounted after its flush: {full} -> {flushed}"
