@@ -102,18 +102,53 @@ struct ActiveEnd {
 pub(crate) type Op<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// The publish ticket of [`SyncPolicy::Always`]: the next sequence number to be published
-/// (indexed in the keydir), and the condition writers and merges wait on for it to move.
+/// (indexed in the keydir), the writers waiting for their turn, and the condition merges wait
+/// on for it to move.
 pub(crate) struct Publish {
-    next: Mutex<u64>,
+    next: Mutex<Ticket>,
     moved: Condvar,
+}
+
+/// The next sequence number to publish, and the writers waiting for a later one: each sleeps on
+/// a condition of its own, so that a moved ticket wakes only the writer whose turn it is (one
+/// shared condition woke every waiting writer at every move, and all but one slept again).
+struct Ticket {
+    next: u64,
+    turns: Vec<(u64, Arc<Condvar>)>,
 }
 
 impl Publish {
     /// Every sequence number below `next_seq` is published (open: the keydir holds them all).
     pub(crate) fn new(next_seq: u64) -> Self {
         Publish {
-            next: Mutex::new(next_seq),
+            next: Mutex::new(Ticket {
+                next: next_seq,
+                turns: Vec::new(),
+            }),
             moved: Condvar::new(),
+        }
+    }
+}
+
+impl Ticket {
+    /// Sleeps (on a condition of its own) until the ticket reaches `first_seq`.
+    fn wait_for(ticket: &mut MutexGuard<'_, Ticket>, first_seq: u64) {
+        if ticket.next >= first_seq {
+            return;
+        }
+        let turn = Arc::new(Condvar::new());
+        ticket.turns.push((first_seq, Arc::clone(&turn)));
+        while ticket.next < first_seq {
+            turn.wait(ticket);
+        }
+        ticket.turns.retain(|(_, t)| !Arc::ptr_eq(t, &turn));
+    }
+
+    /// Moves the ticket to `end_seq` and wakes the writer whose turn that makes it.
+    fn pass(&mut self, end_seq: u64) {
+        self.next = self.next.max(end_seq);
+        for (_, turn) in self.turns.iter().filter(|(seq, _)| *seq <= self.next) {
+            turn.notify_one();
         }
     }
 }
@@ -617,11 +652,12 @@ impl Inner {
         end_seq: u64,
         index: Option<impl FnOnce() -> Result<()>>,
     ) -> Result<()> {
-        let mut next = self.publish.next.lock();
-        while *next < first_seq {
-            self.publish.moved.wait(&mut next);
-        }
-        debug_assert_eq!(*next, first_seq, "a sequence number was published twice");
+        let mut ticket = self.publish.next.lock();
+        Ticket::wait_for(&mut ticket, first_seq);
+        debug_assert_eq!(
+            ticket.next, first_seq,
+            "a sequence number was published twice"
+        );
         let result = match index {
             Some(index) => self.commit.poison().check().and_then(|()| {
                 // A panic in the keydir update may leave part of the write indexed (a batch
@@ -634,7 +670,7 @@ impl Inner {
             }),
             None => Ok(()),
         };
-        *next = (*next).max(end_seq);
+        ticket.pass(end_seq);
         self.publish.moved.notify_all();
         result
     }
@@ -653,7 +689,7 @@ impl Inner {
             return Ok(());
         }
         let mut next = self.publish.next.lock();
-        while *next <= seq {
+        while next.next <= seq {
             self.commit.poison().check()?;
             if self.stopping() {
                 return Err(Error::io(

@@ -2,9 +2,10 @@
 //! after a failed sync, never retry it), [`GroupCommit`] (concurrent writers share one sync) and
 //! [`PeriodicTask`] (the background sync of [`crate::SyncPolicy::Periodic`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -85,11 +86,15 @@ impl Poison {
 /// whichever comes first (as PostgreSQL's `commit_delay`/`commit_siblings` and MySQL's
 /// `binlog_group_commit_sync_delay`, but adaptive). A lone writer never waits; the wait holds
 /// no engine lock (writers call this after releasing theirs) and starts no sync.
-/// `docs/durability.md` ("Group commit") has the steps.
+///
+/// **Wake-ups.** Each waiting writer sleeps on a wake-up of its own. A leader ending its sync
+/// takes the writers it covered off the list and wakes each of them once (they return without
+/// the group's lock), and wakes only the oldest uncovered writer to lead next: the cycle from one
+/// sync to the next is CPU on two cores, and a broadcast made every waiter take the mutex in
+/// turn. `docs/durability.md` ("Group commit") has the steps.
 #[derive(Debug)]
 pub struct GroupCommit {
     state: Mutex<GroupState>,
-    done: Condvar,
     /// Wakes a gathering leader when a writer arrives.
     arrived: Condvar,
     poison: Poison,
@@ -101,8 +106,8 @@ pub struct GroupCommit {
 struct GroupState {
     durable: u64,
     syncing: bool,
-    /// Positions of the writers inside `wait_durable` (a handful: one per writing thread).
-    waiting: Vec<u64>,
+    /// The writers inside `wait_durable` (a handful: one per writing thread).
+    waiting: Vec<Waiter>,
     /// The most writers seen waiting uncovered since the last sync began.
     peak: usize,
     /// How long the last sync took.
@@ -127,18 +132,116 @@ pub struct GroupCommitStats {
     /// Times a gathering leader was woken by an arriving writer while its group was still
     /// incomplete (each a futex wake and a context switch that found nothing to do).
     pub early_wakeups: u64,
+    /// Times a sleeping writer was woken to look again (to lead the next sync, or to hear of a
+    /// poison) rather than released as covered. At most one per sync ended while healthy.
+    pub woken_to_look: u64,
+}
+
+/// A writer inside `wait_durable`: its position and where it sleeps.
+#[derive(Debug)]
+struct Waiter {
+    pos: u64,
+    slot: Arc<Slot>,
+}
+
+/// Where one waiting writer sleeps, so that whoever ends a sync wakes exactly the writers it
+/// concerns, each with one `unpark` issued back to back, rather than a broadcast that every
+/// waiter answers in turn through the group's mutex (a chain of wake-ups, one after the other,
+/// on the cores the woken writers need).
+#[derive(Debug)]
+struct Slot {
+    /// [`RUN`], [`PARKED`] or [`DURABLE`]; set under the group's lock, read without it.
+    state: AtomicU8,
+    thread: Thread,
+}
+
+/// Not asleep, or woken to look at the group's state again (under its lock).
+const RUN: u8 = 0;
+/// Asleep until another thread changes the state.
+const PARKED: u8 = 1;
+/// Covered by a sync and taken off the waiting list: return without the group's lock.
+const DURABLE: u8 = 2;
+
+impl Slot {
+    fn new() -> Arc<Self> {
+        Arc::new(Slot {
+            state: AtomicU8::new(RUN),
+            thread: std::thread::current(),
+        })
+    }
+
+    /// Sleeps until another thread changes the state from [`PARKED`]; returns the new state.
+    fn sleep(&self) -> u8 {
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                PARKED => std::thread::park(),
+                state => return state,
+            }
+        }
+    }
+
+    /// Sets `to` (under the group's lock); returns the thread to unpark if it slept.
+    fn set(&self, to: u8) -> Option<Thread> {
+        (self.state.swap(to, Ordering::AcqRel) == PARKED).then(|| self.thread.clone())
+    }
 }
 
 impl GroupState {
     /// Writers waiting whose position no completed sync covers.
     fn uncovered(&self) -> usize {
-        self.waiting.iter().filter(|&&p| p > self.durable).count()
+        self.waiting.iter().filter(|w| w.pos > self.durable).count()
     }
 
-    fn leave(&mut self, pos: u64) {
-        if let Some(i) = self.waiting.iter().position(|&p| p == pos) {
+    fn leave(&mut self, slot: &Arc<Slot>) {
+        if let Some(i) = self.waiting.iter().position(|w| Arc::ptr_eq(&w.slot, slot)) {
             self.waiting.swap_remove(i);
         }
+    }
+
+    /// Takes every waiter that `durable` covers off the list and marks it [`DURABLE`]; returns
+    /// the sleeping ones, oldest position first (Bitcask publishes in that order).
+    fn release_covered(&mut self) -> Vec<Thread> {
+        let durable = self.durable;
+        let mut covered: Vec<Waiter> = Vec::new();
+        self.waiting.retain(|w| {
+            let keep = w.pos > durable;
+            if !keep {
+                covered.push(Waiter {
+                    pos: w.pos,
+                    slot: Arc::clone(&w.slot),
+                });
+            }
+            keep
+        });
+        covered.sort_unstable_by_key(|w| w.pos);
+        covered.iter().filter_map(|w| w.slot.set(DURABLE)).collect()
+    }
+
+    /// No sync runs any more: the oldest sleeping waiter looks again, and leads unless a
+    /// writer arriving meanwhile does. The others sleep on: whoever leads wakes them when its
+    /// sync ends. Poisoned: every sleeping waiter looks (and leaves with the error).
+    fn wake_next(&mut self, poisoned: bool) -> Vec<Thread> {
+        let woken: Vec<Thread> = if poisoned {
+            self.waiting
+                .iter()
+                .filter_map(|w| w.slot.set(RUN))
+                .collect()
+        } else {
+            let asleep = self.waiting.iter();
+            let asleep = asleep.filter(|w| w.slot.state.load(Ordering::Relaxed) == PARKED);
+            let oldest = asleep.min_by_key(|w| w.pos);
+            oldest.and_then(|w| w.slot.set(RUN)).into_iter().collect()
+        };
+        self.stats.woken_to_look += woken.len() as u64;
+        woken
+    }
+}
+
+/// Unparks the threads a state change concerns, after the group's lock is let go (a woken
+/// thread that needs the lock would otherwise find it taken).
+fn unpark(threads: Vec<Thread>) {
+    for t in threads {
+        t.unpark();
     }
 }
 
@@ -157,7 +260,6 @@ impl GroupCommit {
                 durable,
                 ..GroupState::default()
             }),
-            done: Condvar::new(),
             arrived: Condvar::new(),
             poison: Poison::new(),
             max_gather: None,
@@ -201,14 +303,19 @@ impl GroupCommit {
     /// not a count from before (which may include writers that left meanwhile).
     pub fn mark_durable(&self, pos: u64) {
         let mut st = self.state.lock();
-        let released = st.waiting.iter().filter(|&&p| p > st.durable && p <= pos);
+        let released = st
+            .waiting
+            .iter()
+            .filter(|w| w.pos > st.durable && w.pos <= pos);
         let released = released.count();
         if released > 0 {
             st.peak = st.uncovered();
         }
         st.durable = st.durable.max(pos);
-        self.done.notify_all();
+        let woken = st.release_covered();
         self.arrived.notify_all();
+        drop(st);
+        unpark(woken);
     }
 
     /// Returns once everything up to `pos` is durable. `sync` is called at most once, if this
@@ -223,7 +330,11 @@ impl GroupCommit {
             // As the loop below: a poisoned engine answers `Poisoned` even when covered.
             return self.poison.check();
         }
-        st.waiting.push(pos);
+        let slot = Slot::new();
+        st.waiting.push(Waiter {
+            pos,
+            slot: Arc::clone(&slot),
+        });
         st.peak = st.peak.max(st.uncovered());
         if st.syncing {
             st.stats.waits += 1;
@@ -231,43 +342,69 @@ impl GroupCommit {
         if st.gather_for > 0 && st.uncovered() >= st.gather_for {
             self.arrived.notify_one();
         }
-        let result = self.wait_or_lead(&mut st, pos, sync);
-        st.leave(pos);
-        result
+        let mut sync = Some(sync);
+        loop {
+            let result = match self.wait_or_lead(&mut st, pos, &mut sync) {
+                Turn::Led(result) => result,
+                Turn::Done(result) => {
+                    // Woken to lead and found covered (or poisoned): the next sleeping writer
+                    // leads instead, or no one would wake the writers behind.
+                    if !st.syncing {
+                        let woken = st.wake_next(self.poison.is_set());
+                        st.leave(&slot);
+                        drop(st);
+                        unpark(woken);
+                        return result;
+                    }
+                    result
+                }
+                Turn::Sleep => {
+                    slot.state.store(PARKED, Ordering::Release);
+                    drop(st);
+                    if slot.sleep() == DURABLE {
+                        // Taken off the list by whoever covered it: no need for the lock.
+                        return self.poison.check();
+                    }
+                    st = self.state.lock();
+                    continue;
+                }
+            };
+            st.leave(&slot);
+            return result;
+        }
     }
 
+    /// One look at the state: this writer is done (covered, poisoned, or it led a sync), or it
+    /// sleeps until a sync ends.
     fn wait_or_lead(
         &self,
         st: &mut MutexGuard<'_, GroupState>,
         pos: u64,
-        sync: impl FnOnce() -> Result<u64>,
-    ) -> Result<()> {
-        let mut sync = Some(sync);
-        loop {
-            self.poison.check()?;
-            if st.durable >= pos {
-                return Ok(());
-            }
-            if st.syncing {
-                self.done.wait(st);
-                continue;
-            }
-            let Some(run) = sync.take() else {
-                // Unreachable: a leader whose sync fell short of its position poisoned.
-                return Err(Error::invalid(
-                    "group commit: sync did not cover the position",
-                ));
-            };
-            st.syncing = true;
-            self.gather(st, pos);
-            if st.durable >= pos || self.poison.is_set() {
-                // Covered (a rotation's sync) or poisoned while gathering: no sync to run.
-                st.syncing = false;
-                self.done.notify_all();
-                continue;
-            }
-            self.lead(st, pos, run)?;
+        sync: &mut Option<impl FnOnce() -> Result<u64>>,
+    ) -> Turn {
+        if let Err(e) = self.poison.check() {
+            return Turn::Done(Err(e));
         }
+        if st.durable >= pos {
+            return Turn::Done(Ok(()));
+        }
+        if st.syncing {
+            return Turn::Sleep;
+        }
+        let Some(run) = sync.take() else {
+            // Unreachable: a leader whose sync fell short of its position poisoned.
+            return Turn::Done(Err(Error::invalid(
+                "group commit: sync did not cover the position",
+            )));
+        };
+        st.syncing = true;
+        self.gather(st, pos);
+        if st.durable >= pos || self.poison.is_set() {
+            // Covered (a rotation's sync) or poisoned while gathering: no sync to run.
+            self.end_sync(st);
+            return Turn::Led(self.poison.check());
+        }
+        Turn::Led(self.lead(st, pos, run))
     }
 
     /// The leader's wait for the writers it expects (see the type's docs). Returns at once for
@@ -333,19 +470,41 @@ impl GroupCommit {
         };
         let result = MutexGuard::unlocked(st, guarded).and_then(|covered| short_sync(covered, pos));
         st.last_sync = started.elapsed();
-        st.syncing = false;
-        self.done.notify_all();
         match result {
             Ok(covered) => {
                 st.durable = st.durable.max(covered);
+                self.end_sync(st);
                 Ok(())
             }
             Err(e) => {
                 self.poison.set(&e);
+                self.end_sync(st);
                 Err(e)
             }
         }
     }
+
+    /// The leader is done (its sync ended, or it was covered or poisoned while gathering): the
+    /// writers now covered are told so and the oldest other sleeping writer looks again, each
+    /// woken directly, once the state is unlocked.
+    fn end_sync(&self, st: &mut MutexGuard<'_, GroupState>) {
+        st.syncing = false;
+        let mut woken = st.release_covered();
+        woken.extend(st.wake_next(self.poison.is_set()));
+        if !woken.is_empty() {
+            MutexGuard::unlocked(st, || unpark(woken));
+        }
+    }
+}
+
+/// What a writer's look at the group's state decided.
+enum Turn {
+    /// Return this (not having led a sync).
+    Done(Result<()>),
+    /// Return this, the outcome of the sync this writer led.
+    Led(Result<()>),
+    /// Sleep until a sync ends.
+    Sleep,
 }
 
 /// Held across a leader's sync (with the state unlocked), forgotten when it returns. A sync

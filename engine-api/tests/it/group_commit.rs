@@ -346,3 +346,52 @@ fn a_gathering_leader_is_woken_only_when_its_group_is_complete() {
         "the gathering leader was woken before its group was complete"
     );
 }
+
+/// A sync that ends with writers asleep behind it (they appended after it read the log's end)
+/// wakes one of them, the oldest, to lead the next sync, and leaves the others asleep until that
+/// sync covers them: each is then woken once, released, without looking at the group's state
+/// again. (Before, the end of every sync woke every waiter, and each took the group's mutex in
+/// turn to look: a chain of wake-ups on the cores the writers need.)
+#[test]
+fn a_sync_wakes_one_writer_behind_it_to_lead_and_releases_the_rest_once_covered() {
+    const BEHIND: usize = 3;
+    let gc = Arc::new(GroupCommit::with_max_gather(0, Duration::ZERO));
+    let log = Arc::new(Log::default());
+    let first = log.append();
+    let behind = {
+        let (gc, log) = (gc.clone(), log.clone());
+        std::thread::spawn(move || {
+            until_waiting(&gc, 1);
+            let writers: Vec<_> = (0..BEHIND)
+                .map(|_| {
+                    let (gc, log) = (gc.clone(), log.clone());
+                    std::thread::spawn(move || {
+                        let pos = log.append();
+                        gc.wait_durable(pos, || Ok(log.sync()))
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    gc.wait_durable(first, || {
+        // The end is read before the writers behind append, so this sync covers only `first`.
+        let end = log.appended.load(Ordering::SeqCst);
+        until_waiting(&gc, 1 + BEHIND);
+        log.synced.fetch_max(end, Ordering::SeqCst);
+        Ok(end)
+    })
+    .unwrap();
+    for result in behind.join().unwrap() {
+        result.unwrap();
+    }
+    let stats = gc.stats();
+    assert_eq!(stats.syncs, 2, "the writers behind should share one sync");
+    assert_eq!(
+        stats.woken_to_look, 1,
+        "only the next leader should be woken to look; the others are released once covered"
+    );
+}
