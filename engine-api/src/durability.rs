@@ -519,8 +519,11 @@ impl Drop for SyncUnwound<'_> {
         gc.poison.set(&Error::Poisoned {
             cause: "a group commit's sync panicked: its outcome is unknown".into(),
         });
-        gc.state.lock().syncing = false;
-        gc.done.notify_all();
+        let mut st = gc.state.lock();
+        st.syncing = false;
+        let woken = st.wake_next(true);
+        drop(st);
+        unpark(woken);
         gc.arrived.notify_all();
     }
 }
