@@ -13,6 +13,7 @@ mod engine;
 mod fuzz_corpus;
 mod keydir_memory;
 mod open_rules;
+mod prealloc;
 mod reliability;
 mod review_findings;
 mod sync_path;
