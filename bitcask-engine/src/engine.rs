@@ -371,12 +371,20 @@ fn periodic_sync(inner: &Arc<Inner>) -> Result<Option<PeriodicTask>> {
     Ok(Some(task))
 }
 
-/// Lists the directory for [`Stats::disk_bytes`] and [`Stats::file_count`].
-pub(crate) fn disk_usage(storage: &dyn Storage, dir: &Path) -> (u64, u64) {
-    let names = storage.list(dir).unwrap_or_default();
+/// Lists the directory for [`Stats::disk_bytes`] and [`Stats::file_count`]. An unsealed data
+/// file counts at its logical end (the active file's preallocated zeros are no data; the
+/// previous run's active file, in a read-only open, ends at its last verified record); every
+/// other file at its size.
+pub(crate) fn disk_usage(inner: &Inner) -> (u64, u64) {
+    let names = inner.storage.list(&inner.dir).unwrap_or_default();
+    let files = inner.files.read();
+    let unsealed = |name: &str| match FileName::parse(name) {
+        Some(FileName::Data(id)) => files.get(&id).filter(|f| !f.is_sealed()).map(|f| f.len()),
+        _ => None,
+    };
     let bytes = names
         .iter()
-        .filter_map(|n| storage.file_len(&dir.join(n)).ok())
+        .filter_map(|n| unsealed(n).or_else(|| inner.storage.file_len(&inner.dir.join(n)).ok()))
         .sum();
     (bytes, names.len() as u64)
 }

@@ -302,6 +302,27 @@ pub(crate) fn synced_after(src: Source<'_>, from: u64, end: u64) -> Result<bool>
     }
 }
 
+/// Whether every byte of `[from, end)` of `file` is zero: the unwritten part of a
+/// preallocated file. Zeros never verify as a record (a record's CRC is seeded with the
+/// file's nonce, and kind 0 is no kind).
+pub(crate) fn zero_tail(file: &dyn ReadableFile, from: u64, end: u64) -> Result<bool> {
+    let want = usize::try_from(end.saturating_sub(from)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; want.min(CHUNK)];
+    let mut at = from;
+    while at < end {
+        let n = usize::try_from(end - at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let chunk = buf.get_mut(..n).unwrap_or_default();
+        file.read_exact_at(chunk, at)?;
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 fn batch_start(batch: &[Pending], otherwise: u64) -> u64 {
     batch.first().map_or(otherwise, |p| p.offset)
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine_api::{Error, IoClass, Result, Storage};
+use engine_api::{Error, IoClass, ReadableFile, Result, Storage};
 
 use crate::datafile::{
     DATA_START, DataFile, FileName, FileShape, HeaderInfo, read_header, read_seal,
@@ -29,7 +29,7 @@ use crate::hint::Hint;
 use crate::keydir::{Bulk, KeyDir, Loc, TOMBSTONE_FLAG};
 use crate::manifest::Manifest;
 use crate::options::BitcaskOptions;
-use crate::reader::{Damage, Op, Outcome, Policy, Source, scan_ops, synced_after};
+use crate::reader::{Damage, Op, Outcome, Policy, Source, scan_ops, synced_after, zero_tail};
 use crate::record::{self, Seal};
 use crate::rewrite::{Copy, Tee};
 
@@ -503,18 +503,21 @@ impl Ctx<'_> {
             Some(tee) => Source { file: tee, ..src },
             None => src,
         };
-        let (outcome, torn) = self.scan_to_damage(id, copied, len)?;
+        let (outcome, torn) = self.scan_to_damage(id, copied, src.file, len)?;
         Ok((outcome, torn, copy))
     }
 
-    /// Scans a whole file (through `src`, which may copy what it reads) into the keydir up to
-    /// its first damage; past it only if a later record says the damaged bytes had been
-    /// synced (corruption, or skipped in salvage mode). Returns what it found and where a
-    /// possible torn tail starts.
+    /// Scans a whole file (through `src`, which may copy what it reads; `plain` is the file
+    /// itself) into the keydir up to its first damage; past it only if a later record says
+    /// the damaged bytes had been synced (corruption, or skipped in salvage mode). Returns
+    /// what it found and where a possible torn tail starts. Zeros from the first damage to the
+    /// end are no torn tail but the file's end: the preallocated tail of the previous run's
+    /// active file, if this is it ([`Ctx::finish_scanned`] judges a file that is not).
     fn scan_to_damage(
         &mut self,
         id: u32,
         src: Source<'_>,
+        plain: &dyn ReadableFile,
         len: u64,
     ) -> Result<(Outcome, Option<u64>)> {
         let mut bulk = self.keydir.bulk();
@@ -523,7 +526,10 @@ impl Ctx<'_> {
         let mut outcome = scan_ops(src, range, Policy::TornTail, &mut sink)?;
         let mut torn = None;
         if let Some((at, bad)) = outcome.stopped {
-            if !synced_after(src, at, len)? {
+            // Read from the file itself: the zeros are not part of the copy.
+            if zero_tail(plain, at, len)? {
+                outcome.stopped = None;
+            } else if !synced_after(src, at, len)? {
                 torn = Some(at);
             } else if !self.opts.salvage {
                 return Err(Error::corruption(src.path, at, bad.expected()));
@@ -534,7 +540,15 @@ impl Ctx<'_> {
                 outcome.max_seq = outcome.max_seq.max(rest.max_seq);
                 outcome.valid_end = rest.valid_end;
                 outcome.seal = rest.seal;
-                self.report.skipped.extend(rest.damage);
+                let mut damage = rest.damage;
+                if let Some(last) = damage.last()
+                    && last.offset + last.len >= len
+                    && zero_tail(plain, last.offset, len)?
+                {
+                    // The preallocated zeros after the last record: the end, not damage.
+                    damage.pop();
+                }
+                self.report.skipped.extend(damage);
             }
         }
         bulk.finish()?;

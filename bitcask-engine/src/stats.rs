@@ -20,7 +20,7 @@ pub(crate) fn stats(inner: &Inner) -> Stats {
         s.compaction_cpu = merges.cpu;
     }
     s.live_keys = inner.keydir.len() as u64;
-    let (disk_bytes, file_count) = disk_usage(&inner.storage, &inner.dir);
+    let (disk_bytes, file_count) = disk_usage(inner);
     s.disk_bytes = disk_bytes;
     s.file_count = file_count;
     s.index_memory_bytes = inner.keydir.memory_bytes() as u64;

@@ -73,6 +73,18 @@ const BATCH_END_BYTES: usize = record::HEADER_LEN + 12;
 /// A write buffer grown past this by a big batch or group is not kept.
 const MAX_KEPT_BUF: usize = 4 << 20;
 
+/// The least the active file is preallocated ahead of its end (`docs/durability.md`,
+/// "Bitcask data-file preallocation"): an append inside the preallocated size leaves the
+/// file's size alone, so its `fdatasync` has no inode size to journal. The step then grows
+/// with the file, up to [`PREALLOCATE_MAX`], and never past `max_file_size`.
+const PREALLOCATE_MIN: u64 = 64 << 10;
+
+/// The most the active file is preallocated ahead of its end: one size-changing sync per
+/// 4 MiB (about 30,000 puts of 100-byte values), and at most 4 MiB of zeros for an open after
+/// a crash to read (preallocating to `max_file_size`, 128 MiB by default, would make that
+/// open read up to 128 MiB of zeros and save nothing measurable).
+const PREALLOCATE_MAX: u64 = 4 << 20;
+
 /// The active file and the positions the writer tracks.
 pub(crate) struct Writer {
     file: Arc<DataFile>,
@@ -86,6 +98,9 @@ pub(crate) struct Writer {
     records: u64,
     min_seq: u64,
     buf: Vec<u8>,
+    /// The active file's size as preallocated; at most `len` when it has no zero tail (not
+    /// preallocated yet, or cut).
+    allocated: u64,
 }
 
 /// What the active file's sync needs, read under the writer mutex.
@@ -295,6 +310,7 @@ impl Inner {
             records: 0,
             min_seq: u64::MAX,
             buf: Vec::with_capacity(4096),
+            allocated: 0,
         })
     }
 
@@ -567,7 +583,7 @@ impl Inner {
             return Ok(None);
         }
         let start = w.len;
-        if let Err(e) = self.append_buf(w) {
+        if let Err(e) = self.append_records(w) {
             w.next_seq = first_seq;
             w.buf.clear();
             return Err(e);
@@ -745,7 +761,7 @@ impl Inner {
         let first_seq = w.next_seq;
         encode_ops(w, ops, batch)?;
         let start = w.len;
-        if let Err(e) = self.append_buf(w) {
+        if let Err(e) = self.append_records(w) {
             // Nothing was appended (or the engine is poisoned): the sequence numbers are
             // handed out again, so the publish ticket never waits for a write that is not.
             w.next_seq = first_seq;
@@ -769,10 +785,56 @@ impl Inner {
         })
     }
 
-    /// Appends the writer's buffer; a failed append is cut back off the file, and if that fails
-    /// too the engine is poisoned (later appends would land after garbage).
+    /// Appends the writer's buffer of records inside the preallocated size
+    /// ([`Inner::preallocate_for`]).
+    #[inline(always)]
+    fn append_records(&self, w: &mut Writer) -> Result<()> {
+        self.preallocate_for(w)?;
+        self.append_buf(w)
+    }
+
+    /// Makes the buffer's bytes land inside the preallocated size: if they would pass it, the
+    /// file is extended (with zeros, writing nothing) to their end plus a step as long as the
+    /// file, between [`PREALLOCATE_MIN`] and [`PREALLOCATE_MAX`], but not past
+    /// `max_file_size` (a rotation comes first). The next sync makes the new size durable; a
+    /// crash before it may keep it or not, and open takes zeros after the last record of the
+    /// previous run's active file for its end. A failure appends nothing.
+    #[inline(always)]
+    fn preallocate_for(&self, w: &mut Writer) -> Result<()> {
+        let end = w.len + w.buf.len() as u64;
+        if end <= w.allocated {
+            return Ok(());
+        }
+        let step = end.clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+        let upto = (end + step).min(self.max_file_size);
+        if upto > end {
+            w.out.preallocate(upto)?;
+            w.allocated = upto;
+        }
+        Ok(())
+    }
+
+    /// Cuts the active file's preallocated tail (`set_len` to its end), through the one sync
+    /// path: a failed cut poisons, as the file's size is then unknown. Made durable by the
+    /// sync that follows (the seal's first).
+    fn cut_preallocated(&self, w: &mut Writer) -> Result<()> {
+        if w.allocated <= w.len {
+            return Ok(());
+        }
+        let _one_at_a_time = self.sync_lock.lock();
+        let poison = self.commit.poison();
+        poison.check()?;
+        poison.guard(|| w.out.truncate(w.len))?;
+        w.allocated = 0;
+        Ok(())
+    }
+
+    /// Appends the writer's buffer; a failed append is cut back off the file (the preallocated
+    /// tail with it), and if that fails too the engine is poisoned (later appends would land
+    /// after garbage).
     fn append_buf(&self, w: &mut Writer) -> Result<()> {
         if let Err(e) = w.out.append(&w.buf) {
+            w.allocated = 0;
             if let Err(cut) = w.out.truncate(w.len) {
                 self.commit.poison().set(&cut);
             }
@@ -856,14 +918,17 @@ impl Inner {
         w.len = DATA_START;
         w.records = 0;
         w.min_seq = u64::MAX;
+        w.allocated = 0;
         Ok(())
     }
 
-    /// Seals the active file: (1) sync its data, (2) append the seal, (3) sync again. A power
-    /// loss during (3) can keep the seal's page and lose an earlier one only if the earlier
-    /// one was not durable yet, which (1) rules out. A failed append is cut back off; a failed
-    /// sync poisons.
+    /// Seals the active file: (0) cut its preallocated tail, (1) sync its data (and the cut),
+    /// (2) append the seal, (3) sync again. A power loss during (3) can keep the seal's page
+    /// and lose an earlier one only if the earlier one was not durable yet, which (1) rules
+    /// out; nor can zeros follow a durable seal, which (1) rules out too. A failed append is
+    /// cut back off; a failed cut or sync poisons.
     fn seal_active(&self, w: &mut Writer) -> Result<()> {
+        self.cut_preallocated(w)?;
         self.sync_file(Some(&w.file), &*w.out, w.len)?;
         self.commit.mark_durable(w.appended);
         w.buf.clear();

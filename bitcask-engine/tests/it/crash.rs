@@ -1,9 +1,9 @@
 //! A simulated power loss at every sync, directory sync, rename and remove of merge-heavy
 //! workloads, each followed by a reopen checked against the model.
 
-use engine_api::SyncPolicy;
-use engine_api::testing::crash_points::{self, CrashReport};
+use engine_api::testing::crash_points::{self, CrashPoints, CrashReport};
 use engine_api::testing::model::Step;
+use engine_api::{CrashMode, FaultOp, SyncPolicy};
 
 use crate::common::{tiny_factory, tiny_manual_factory};
 
@@ -85,5 +85,34 @@ fn crash_at_every_point_of_more_workloads() {
             check(crash_points::run(&tiny_manual_factory, policy, &steps));
             check(crash_points::run(&tiny_factory, policy, &steps));
         }
+    }
+}
+
+/// A crash right after every preallocation and every cut of a preallocated tail (both are
+/// `set_len`, [`FaultOp::Truncate`]) as well as every durability point of the merge-heavy
+/// workload, in every crash mode: the states between a size change and the sync that makes it
+/// durable. The durability-point suites above run through the same calls; this one shows
+/// there are many (`points` counts them: none without preallocation).
+#[test]
+fn crash_at_every_preallocation_and_cut() {
+    let only_truncate = CrashPoints {
+        after: vec![FaultOp::Truncate],
+        modes: CrashMode::ALL.to_vec(),
+    };
+    let mut everything = only_truncate.clone();
+    everything.after.extend(FaultOp::DURABILITY_POINTS);
+    for policy in [SyncPolicy::Always, SyncPolicy::Never] {
+        let steps = merge_heavy(0x5eed_f00d, 40);
+        let report = crash_points::run_with(&tiny_manual_factory, policy, &steps, &only_truncate);
+        assert!(
+            report.points >= 10,
+            "too few preallocations and cuts: {report:?}"
+        );
+        check(crash_points::run_with(
+            &tiny_manual_factory,
+            policy,
+            &steps,
+            &everything,
+        ));
     }
 }

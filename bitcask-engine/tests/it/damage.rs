@@ -158,11 +158,13 @@ fn torn_tail_of_the_active_file_is_cut() {
     let e = open_tiny(&sim, SyncPolicy::Always, false);
     e.put(b"a", b"1").unwrap();
     e.put(b"b", b"2").unwrap();
+    // The garbage goes at the logical end, over the preallocated zeros it would land on.
+    let len = e.stats().files.last().unwrap().bytes as usize;
     let image = sim.crash(CrashMode::KeepAll, 0);
     drop(e);
     let active = files(&image, "data").pop().unwrap();
     let mut bytes = image.read_file(&active).unwrap();
-    let len = bytes.len();
+    bytes.truncate(len);
     bytes.extend_from_slice(&[3, 0, 0, 0, 9, 9]);
     image.overwrite_file(&active, bytes);
     let e = open(&image, false).unwrap();

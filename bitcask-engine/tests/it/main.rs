@@ -14,6 +14,7 @@ mod fuzz_corpus;
 mod keydir_memory;
 mod open_rules;
 mod panic_paths;
+mod prealloc;
 mod reliability;
 mod review_findings;
 mod sync_path;
