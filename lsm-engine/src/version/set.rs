@@ -31,6 +31,9 @@ struct Inner {
     /// `None` for a read-only engine, or after a failed manifest write (nothing more may be
     /// committed: whether that write reached the disk is unknown).
     writer: Option<ManifestWriter>,
+    /// Why `writer` was dropped, if a write failed: a later commit is refused with it, so the
+    /// job that meets the dropped writer reports the I/O failure, not a bad argument.
+    failed: Option<String>,
 }
 
 /// See the module documentation.
@@ -62,6 +65,7 @@ impl VersionSet {
                 state,
                 epoch: 0,
                 writer: None,
+                failed: None,
             }),
         }
     }
@@ -173,9 +177,7 @@ impl VersionSet {
         edit.last_sequence = Some(state.last_sequence);
         edit.next_file_number = Some(self.next_file_number());
         let Some(writer) = inner.writer.as_ref() else {
-            return Err(Error::invalid(
-                "the manifest cannot take edits (read-only or failed)",
-            ));
+            return Err(refusal(inner.failed.as_deref()));
         };
         let written = if writer.size() >= self.rollover_bytes {
             self.roll_locked(&mut inner, &state)
@@ -186,6 +188,7 @@ impl VersionSet {
         };
         if let Err(e) = written {
             inner.writer = None;
+            inner.failed.get_or_insert_with(|| e.to_string());
             return Err(e);
         }
         let moved: Vec<u64> = edit.added.iter().map(|(_, m)| m.number).collect();
@@ -200,5 +203,59 @@ impl VersionSet {
         inner.state = state;
         install(&inner.state.current);
         Ok(Arc::clone(&inner.state.current))
+    }
+}
+
+/// The error for a commit with no manifest writer: after a failed write, `Poisoned` with its
+/// cause (whether that write reached the disk is unknown, so nothing may follow it).
+fn refusal(failed: Option<&str>) -> Error {
+    match failed {
+        Some(cause) => Error::Poisoned {
+            cause: cause.to_string(),
+        },
+        None => Error::invalid("the manifest cannot take edits (read-only)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use engine_api::{Error, FaultOp, SimStorage, Storage};
+
+    use super::{ManifestState, VersionSet};
+    use crate::obsolete::ObsoleteFiles;
+    use crate::version::{Version, VersionEdit};
+
+    fn live_set(sim: &SimStorage) -> VersionSet {
+        let storage: Arc<dyn Storage> = Arc::new(sim.clone());
+        let dir = Path::new("/db");
+        storage.create_dir_all(dir).unwrap();
+        let state = ManifestState {
+            current: Arc::new(Version::from_levels(vec![Vec::new(); 7]).unwrap()),
+            log_number: 0,
+            last_sequence: 0,
+            wal_synced: None,
+        };
+        let obsolete = Arc::new(ObsoleteFiles::new(Arc::clone(&storage), dir.into()));
+        let set = VersionSet::new(dir, storage, state, 2, u64::MAX, obsolete);
+        set.roll_manifest().unwrap();
+        set
+    }
+
+    /// A commit after a failed manifest sync (a flush's, seen by a compaction that finishes
+    /// later) is refused with the failure's cause: it is an I/O failure, not a bad argument.
+    #[test]
+    fn an_edit_after_a_failed_manifest_sync_names_the_failure() {
+        let sim = SimStorage::new();
+        let set = live_set(&sim);
+        sim.inject_fault(FaultOp::Sync, 0, false);
+        let first = set.log_and_apply(VersionEdit::default(), &[], |_| {});
+        assert!(matches!(first, Err(Error::Io { .. })), "{first:?}");
+        match set.log_and_apply(VersionEdit::default(), &[], |_| {}) {
+            Err(Error::Poisoned { cause }) if cause.contains("injected fault") => {}
+            other => panic!("a later edit returned {other:?}, expected Poisoned naming the fault"),
+        }
     }
 }
