@@ -1,6 +1,6 @@
 //! Factories and helpers shared by the tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,4 +91,26 @@ pub fn open_tiny(sim: &SimStorage, sync: SyncPolicy, auto_merge: bool) -> Bitcas
 /// Every pair in the engine, by a full scan.
 pub fn contents(e: &dyn Engine) -> std::collections::BTreeMap<Vec<u8>, Vec<u8>> {
     engine_api::testing::conformance::contents(e)
+}
+
+/// The data files in the simulated directory, in name (that is, file-id) order.
+pub fn data_files(sim: &SimStorage) -> Vec<PathBuf> {
+    let mut v: Vec<_> = sim
+        .all_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The `i`th key of a numbered workload: `key00042`.
+pub fn key(i: u32) -> Vec<u8> {
+    format!("key{i:05}").into_bytes()
+}
+
+/// The `i`th value of a numbered workload. It never ends in a zero byte, so the last non-zero
+/// byte of a file of puts ends its records.
+pub fn value(i: u32) -> Vec<u8> {
+    format!("value-{i}-{}", "v".repeat(40)).into_bytes()
 }

@@ -4,13 +4,13 @@
 //! tail is the end only of the previous run's active file.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::{CrashMode, Engine, Error, SimStorage, SyncPolicy};
 
-use crate::common::{contents, options, tiny_manual};
+use crate::common::{contents, data_files, key, options, tiny_manual, value};
 
 fn open_with(sim: &SimStorage, tiny: bool, read_only: bool, salvage: bool) -> BitcaskEngine {
     try_open(sim, tiny, read_only, salvage).unwrap()
@@ -32,25 +32,6 @@ fn try_open(
     o.common.read_only = read_only;
     o.salvage = salvage;
     BitcaskEngine::open("/db", o)
-}
-
-fn data_files(sim: &SimStorage) -> Vec<PathBuf> {
-    let mut v: Vec<_> = sim
-        .all_files()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "data"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
-}
-
-/// Never ends in a zero byte, so the last non-zero byte of a file of puts ends its records.
-fn value(i: u32) -> Vec<u8> {
-    format!("value-{i}-{}", "v".repeat(40)).into_bytes()
 }
 
 /// One past the last non-zero byte: where the records of a file of [`value`]s end.

@@ -2,37 +2,18 @@
 //! torn tail; a user value can never be taken for a seal (issue 11, items 1 and 6).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::{CrashMode, Engine, Error, SimStorage, SyncPolicy};
 
-use crate::common::{contents, options};
+use crate::common::{contents, data_files, key, options, value};
 
 fn open_on(sim: &SimStorage, salvage: bool) -> engine_api::Result<BitcaskEngine> {
     let mut o: BitcaskOptions = options(Arc::new(sim.clone()), SyncPolicy::Always);
     o.salvage = salvage;
     o.merge.auto = false;
     BitcaskEngine::open("/db", o)
-}
-
-fn data_files(sim: &SimStorage) -> Vec<PathBuf> {
-    let mut v: Vec<_> = sim
-        .all_files()
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "data"))
-        .collect();
-    v.sort();
-    v
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("key{i:05}").into_bytes()
-}
-
-fn value(i: u32) -> Vec<u8> {
-    format!("value-{i}-{}", "v".repeat(40)).into_bytes()
 }
 
 /// The issue's headline: a writer under `Always` acknowledges 391 puts and is killed (a crash
