@@ -816,11 +816,10 @@ impl Inner {
 
     /// Cuts the active file's preallocated tail (`set_len` to its end), through the one sync
     /// path: a failed cut poisons, as the file's size is then unknown. Made durable by the
-    /// sync that follows (the seal's first).
+    /// sync that follows (the seal's first). Cut whatever `allocated` says: a preallocation
+    /// that failed may still have changed the size (an extending `ftruncate` can fail
+    /// halfway), and zeros after a durable seal would be corruption at the next open.
     fn cut_preallocated(&self, w: &mut Writer) -> Result<()> {
-        if w.allocated <= w.len {
-            return Ok(());
-        }
         let _one_at_a_time = self.sync_lock.lock();
         let poison = self.commit.poison();
         poison.check()?;

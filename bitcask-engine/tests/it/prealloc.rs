@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
+use engine_api::testing::hooked::{Hook, HookedStorage, Op};
 use engine_api::{CrashMode, Engine, Error, SimStorage, SyncPolicy};
 
 use crate::common::{contents, data_files, key, options, tiny_manual, value};
@@ -259,5 +261,127 @@ fn damage_before_the_last_record_of_a_preallocated_file_is_corruption() {
         image.overwrite_file(&file, bytes);
         let r = try_open(&image, false, true, false);
         assert!(is_corruption_of(&r, &file), "{what}: {:?}", r.err());
+    }
+}
+
+/// Faults at the active file's size changes, each armed once.
+#[derive(Default)]
+struct SizeFaults {
+    /// The next data-file append fails before it runs.
+    fail_append: AtomicBool,
+    /// The next data-file preallocation changes the size, then reports failure (an extending
+    /// `ftruncate` that failed halfway, as FUSE, NFS or vfat can).
+    extend_then_fail: AtomicBool,
+    /// The next data-file truncation fails before it runs.
+    fail_truncate: AtomicBool,
+    preallocations: AtomicU64,
+}
+
+impl Hook for SizeFaults {
+    fn before(&self, op: &Op<'_>) -> engine_api::Result<()> {
+        let armed = match op {
+            Op::Append(..) => &self.fail_append,
+            Op::Truncate(..) => &self.fail_truncate,
+            _ => return Ok(()),
+        };
+        if on_data(op) && armed.swap(false, Ordering::SeqCst) {
+            return Err(op.error("injected"));
+        }
+        Ok(())
+    }
+
+    fn after(&self, op: &Op<'_>, _ok: bool) -> engine_api::Result<()> {
+        if !matches!(op, Op::Preallocate(..)) || !on_data(op) {
+            return Ok(());
+        }
+        self.preallocations.fetch_add(1, Ordering::SeqCst);
+        if self.extend_then_fail.swap(false, Ordering::SeqCst) {
+            return Err(op.error("injected after the size changed"));
+        }
+        Ok(())
+    }
+}
+
+/// A data file, under its own name or the temporary one it is created under.
+fn on_data(op: &Op<'_>) -> bool {
+    op.on(".data") || op.on(".data.tmp")
+}
+
+fn open_hooked(storage: &HookedStorage<SizeFaults>) -> BitcaskEngine {
+    let mut o = options(Arc::new(storage.clone()), SyncPolicy::Always);
+    o.merge.auto = false;
+    BitcaskEngine::open("/db", o).unwrap()
+}
+
+/// A preallocation that failed may still have changed the file's size. The seal must cut the
+/// file to its end whatever the writer believes its size is: else zeros follow a durable seal,
+/// and the next open refuses the store as corrupt. Here the writer's last preallocation had
+/// been cut back by a failed append, so it believed nothing was preallocated.
+#[test]
+fn a_seal_cuts_a_size_that_a_failed_preallocation_left() {
+    let storage = HookedStorage::new(SizeFaults::default());
+    let e = open_hooked(&storage);
+    let mut model = BTreeMap::new();
+    put_all(&e, 0..5, &mut model);
+    storage.hook.fail_append.store(true, Ordering::SeqCst);
+    assert!(
+        e.put(&key(5), &value(5)).is_err(),
+        "the append did not fail"
+    );
+    storage.hook.extend_then_fail.store(true, Ordering::SeqCst);
+    assert!(
+        e.put(&key(6), &value(6)).is_err(),
+        "the preallocation did not fail"
+    );
+    drop(e);
+    for mode in CrashMode::ALL {
+        let image = storage.sim.crash(mode, 3);
+        let e = try_open(&image, false, false, false);
+        let e = e.unwrap_or_else(|err| panic!("{mode:?}: after a clean close: {err}"));
+        assert_eq!(contents(&e), model, "{mode:?}");
+    }
+}
+
+/// A failed preallocation appends nothing and does not poison: the next write preallocates
+/// again and is acknowledged.
+#[test]
+fn a_failed_preallocation_is_tried_again_by_the_next_write() {
+    let storage = HookedStorage::new(SizeFaults::default());
+    let e = open_hooked(&storage);
+    let mut model = BTreeMap::new();
+    storage.hook.extend_then_fail.store(true, Ordering::SeqCst);
+    assert!(
+        e.put(&key(0), &value(0)).is_err(),
+        "the preallocation did not fail"
+    );
+    let tried = storage.hook.preallocations.load(Ordering::SeqCst);
+    put_all(&e, 1..3, &mut model);
+    let now = storage.hook.preallocations.load(Ordering::SeqCst);
+    assert_eq!(now, tried + 1, "preallocations before and after");
+    let image = storage.sim.crash(CrashMode::DropUnsynced, 0);
+    drop(e);
+    let e = open_with(&image, false, false, false);
+    assert_eq!(contents(&e), model);
+}
+
+/// A failed cut at a seal poisons (the file's size is unknown), and after a power loss the
+/// store reopens with every acknowledged write.
+#[test]
+fn a_failed_cut_at_a_seal_poisons_and_loses_nothing_acknowledged() {
+    let storage = HookedStorage::new(SizeFaults::default());
+    let e = open_hooked(&storage);
+    let mut model = BTreeMap::new();
+    put_all(&e, 0..20, &mut model);
+    storage.hook.fail_truncate.store(true, Ordering::SeqCst);
+    assert!(e.compact().is_err(), "the compaction's seal did not fail");
+    let refused = e.put(&key(20), &value(20));
+    assert!(
+        matches!(refused, Err(Error::Poisoned { .. })),
+        "{refused:?}"
+    );
+    for mode in CrashMode::ALL {
+        let image = storage.sim.crash(mode, 5);
+        let e = open_with(&image, false, false, false);
+        assert_eq!(contents(&e), model, "{mode:?}");
     }
 }

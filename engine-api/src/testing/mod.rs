@@ -20,6 +20,7 @@ pub mod failed_sync;
 pub mod faults;
 pub mod fuzz;
 pub mod gate;
+pub mod hooked;
 pub mod kill;
 pub mod linearizability;
 pub mod model;

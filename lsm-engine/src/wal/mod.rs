@@ -18,7 +18,9 @@ mod tests {
     //! cut at seal, and read back as the end of the file.
 
     use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
+    use engine_api::testing::hooked::{Hook, HookedStorage, Op};
     use engine_api::{BatchOp, CrashMode, SimStorage, Storage};
 
     use super::{WalWriter, read_wal};
@@ -98,5 +100,34 @@ mod tests {
         assert_eq!(file_len(&sim), wal.len(), "the cut was not synced");
         let contents = read_wal(&sim, Path::new(DIR), 7, true).unwrap();
         assert_eq!((contents.batches.len(), contents.bad), (3, None));
+    }
+
+    /// Extends the file on the next preallocation, then reports failure (an extending
+    /// `ftruncate` that failed halfway, as on FUSE or NFS).
+    #[derive(Default)]
+    struct ExtendThenFail(AtomicBool);
+
+    impl Hook for ExtendThenFail {
+        fn after(&self, op: &Op<'_>, _ok: bool) -> engine_api::Result<()> {
+            if matches!(op, Op::Preallocate(..)) && self.0.swap(false, Ordering::SeqCst) {
+                return Err(op.error("injected after the size changed"));
+            }
+            Ok(())
+        }
+    }
+
+    /// The seal cuts the file to its last record whatever the writer believes its size is: a
+    /// failed preallocation may have changed it.
+    #[test]
+    fn seal_cuts_a_size_that_a_failed_preallocation_left() {
+        let storage = HookedStorage::new(ExtendThenFail(AtomicBool::new(true)));
+        storage.create_dir_all(Path::new(DIR)).unwrap();
+        let wal = WalWriter::create(&storage, Path::new(DIR), 7, (0, 0)).unwrap();
+        assert!(
+            wal.append(1, &put(1)).is_err(),
+            "the preallocation did not fail"
+        );
+        wal.seal().unwrap();
+        assert_eq!(file_len(&storage.sim), wal.len(), "zeros after the seal");
     }
 }

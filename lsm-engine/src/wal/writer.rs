@@ -172,15 +172,15 @@ impl WalWriter {
     /// Cuts the preallocated tail, then syncs: afterwards the file ends at its last record,
     /// durably (so a sealed WAL, or one whose length a clean close records, holds no zeros).
     /// Called under the writer lock (no append runs); a failed cut fails every later sync.
+    /// Cut whatever `allocated` says: a preallocation that failed may still have changed the
+    /// size (an extending `ftruncate` can fail halfway).
     pub(crate) fn seal(&self) -> Result<()> {
         {
             let _one_at_a_time = self.sync_lock.lock();
             self.sync_failed.check()?;
             let len = self.file.len();
-            if self.allocated.load(Ordering::Acquire) > len {
-                self.sync_failed.guard(|| self.file.truncate(len))?;
-                self.allocated.store(0, Ordering::Release);
-            }
+            self.sync_failed.guard(|| self.file.truncate(len))?;
+            self.allocated.store(0, Ordering::Release);
         }
         self.sync()
     }
