@@ -114,3 +114,9 @@ pub fn key(i: u32) -> Vec<u8> {
 pub fn value(i: u32) -> Vec<u8> {
     format!("value-{i}-{}", "v".repeat(40)).into_bytes()
 }
+
+/// Whether a hooked operation is on a data file, under its own name or the temporary one a
+/// merge output or open's rewrite is created under.
+pub fn on_data(op: &engine_api::testing::hooked::Op<'_>) -> bool {
+    op.on(".data") || op.on(".data.tmp")
+}

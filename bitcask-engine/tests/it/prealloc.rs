@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
-use engine_api::testing::hooked::{Hook, HookedStorage, Op};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
 use engine_api::{CrashMode, Engine, Error, SimStorage, SyncPolicy};
 
-use crate::common::{contents, data_files, key, options, tiny_manual, value};
+use crate::common::{contents, data_files, key, on_data, options, tiny_manual, value};
 
 fn open_with(sim: &SimStorage, tiny: bool, read_only: bool, salvage: bool) -> BitcaskEngine {
     try_open(sim, tiny, read_only, salvage).unwrap()
@@ -278,16 +278,16 @@ struct SizeFaults {
 }
 
 impl Hook for SizeFaults {
-    fn before(&self, op: &Op<'_>) -> engine_api::Result<()> {
+    fn before(&self, op: &Op<'_>) -> Before {
         let armed = match op {
             Op::Append(..) => &self.fail_append,
             Op::Truncate(..) => &self.fail_truncate,
-            _ => return Ok(()),
+            _ => return Before::Run,
         };
         if on_data(op) && armed.swap(false, Ordering::SeqCst) {
-            return Err(op.error("injected"));
+            return Before::Fail(op.error("injected"));
         }
-        Ok(())
+        Before::Run
     }
 
     fn after(&self, op: &Op<'_>, _ok: bool) -> engine_api::Result<()> {
@@ -300,11 +300,6 @@ impl Hook for SizeFaults {
         }
         Ok(())
     }
-}
-
-/// A data file, under its own name or the temporary one it is created under.
-fn on_data(op: &Op<'_>) -> bool {
-    op.on(".data") || op.on(".data.tmp")
 }
 
 fn open_hooked(storage: &HookedStorage<SizeFaults>) -> BitcaskEngine {

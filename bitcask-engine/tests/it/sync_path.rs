@@ -2,7 +2,6 @@
 //! the disk before the data it seals; two syncs of the active file never race on an I/O error;
 //! a poisoned engine writes no hint.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -10,10 +9,8 @@ use std::time::{Duration, Instant};
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
 use engine_api::testing::crash_points::{self, CrashPoints};
-use engine_api::{
-    CrashMode, Engine, FaultOp, FileLock, IoClass, LockMode, ReadableFile, Result, SimStorage,
-    Storage, SyncPolicy, WritableFile,
-};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
+use engine_api::{CrashMode, Engine, FaultOp, IoClass, Result, SyncPolicy};
 use parking_lot::{Condvar, Mutex};
 
 use crate::common::{options, tiny, tiny_manual_factory};
@@ -63,21 +60,17 @@ struct GateState {
     open: bool,
 }
 
-/// A [`SimStorage`] with one gate at a chosen place, and a count of appends.
-#[derive(Clone, Default)]
-struct Hooked {
-    sim: SimStorage,
-    gate: Arc<(Mutex<GateState>, Condvar)>,
-    appends: Arc<AtomicU64>,
+/// One gate at a chosen place, and a count of appends.
+#[derive(Default)]
+struct Gate {
+    gate: (Mutex<GateState>, Condvar),
+    appends: AtomicU64,
 }
 
-impl std::fmt::Debug for Hooked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Hooked")
-    }
-}
+/// A [`engine_api::SimStorage`] with a [`Gate`].
+type Hooked = HookedStorage<Gate>;
 
-impl Hooked {
+impl Gate {
     fn arm(&self, hold: Hold) {
         *self.gate.0.lock() = GateState {
             hold: Some(hold),
@@ -86,7 +79,7 @@ impl Hooked {
     }
 
     fn pass(&self, at: Hold) {
-        let (state, cv) = &*self.gate;
+        let (state, cv) = &self.gate;
         let mut st = state.lock();
         if st.hold != Some(at) {
             return;
@@ -100,7 +93,7 @@ impl Hooked {
     }
 
     fn wait_holding(&self) {
-        let (state, cv) = &*self.gate;
+        let (state, cv) = &self.gate;
         let mut st = state.lock();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !st.holding {
@@ -113,82 +106,25 @@ impl Hooked {
         self.gate.0.lock().open = true;
         self.gate.1.notify_all();
     }
-
-    fn wrap(&self, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
-        Box::new(HookedFile {
-            file,
-            hooks: self.clone(),
-        })
-    }
 }
 
-struct HookedFile {
-    file: Box<dyn WritableFile>,
-    hooks: Hooked,
-}
-
-impl WritableFile for HookedFile {
-    fn append(&self, data: &[u8]) -> Result<()> {
-        self.hooks.appends.fetch_add(1, Ordering::SeqCst);
-        self.file.append(data)
-    }
-    fn sync(&self) -> Result<()> {
-        let r = self.file.sync();
-        if r.is_err() {
-            self.hooks.pass(Hold::FailedSync);
+impl Hook for Gate {
+    fn before(&self, op: &Op<'_>) -> Before {
+        match op {
+            Op::Append(..) => {
+                self.appends.fetch_add(1, Ordering::SeqCst);
+            }
+            Op::Open(_, IoClass::Hint) => self.pass(Hold::HintOpen),
+            _ => {}
         }
-        r
+        Before::Run
     }
-    fn len(&self) -> u64 {
-        self.file.len()
-    }
-    fn truncate(&self, len: u64) -> Result<()> {
-        self.file.truncate(len)
-    }
-    fn preallocate(&self, upto: u64) -> Result<()> {
-        self.file.preallocate(upto)
-    }
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
 
-impl Storage for Hooked {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.create(path, class)?))
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.open_append(path, class)?))
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        if class == IoClass::Hint {
-            self.pass(Hold::HintOpen);
+    fn after(&self, op: &Op<'_>, ok: bool) -> Result<()> {
+        if matches!(op, Op::Sync(_)) && !ok {
+            self.pass(Hold::FailedSync);
         }
-        self.sim.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.sim.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.sim.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.sim.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.sim.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.sim.lock(path, mode)
+        Ok(())
     }
 }
 
@@ -213,19 +149,19 @@ fn a_sync_racing_a_failed_sync_acknowledges_nothing() {
     let e = Arc::new(BitcaskEngine::open("/db", o).unwrap());
     e.put(b"before", b"1").unwrap();
     hooked.sim.inject_fault(FaultOp::Sync, 0, false);
-    hooked.arm(Hold::FailedSync);
+    hooked.hook.arm(Hold::FailedSync);
     let w1 = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.put(b"first", b"lost"))
     };
-    hooked.wait_holding();
-    let appends = hooked.appends.load(Ordering::SeqCst);
+    hooked.hook.wait_holding();
+    let appends = hooked.hook.appends.load(Ordering::SeqCst);
     let w2 = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.put(b"second", b"behind the hole"))
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while hooked.appends.load(Ordering::SeqCst) == appends {
+    while hooked.hook.appends.load(Ordering::SeqCst) == appends {
         assert!(
             Instant::now() < deadline,
             "the second writer never appended"
@@ -237,7 +173,7 @@ fn a_sync_racing_a_failed_sync_acknowledges_nothing() {
         std::thread::spawn(move || e.sync())
     };
     wait_a_little(&t, Duration::from_secs(2));
-    hooked.open_gate();
+    hooked.hook.open_gate();
     let (r1, r2, rt) = (w1.join().unwrap(), w2.join().unwrap(), t.join().unwrap());
     assert!(r1.is_err(), "the write whose sync failed was acknowledged");
     assert!(
@@ -258,14 +194,14 @@ fn a_poisoned_engine_writes_no_hint() {
     let mut o: BitcaskOptions = tiny(Arc::new(hooked.clone()), SyncPolicy::Never);
     o.merge.auto = false;
     let e = BitcaskEngine::open("/db", o).unwrap();
-    hooked.arm(Hold::HintOpen);
+    hooked.hook.arm(Hold::HintOpen);
     for i in 0..40u32 {
         e.put(format!("k{i}").as_bytes(), &[7u8; 100]).unwrap();
     }
-    hooked.wait_holding();
+    hooked.hook.wait_holding();
     hooked.sim.inject_fault(FaultOp::Sync, 0, false);
     assert!(e.sync().is_err());
-    hooked.open_gate();
+    hooked.hook.open_gate();
     drop(e);
     let hints: Vec<_> = hooked
         .sim

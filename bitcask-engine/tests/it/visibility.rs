@@ -16,7 +16,7 @@ use crate::common::{contents, open_tiny, options};
 /// An `Always` engine on gated storage, merges only on demand (so that no background sync
 /// takes the gate).
 fn open_gated() -> (Arc<BitcaskEngine>, GatedStorage) {
-    let storage = GatedStorage::new();
+    let storage = GatedStorage::default();
     let mut o = options(Arc::new(storage.clone()), SyncPolicy::Always);
     o.merge.auto = false;
     (Arc::new(BitcaskEngine::open("/db", o).unwrap()), storage)
@@ -43,26 +43,26 @@ fn assert_unchanged(e: &dyn Engine, want: Option<&[u8]>) {
 fn a_put_is_visible_only_once_durable() {
     let (e, storage) = open_gated();
     e.put(b"k", b"old").unwrap();
-    storage.gate.arm();
+    storage.hook.arm();
     let writer = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.put(b"k", b"new"))
     };
-    storage.gate.wait_holding();
+    storage.hook.wait_holding();
     assert_unchanged(&*e, Some(b"old"));
-    storage.gate.open();
+    storage.hook.open();
     writer.join().unwrap().unwrap();
     assert_eq!(get(&*e, b"k").as_deref(), Some(&b"new"[..]));
 
     // A new key, and a delete, behave the same.
-    storage.gate.arm();
+    storage.hook.arm();
     let writer = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.delete(b"k"))
     };
-    storage.gate.wait_holding();
+    storage.hook.wait_holding();
     assert_unchanged(&*e, Some(b"new"));
-    storage.gate.open();
+    storage.hook.open();
     writer.join().unwrap().unwrap();
     assert_eq!(get(&*e, b"k"), None);
 }
@@ -70,15 +70,15 @@ fn a_put_is_visible_only_once_durable() {
 #[test]
 fn a_put_whose_sync_fails_is_never_visible() {
     let (e, storage) = open_gated();
-    storage.gate.arm();
+    storage.hook.arm();
     let writer = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.put(b"k", b"new"))
     };
-    storage.gate.wait_holding();
+    storage.hook.wait_holding();
     assert_unchanged(&*e, None);
     storage.sim.inject_fault(FaultOp::Sync, 0, false);
-    storage.gate.open();
+    storage.hook.open();
     let err = writer.join().unwrap().unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
     assert_unchanged(&*e, None);
@@ -91,12 +91,12 @@ fn a_merge_waits_for_writes_in_its_inputs_to_be_published() {
     let (e, storage) = open_gated();
     e.put(b"k", b"old").unwrap();
     e.put(b"filler", b"x").unwrap();
-    storage.gate.arm();
+    storage.hook.arm();
     let writer = {
         let e = Arc::clone(&e);
         std::thread::spawn(move || e.put(b"k", b"new"))
     };
-    storage.gate.wait_holding();
+    storage.hook.wait_holding();
     // `compact` seals the active file (its seal sync passes: the gate holds one sync only)
     // and merges it, while the put in it is still unpublished.
     let merger = {
@@ -109,7 +109,7 @@ fn a_merge_waits_for_writes_in_its_inputs_to_be_published() {
         "a merge ran over a file holding an unpublished write"
     );
     assert_unchanged(&*e, Some(b"old"));
-    storage.gate.open();
+    storage.hook.open();
     writer.join().unwrap().unwrap();
     let summary = merger.join().unwrap().unwrap();
     assert!(summary.jobs >= 1);

@@ -6,7 +6,6 @@
 //! queue writers behind the leader deterministically, and counts data-file appends.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -14,13 +13,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bitcask_engine::{BitcaskEngine, BitcaskOptions};
-use engine_api::{
-    CrashMode, Engine, FaultOp, FileLock, IoClass, LockMode, ReadableFile, Result, SimStorage,
-    Storage, SyncPolicy, WritableFile,
-};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op as SeamOp};
+use engine_api::{CrashMode, Engine, FaultOp, Result, SimStorage, Storage, SyncPolicy};
 use parking_lot::{Condvar, Mutex};
 
-use crate::common::options;
+use crate::common::{on_data, options};
 
 #[derive(Default)]
 struct Hold {
@@ -30,36 +27,26 @@ struct Hold {
     released: u64,
 }
 
-/// A [`SimStorage`] whose data-file appends are counted and, once armed, held after they
-/// reached the file until the test releases them.
-#[derive(Clone)]
-struct Seam {
-    sim: SimStorage,
-    hold: Arc<(Mutex<Hold>, Condvar)>,
-    appends: Arc<AtomicU64>,
+/// Hooks on data files: appends are counted and, once armed, held after they reached the
+/// file until the test releases them.
+#[derive(Default)]
+struct Hooks {
+    hold: (Mutex<Hold>, Condvar),
+    appends: AtomicU64,
     /// The next rename of a file into a `.data` name panics (once).
-    panic_data_rename: Arc<AtomicBool>,
+    panic_data_rename: AtomicBool,
     /// The next data-file sync is held until the gate's second flag is set (the first tells
     /// that it is held).
-    sync_armed: Arc<AtomicBool>,
-    sync_gate: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    sync_armed: AtomicBool,
+    sync_gate: (Mutex<(bool, bool)>, Condvar),
     /// The next data-file append panics once its bytes reached the file (once).
-    panic_append: Arc<AtomicBool>,
+    panic_append: AtomicBool,
 }
 
-impl Seam {
-    fn new() -> Self {
-        Seam {
-            sim: SimStorage::new(),
-            hold: Arc::default(),
-            appends: Arc::default(),
-            panic_data_rename: Arc::default(),
-            sync_armed: Arc::default(),
-            sync_gate: Arc::default(),
-            panic_append: Arc::default(),
-        }
-    }
+/// A [`SimStorage`] with [`Hooks`] on its data files.
+type Seam = HookedStorage<Hooks>;
 
+impl Hooks {
     /// The next data-file append is held once it reached the file.
     fn arm(&self) {
         self.hold.0.lock().armed = true;
@@ -67,7 +54,7 @@ impl Seam {
 
     /// Waits until the `n`th held append (counted from the start) is being held.
     fn wait_holding(&self, n: u64) {
-        let (st, cv) = &*self.hold;
+        let (st, cv) = &self.hold;
         let mut st = st.lock();
         let deadline = Instant::now() + Duration::from_secs(10);
         while st.held < n {
@@ -84,7 +71,7 @@ impl Seam {
     }
 
     fn pass(&self) {
-        let (st, cv) = &*self.hold;
+        let (st, cv) = &self.hold;
         let mut st = st.lock();
         if !std::mem::take(&mut st.armed) {
             return;
@@ -96,105 +83,46 @@ impl Seam {
             cv.wait(&mut st);
         }
     }
-}
 
-impl std::fmt::Debug for Seam {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Seam")
-    }
-}
-
-struct SeamFile {
-    file: Box<dyn WritableFile>,
-    seam: Seam,
-}
-
-impl WritableFile for SeamFile {
-    fn append(&self, data: &[u8]) -> Result<()> {
-        self.seam.appends.fetch_add(1, Ordering::SeqCst);
-        let result = self.file.append(data);
-        if self.seam.panic_append.swap(false, Ordering::SeqCst) {
-            panic!("injected: a panic after a data-file append reached the file");
+    fn hold_sync(&self) {
+        let (st, cv) = &self.sync_gate;
+        let mut st = st.lock();
+        st.0 = true;
+        cv.notify_all();
+        while !st.1 {
+            cv.wait(&mut st);
         }
-        self.seam.pass();
-        result
     }
-    fn sync(&self) -> Result<()> {
-        if self.seam.sync_armed.swap(false, Ordering::SeqCst) {
-            let (st, cv) = &*self.seam.sync_gate;
-            let mut st = st.lock();
-            st.0 = true;
-            cv.notify_all();
-            while !st.1 {
-                cv.wait(&mut st);
+}
+
+impl Hook for Hooks {
+    fn before(&self, op: &SeamOp<'_>) -> Before {
+        match *op {
+            SeamOp::Append(..) if on_data(op) => {
+                self.appends.fetch_add(1, Ordering::SeqCst);
             }
+            SeamOp::Sync(_) if on_data(op) && self.sync_armed.swap(false, Ordering::SeqCst) => {
+                self.hold_sync();
+            }
+            SeamOp::Rename { to, .. }
+                if to.extension().is_some_and(|e| e == "data")
+                    && self.panic_data_rename.swap(false, Ordering::SeqCst) =>
+            {
+                panic!("injected: a panic in the rename of {to:?}");
+            }
+            _ => {}
         }
-        self.file.sync()
+        Before::Run
     }
-    fn len(&self) -> u64 {
-        self.file.len()
-    }
-    fn truncate(&self, len: u64) -> Result<()> {
-        self.file.truncate(len)
-    }
-    fn preallocate(&self, upto: u64) -> Result<()> {
-        self.file.preallocate(upto)
-    }
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
 
-impl Seam {
-    fn wrap(&self, path: &Path, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
-        let name = path.to_string_lossy();
-        if !name.ends_with(".data") && !name.ends_with(".data.tmp") {
-            return file;
+    fn after(&self, op: &SeamOp<'_>, _ok: bool) -> Result<()> {
+        if matches!(op, SeamOp::Append(..)) && on_data(op) {
+            if self.panic_append.swap(false, Ordering::SeqCst) {
+                panic!("injected: a panic after a data-file append reached the file");
+            }
+            self.pass();
         }
-        Box::new(SeamFile {
-            file,
-            seam: self.clone(),
-        })
-    }
-}
-
-impl Storage for Seam {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(path, self.sim.create(path, class)?))
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(path, self.sim.open_append(path, class)?))
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.sim.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        let data = to.extension().is_some_and(|e| e == "data");
-        if data && self.panic_data_rename.swap(false, Ordering::SeqCst) {
-            panic!("injected: a panic in the rename of {to:?}");
-        }
-        self.sim.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.sim.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.sim.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.sim.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.sim.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.sim.lock(path, mode)
+        Ok(())
     }
 }
 
@@ -227,18 +155,18 @@ fn group_of(
     hold_group: bool,
     between: impl FnOnce(),
 ) -> Vec<Result<()>> {
-    seam.arm();
+    seam.hook.arm();
     let spawn = |op: Op| -> JoinHandle<Result<()>> {
         let engine = Arc::clone(engine);
         std::thread::spawn(move || apply(&engine, &op))
     };
     let mut threads = vec![spawn(lead)];
-    seam.wait_holding(1);
+    seam.hook.wait_holding(1);
     threads.extend(queue_writers(engine, ops.iter().cloned()));
     if hold_group {
-        seam.arm();
+        seam.hook.arm();
     }
-    seam.release();
+    seam.hook.release();
     between();
     threads
         .into_iter()
@@ -291,13 +219,13 @@ fn read_all(engine: &BitcaskEngine, keys: &[Vec<u8>]) -> BTreeMap<Vec<u8>, Optio
 /// one write call, by the next leader; the leader's own write is one more.
 #[test]
 fn queued_writers_share_one_append() {
-    let seam = Seam::new();
+    let seam = Seam::default();
     let engine = Arc::new(open(Arc::new(seam.clone()), SyncPolicy::Never));
     let ops: Vec<Op> = (0..4).map(|i| put(&format!("k{i}"), "v")).collect();
-    let before = seam.appends.load(Ordering::SeqCst);
+    let before = seam.hook.appends.load(Ordering::SeqCst);
     let results = group_of(&engine, &seam, put("lead", "v"), &ops, false, || {});
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    let appends = seam.appends.load(Ordering::SeqCst) - before;
+    let appends = seam.hook.appends.load(Ordering::SeqCst) - before;
     assert_eq!(
         appends, 2,
         "4 queued writers and their leader made {appends} data-file appends"
@@ -312,7 +240,7 @@ fn queued_writers_share_one_append() {
 #[test]
 fn a_group_indexes_in_sequence_order_like_a_model() {
     for policy in [SyncPolicy::Never, SyncPolicy::Always] {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let engine = Arc::new(open(Arc::new(seam.clone()), policy));
         engine.put(b"b", b"old").expect("put");
         let ops = vec![
@@ -352,7 +280,7 @@ fn a_torn_group_recovers_to_a_prefix() {
         CrashMode::KeepAll,
     ];
     for (seed, mode) in modes.into_iter().enumerate() {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let engine = Arc::new(open(Arc::new(seam.clone()), SyncPolicy::Always));
         for i in 0..20 {
             engine
@@ -365,9 +293,9 @@ fn a_torn_group_recovers_to_a_prefix() {
         let mut crashed = None;
         // The live storage is frozen by the crash: the group is never acknowledged.
         let results = group_of(&engine, &seam, put("lead", "v"), &ops, true, || {
-            seam.wait_holding(2);
+            seam.hook.wait_holding(2);
             crashed = Some(seam.sim.crash(mode, seed as u64));
-            seam.release();
+            seam.hook.release();
         });
         // The leader's own write may have been synced (and acknowledged) before the crash.
         assert!(results[1..].iter().all(Result::is_err), "{results:?}");
@@ -402,18 +330,18 @@ fn a_torn_group_recovers_to_a_prefix() {
 #[test]
 fn a_failed_group_append_fails_every_writer_of_the_group() {
     for policy in [SyncPolicy::Never, SyncPolicy::Always] {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let engine = Arc::new(open(Arc::new(seam.clone()), policy));
         let ops: Vec<Op> = (0..4).map(|i| put(&format!("g{i}"), "v")).collect();
-        seam.arm();
+        seam.hook.arm();
         let lead = {
             let engine = Arc::clone(&engine);
             std::thread::spawn(move || engine.put(b"lead", b"v"))
         };
-        seam.wait_holding(1);
+        seam.hook.wait_holding(1);
         let writers = queue_writers(&engine, ops.iter().cloned());
         seam.sim.inject_fault(FaultOp::Append, 0, false);
-        seam.release();
+        seam.hook.release();
         lead.join()
             .expect("lead")
             .expect("the leader's own append succeeded");
@@ -440,7 +368,7 @@ fn a_failed_group_append_fails_every_writer_of_the_group() {
 /// write buffer and wrote it again at the start of the next file: corruption at offset 24.)
 #[test]
 fn a_group_past_max_file_size_rotates_between_members() {
-    let seam = Seam::new();
+    let seam = Seam::default();
     let opts = BitcaskOptions {
         max_file_size: 300,
         ..options(Arc::new(seam.clone()), SyncPolicy::Never)
@@ -577,7 +505,7 @@ fn put_within_5s(engine: &Arc<BitcaskEngine>, key: &'static [u8]) -> Option<Resu
 #[test]
 fn a_rotation_failing_inside_a_group_answers_the_part_appended_before_it() {
     for policy in [SyncPolicy::Never, SyncPolicy::Always] {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let opts = BitcaskOptions {
             max_file_size: 300,
             ..options(Arc::new(seam.clone()), policy)
@@ -613,21 +541,21 @@ fn a_rotation_failing_inside_a_group_answers_the_part_appended_before_it() {
 /// publication, so the next writer appended, synced and waited for ever for its turn.
 #[test]
 fn a_leader_panicking_after_a_group_append_poisons_and_blocks_no_one() {
-    let seam = Seam::new();
+    let seam = Seam::default();
     let opts = BitcaskOptions {
         max_file_size: 300,
         ..options(Arc::new(seam.clone()), SyncPolicy::Always)
     };
     let engine = Arc::new(BitcaskEngine::open(DIR, opts).expect("open"));
-    seam.arm();
+    seam.hook.arm();
     let lead = {
         let engine = Arc::clone(&engine);
         std::thread::spawn(move || engine.put(b"lead", b"v"))
     };
-    seam.wait_holding(1);
+    seam.hook.wait_holding(1);
     let writers = queue_writers(&engine, rotating_group());
-    seam.panic_data_rename.store(true, Ordering::SeqCst);
-    seam.release();
+    seam.hook.panic_data_rename.store(true, Ordering::SeqCst);
+    seam.hook.release();
     // The leader's own write is acknowledged if its sync came before the poison and refused
     // if after (the next test forces the second case): either is right, a panic is not.
     let _ = lead.join().expect("lead");
@@ -651,7 +579,7 @@ fn a_leader_panicking_after_a_group_append_poisons_and_blocks_no_one() {
 /// could go on, and nor could any later writer.
 #[test]
 fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
-    let seam = Seam::new();
+    let seam = Seam::default();
     let opts = BitcaskOptions {
         max_file_size: 300,
         ..options(Arc::new(seam.clone()), SyncPolicy::Always)
@@ -662,31 +590,31 @@ fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
         std::thread::spawn(move || apply(&e, &op))
     };
     // x syncs, and its sync is held: `lead` appends and waits to be the next to sync.
-    seam.sync_armed.store(true, Ordering::SeqCst);
+    seam.hook.sync_armed.store(true, Ordering::SeqCst);
     let _x = spawn(put("x", "v"));
-    let (gate, cv) = &*seam.sync_gate;
+    let (gate, cv) = &seam.hook.sync_gate;
     cv.wait_while_for(&mut gate.lock(), |g| !g.0, Duration::from_secs(10));
-    let appends = seam.appends.load(Ordering::SeqCst);
+    let appends = seam.hook.appends.load(Ordering::SeqCst);
     let _lead = spawn(put("lead", "v"));
-    while seam.appends.load(Ordering::SeqCst) == appends {
+    while seam.hook.appends.load(Ordering::SeqCst) == appends {
         std::thread::sleep(Duration::from_millis(1));
     }
     // g0 appends alone (held, with the writer mutex); the rest queue and form a group.
-    seam.arm();
+    seam.hook.arm();
     let mut writers = rotating_group().into_iter();
     let _g0 = spawn(writers.next().expect("g0"));
-    seam.wait_holding(1);
+    seam.hook.wait_holding(1);
     let _group = queue_writers(&engine, writers);
     // The group's leader takes the writer mutex and is held in its append.
-    seam.arm();
-    seam.release();
-    seam.wait_holding(2);
+    seam.hook.arm();
+    seam.hook.release();
+    seam.hook.wait_holding(2);
     // x's sync ends; `lead` leads the next sync and waits for the writer mutex.
     gate.lock().1 = true;
     cv.notify_all();
     std::thread::sleep(Duration::from_millis(200));
-    seam.panic_data_rename.store(true, Ordering::SeqCst);
-    seam.release();
+    seam.hook.panic_data_rename.store(true, Ordering::SeqCst);
+    seam.hook.release();
     let after = put_within_5s(&engine, b"after").expect("the next writer waited for ever");
     assert!(
         matches!(after, Err(engine_api::Error::Poisoned { .. })),
@@ -703,22 +631,25 @@ fn a_leader_panicking_after_a_group_append_releases_the_writer_mutex_first() {
 #[test]
 fn writers_arriving_during_a_lone_append_are_all_written() {
     for policy in [SyncPolicy::Never, SyncPolicy::Always] {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let engine = Arc::new(open(Arc::new(seam.clone()), policy));
         let (tx, rx) = mpsc::channel();
         let spawn = |key: String| {
             let (engine, tx) = (Arc::clone(&engine), tx.clone());
             std::thread::spawn(move || tx.send((key.clone(), engine.put(key.as_bytes(), b"v"))));
         };
-        seam.arm();
+        seam.hook.arm();
         spawn("lone".into());
-        seam.wait_holding(1);
-        let (base, appends) = (engine.queued_writers(), seam.appends.load(Ordering::SeqCst));
+        seam.hook.wait_holding(1);
+        let (base, appends) = (
+            engine.queued_writers(),
+            seam.hook.appends.load(Ordering::SeqCst),
+        );
         for i in 0..3 {
             spawn(format!("late{i}"));
             wait_queued(&engine, base + i + 1);
         }
-        seam.release();
+        seam.hook.release();
         for _ in 0..4 {
             let (key, result) = rx
                 .recv_timeout(Duration::from_secs(5))
@@ -727,7 +658,7 @@ fn writers_arriving_during_a_lone_append_are_all_written() {
             let got = engine.get(key.as_bytes()).expect("get");
             assert_eq!(got.as_deref(), Some(&b"v"[..]), "{policy:?}: {key}");
         }
-        let late_appends = seam.appends.load(Ordering::SeqCst) - appends;
+        let late_appends = seam.hook.appends.load(Ordering::SeqCst) - appends;
         assert_eq!(late_appends, 1, "{policy:?}: the late writers' appends");
     }
 }
@@ -754,10 +685,10 @@ fn a_lone_writer_panicking_in_its_append_passes_its_turn_always() {
 
 fn lone_writer_panicking_in_its_append(policy: SyncPolicy) {
     {
-        let seam = Seam::new();
+        let seam = Seam::default();
         let engine = Arc::new(open(Arc::new(seam.clone()), policy));
         engine.put(b"before", b"v").expect("put");
-        seam.panic_append.store(true, Ordering::SeqCst);
+        seam.hook.panic_append.store(true, Ordering::SeqCst);
         let lone = {
             let engine = Arc::clone(&engine);
             // Alone: the queue is idle and the writer mutex free, so this takes the fast path.
@@ -792,22 +723,22 @@ fn a_leader_panicking_in_its_group_append_poisons_and_passes_the_group_s_turn() 
 }
 
 fn leader_panicking_in_its_group_append(policy: SyncPolicy) {
-    let seam = Seam::new();
+    let seam = Seam::default();
     let engine = Arc::new(open(Arc::new(seam.clone()), policy));
     let ops: Vec<Op> = (0..3).map(|i| put(&format!("g{i}"), "v")).collect();
     let mut lead_panicked = false;
     let results = {
-        seam.arm();
+        seam.hook.arm();
         let spawn = |op: Op| -> JoinHandle<Result<()>> {
             let engine = Arc::clone(&engine);
             std::thread::spawn(move || apply(&engine, &op))
         };
         let mut threads = vec![spawn(put("lone", "v"))];
-        seam.wait_holding(1);
+        seam.hook.wait_holding(1);
         // The lone append passed the seam's panic check: the group's append panics.
-        seam.panic_append.store(true, Ordering::SeqCst);
+        seam.hook.panic_append.store(true, Ordering::SeqCst);
         threads.extend(queue_writers(&engine, ops.iter().cloned()));
-        seam.release();
+        seam.hook.release();
         let mut out = Vec::new();
         for t in threads {
             match t.join() {

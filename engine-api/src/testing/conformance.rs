@@ -551,7 +551,7 @@ pub fn crash_at_every_durability_point(f: &dyn EngineFactory) {
 /// sync is held, readers see the old value; if that sync fails, they never see the new one.
 pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
     for fail in [false, true] {
-        let storage = super::gate::GatedStorage::new();
+        let storage = super::gate::GatedStorage::default();
         let e: Arc<dyn Engine> = Arc::from(
             f.open(
                 Arc::new(storage.clone()),
@@ -561,7 +561,7 @@ pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
             .unwrap_or_else(|err| panic!("open failed: {err}")),
         );
         put(&*e, b"k", b"old");
-        storage.gate.arm();
+        storage.hook.arm();
         if fail {
             storage.sim.inject_fault(FaultOp::Sync, 0, false);
         }
@@ -569,7 +569,7 @@ pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
             let e = Arc::clone(&e);
             std::thread::spawn(move || e.put(b"k", b"new"))
         };
-        storage.gate.wait_holding();
+        storage.hook.wait_holding();
         for _ in 0..10 {
             assert_eq!(
                 get(&*e, b"k").as_deref(),
@@ -582,7 +582,7 @@ pub fn writes_visible_only_once_durable(f: &dyn EngineFactory) {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        storage.gate.open();
+        storage.hook.open();
         let result = writer
             .join()
             .unwrap_or_else(|_| panic!("the writer thread panicked"));

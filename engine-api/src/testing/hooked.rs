@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
-//! use engine_api::testing::hooked::{Hook, HookedStorage, Op};
+//! use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
 //! use engine_api::{IoClass, Storage};
 //!
 //! /// Fails the next sync once.
@@ -13,10 +13,10 @@
 //! struct FailSync(AtomicBool);
 //!
 //! impl Hook for FailSync {
-//!     fn before(&self, op: &Op<'_>) -> engine_api::Result<()> {
+//!     fn before(&self, op: &Op<'_>) -> Before {
 //!         match op {
-//!             Op::Sync(path) if self.0.swap(false, Ordering::SeqCst) => Err(op.error("injected")),
-//!             _ => Ok(()),
+//!             Op::Sync(_) if self.0.swap(false, Ordering::SeqCst) => Before::Fail(op.error("x")),
+//!             _ => Before::Run,
 //!         }
 //!     }
 //! }
@@ -102,13 +102,27 @@ impl Op<'_> {
     }
 }
 
+/// What [`Hook::before`] decides for an operation.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Before {
+    /// Run the operation.
+    Run,
+    /// Return this error in its place; the operation does not run.
+    Fail(Error),
+    /// Report success without running it (a sync whose error went to another caller, an
+    /// append lost on the way). Only for operations that return nothing; a create or an open
+    /// runs.
+    Pretend,
+}
+
 /// What a test does around the operations of a [`HookedStorage`]. Both methods run on the
 /// thread that called the operation, and may block or panic.
 pub trait Hook: Send + Sync + 'static {
-    /// Runs before `op`; an error is returned in its place, and the operation does not run.
-    fn before(&self, op: &Op<'_>) -> Result<()> {
+    /// Runs before `op` and decides whether it runs.
+    fn before(&self, op: &Op<'_>) -> Before {
         let _ = op;
-        Ok(())
+        Before::Run
     }
 
     /// Runs after `op` ran (`ok` tells whether it succeeded); an error is returned in place of
@@ -140,18 +154,37 @@ impl<H> Clone for HookedStorage<H> {
 impl<H: Hook> HookedStorage<H> {
     /// A fresh, empty storage with `hook` around its operations.
     pub fn new(hook: H) -> Self {
+        HookedStorage::on(SimStorage::new(), hook)
+    }
+
+    /// `hook` around the operations of `sim` (a storage a test already filled).
+    pub fn on(sim: SimStorage, hook: H) -> Self {
         HookedStorage {
-            sim: SimStorage::new(),
+            sim,
             hook: Arc::new(hook),
         }
     }
 
-    /// Runs `run` for `op` between the hook's two calls.
-    fn around<T>(&self, op: Op<'_>, run: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.hook.before(&op)?;
-        let out = run();
+    /// Runs `run` for `op` between the hook's two calls; `pretend` is the outcome of a run
+    /// the hook pretends (`None`: the operation runs anyway).
+    fn around<T>(
+        &self,
+        op: Op<'_>,
+        pretend: Option<T>,
+        run: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let out = match (self.hook.before(&op), pretend) {
+            (Before::Fail(e), _) => return Err(e),
+            (Before::Pretend, Some(done)) => return Ok(done),
+            _ => run(),
+        };
         self.hook.after(&op, out.is_ok())?;
         out
+    }
+
+    /// [`HookedStorage::around`] an operation that returns nothing.
+    fn around_unit(&self, op: Op<'_>, run: impl FnOnce() -> Result<()>) -> Result<()> {
+        self.around(op, Some(()), run)
     }
 
     fn wrap(&self, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
@@ -159,6 +192,12 @@ impl<H: Hook> HookedStorage<H> {
             file,
             storage: self.clone(),
         })
+    }
+}
+
+impl<H: Hook + Default> Default for HookedStorage<H> {
+    fn default() -> Self {
+        HookedStorage::new(H::default())
     }
 }
 
@@ -178,22 +217,22 @@ struct HookedFile<H> {
 impl<H: Hook> WritableFile for HookedFile<H> {
     fn append(&self, data: &[u8]) -> Result<()> {
         let op = Op::Append(self.file.path(), data.len());
-        self.storage.around(op, || self.file.append(data))
+        self.storage.around_unit(op, || self.file.append(data))
     }
     fn sync(&self) -> Result<()> {
         let op = Op::Sync(self.file.path());
-        self.storage.around(op, || self.file.sync())
+        self.storage.around_unit(op, || self.file.sync())
     }
     fn len(&self) -> u64 {
         self.file.len()
     }
     fn truncate(&self, len: u64) -> Result<()> {
         let op = Op::Truncate(self.file.path(), len);
-        self.storage.around(op, || self.file.truncate(len))
+        self.storage.around_unit(op, || self.file.truncate(len))
     }
     fn preallocate(&self, upto: u64) -> Result<()> {
         let op = Op::Preallocate(self.file.path(), upto);
-        self.storage.around(op, || self.file.preallocate(upto))
+        self.storage.around_unit(op, || self.file.preallocate(upto))
     }
     fn path(&self) -> &Path {
         self.file.path()
@@ -205,22 +244,24 @@ impl<H: Hook> Storage for HookedStorage<H> {
         self.sim.create_dir_all(dir)
     }
     fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        let file = self.around(Op::Create(path, class), || self.sim.create(path, class))?;
+        let file = self.around(Op::Create(path, class), None, || {
+            self.sim.create(path, class)
+        })?;
         Ok(self.wrap(file))
     }
     fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
         let op = Op::OpenAppend(path, class);
-        let file = self.around(op, || self.sim.open_append(path, class))?;
+        let file = self.around(op, None, || self.sim.open_append(path, class))?;
         Ok(self.wrap(file))
     }
     fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.around(Op::Open(path, class), || self.sim.open(path, class))
+        self.around(Op::Open(path, class), None, || self.sim.open(path, class))
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.around(Op::Rename { from, to }, || self.sim.rename(from, to))
+        self.around_unit(Op::Rename { from, to }, || self.sim.rename(from, to))
     }
     fn remove(&self, path: &Path) -> Result<()> {
-        self.around(Op::Remove(path), || self.sim.remove(path))
+        self.around_unit(Op::Remove(path), || self.sim.remove(path))
     }
     fn list(&self, dir: &Path) -> Result<Vec<String>> {
         self.sim.list(dir)
@@ -232,7 +273,7 @@ impl<H: Hook> Storage for HookedStorage<H> {
         self.sim.file_len(path)
     }
     fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.around(Op::SyncDir(dir), || self.sim.sync_dir(dir))
+        self.around_unit(Op::SyncDir(dir), || self.sim.sync_dir(dir))
     }
     fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
         self.sim.lock(path, mode)

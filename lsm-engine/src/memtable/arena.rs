@@ -223,12 +223,16 @@ fn with_probe<R>(ikey: &[u8], f: impl FnOnce(&Slot) -> R) -> R {
     let mut inline = [0u8; INLINE_PROBE];
     let mut heap = Vec::new();
     let n = encode(&mut inline, ikey);
+    // Panics, never falls back to an empty buffer: the slot below would point at one, and the
+    // comparisons read the entry's varints through that pointer (point 1 needs real bytes).
+    const FITS: &str = "a seek key's encoding fits the buffer encode() filled";
     let bytes: &[u8] = match n {
-        Some(n) => inline.get(..n).unwrap_or_default(),
+        Some(n) => inline.get(..n).expect(FITS),
         None => {
+            // The key, and two varints of at most 10 bytes each.
             heap.resize(ikey.len() + 20, 0);
-            let n = encode(&mut heap, ikey).unwrap_or_default();
-            heap.get(..n).unwrap_or_default()
+            let n = encode(&mut heap, ikey).expect(FITS);
+            heap.get(..n).expect(FITS)
         }
     };
     // The slot borrows `bytes`, which live until `f` returns (point 1).

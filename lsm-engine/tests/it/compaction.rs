@@ -2,14 +2,10 @@
 //! interrupted job from its log, and space coming back after deletes.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use engine_api::{
-    CrashMode, Engine, FaultOp, FileLock, IoClass, KeyRange, LockMode, ReadableFile, Result,
-    SimStorage, Storage, SyncPolicy, WritableFile,
-};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
+use engine_api::{CrashMode, Engine, FaultOp, KeyRange, SimStorage, SyncPolicy};
 use lsm_engine::{JobKind, LsmEngine, LsmOptions, compaction_table};
 use parking_lot::{Condvar, Mutex};
 
@@ -105,62 +101,30 @@ fn deletes_give_space_back_through_background_compactions() {
     assert_eq!(e.scan(KeyRange::all()).unwrap().count(), 0);
 }
 
-/// A storage that holds every compaction-log creation at a gate: jobs stop just after their
-/// reservations are taken, so the test can look at them side by side.
-#[derive(Debug)]
-struct Gated {
-    inner: SimStorage,
+/// Holds every compaction-log creation at a gate: jobs stop just after their reservations
+/// are taken, so the test can look at them side by side.
+#[derive(Debug, Default)]
+struct ClogGate {
     open: Mutex<bool>,
     opened: Condvar,
-    armed: AtomicBool,
 }
 
-impl Gated {
+impl ClogGate {
     fn release(&self) {
         *self.open.lock() = true;
         self.opened.notify_all();
     }
 }
 
-impl Storage for Gated {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        if self.armed.load(Ordering::SeqCst) && path.to_string_lossy().ends_with(".clog") {
+impl Hook for ClogGate {
+    fn before(&self, op: &Op<'_>) -> Before {
+        if matches!(op, Op::Create(..)) && op.on(".clog") {
             let mut open = self.open.lock();
             while !*open {
                 self.opened.wait(&mut open);
             }
         }
-        self.inner.create(path, class)
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        self.inner.open_append(path, class)
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.inner.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.inner.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.inner.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.inner.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.inner.lock(path, mode)
+        Before::Run
     }
 }
 
@@ -181,16 +145,11 @@ fn two_jobs_run_at_once_on_disjoint_reservations() {
     }
     // A steeper level ratio makes the upper levels far over their targets: several jobs are
     // due at once.
-    let gated = Arc::new(Gated {
-        inner: sim.clone(),
-        open: Mutex::new(false),
-        opened: Condvar::new(),
-        armed: AtomicBool::new(true),
-    });
+    let gated = HookedStorage::on(sim.clone(), ClogGate::default());
     let options = LsmOptions {
         level_size_multiplier: 16,
         max_background_compactions: 3,
-        ..tiny_options(gated.clone(), SyncPolicy::Never)
+        ..tiny_options(Arc::new(gated.clone()), SyncPolicy::Never)
     };
     let e = LsmEngine::open("/db", options).unwrap();
     // Merges wait at the gate; trivial moves (no log) finish and make room for more picks.
@@ -202,7 +161,7 @@ fn two_jobs_run_at_once_on_disjoint_reservations() {
         std::thread::sleep(std::time::Duration::from_millis(10));
         jobs = e.active_compactions();
     }
-    gated.release();
+    gated.hook.release();
     let merges = jobs.iter().filter(|j| j.kind == JobKind::Merge).count();
     let shape: Vec<_> = jobs
         .iter()

@@ -3,14 +3,11 @@
 //! path"). Otherwise the rotation's header vouches for a WAL the disk may not hold, and a later
 //! open trusts it.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine_api::{
-    CrashMode, Engine, Error, FaultOp, FileLock, IoClass, LockMode, ReadableFile, Result,
-    SimStorage, Storage, SyncPolicy, WritableFile,
-};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
+use engine_api::{CrashMode, Engine, Error, FaultOp, Result, SimStorage, Storage, SyncPolicy};
 use lsm_engine::{LsmEngine, LsmOptions};
 use parking_lot::{Condvar, Mutex};
 
@@ -148,16 +145,18 @@ fn racing_syncs_of_one_wal_never_hide_a_failure() {
     let dynamic: Arc<dyn Storage> = Arc::new(storage.clone());
     let e = Arc::new(LsmEngine::open("/db", small(Arc::clone(&dynamic))).unwrap());
     e.put(b"k-before", &[b'a'; 600]).unwrap();
-    storage.arm();
+    storage.hook.arm();
     let e2 = Arc::clone(&e);
     let syncer = std::thread::spawn(move || e2.sync());
-    storage.wait(|st| st.holding, Duration::from_secs(10));
+    storage.hook.wait(|st| st.holding, Duration::from_secs(10));
     let e3 = Arc::clone(&e);
     let writer = std::thread::spawn(move || e3.put(b"k-rotating", b"v"));
     // A rotation that syncs beside the held sync arrives at once; one that waits its turn (as it
     // must) never does. Either way the outcome is checked below, not the wait.
-    storage.wait(|st| st.overlapped > 0, Duration::from_millis(500));
-    storage.open();
+    storage
+        .hook
+        .wait(|st| st.overlapped > 0, Duration::from_millis(500));
+    storage.hook.open();
     assert!(syncer.join().unwrap().is_err(), "the held sync fails");
     let rotated = writer.join().unwrap();
     assert!(
@@ -177,117 +176,53 @@ struct OneReportState {
     overlapped: u32,
 }
 
-/// A [`SimStorage`] whose next file sync, once armed, waits at a gate and then fails, and
-/// whose syncs arriving meanwhile return `Ok` without syncing (the error went to the other).
-#[derive(Clone, Debug, Default)]
-struct OneReport {
-    sim: SimStorage,
-    state: Arc<(Mutex<OneReportState>, Condvar)>,
-}
+/// The next file sync, once armed, waits at a gate and then fails; syncs arriving meanwhile
+/// return `Ok` without syncing (the error went to the other).
+#[derive(Debug, Default)]
+struct OneReportHook(Mutex<OneReportState>, Condvar);
 
-impl OneReport {
+/// A [`SimStorage`] with a [`OneReportHook`].
+type OneReport = HookedStorage<OneReportHook>;
+
+impl OneReportHook {
     fn arm(&self) {
-        self.state.0.lock().armed = true;
+        self.0.lock().armed = true;
     }
 
     fn open(&self) {
-        self.state.0.lock().open = true;
-        self.state.1.notify_all();
+        self.0.lock().open = true;
+        self.1.notify_all();
     }
 
     /// Waits until `done` holds or `limit` passes.
     fn wait(&self, done: impl Fn(&OneReportState) -> bool, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let (lock, cv) = &*self.state;
-        let mut st = lock.lock();
-        while !done(&st) && !cv.wait_until(&mut st, deadline).timed_out() {}
-    }
-
-    fn wrap(&self, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
-        Box::new(OneReportFile {
-            file,
-            state: Arc::clone(&self.state),
-        })
+        let mut st = self.0.lock();
+        while !done(&st) && !self.1.wait_until(&mut st, deadline).timed_out() {}
     }
 }
 
-struct OneReportFile {
-    file: Box<dyn WritableFile>,
-    state: Arc<(Mutex<OneReportState>, Condvar)>,
-}
-
-impl WritableFile for OneReportFile {
-    fn append(&self, data: &[u8]) -> Result<()> {
-        self.file.append(data)
-    }
-    fn sync(&self) -> Result<()> {
-        let (lock, cv) = &*self.state;
-        let mut st = lock.lock();
+impl Hook for OneReportHook {
+    fn before(&self, op: &Op<'_>) -> Before {
+        if !matches!(op, Op::Sync(_)) {
+            return Before::Run;
+        }
+        let mut st = self.0.lock();
         if st.armed {
             st.armed = false;
             st.holding = true;
-            cv.notify_all();
+            self.1.notify_all();
             while !st.open {
-                cv.wait(&mut st);
+                self.1.wait(&mut st);
             }
             st.holding = false;
-            let eio = std::io::Error::other("injected: writeback failed");
-            return Err(Error::io("sync", self.file.path(), eio));
+            return Before::Fail(op.error("injected: writeback failed"));
         }
         if st.holding {
             st.overlapped += 1;
-            cv.notify_all();
-            return Ok(());
+            self.1.notify_all();
+            return Before::Pretend;
         }
-        drop(st);
-        self.file.sync()
-    }
-    fn len(&self) -> u64 {
-        self.file.len()
-    }
-    fn truncate(&self, len: u64) -> Result<()> {
-        self.file.truncate(len)
-    }
-    fn preallocate(&self, upto: u64) -> Result<()> {
-        self.file.preallocate(upto)
-    }
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
-
-impl Storage for OneReport {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.create(path, class)?))
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(self.sim.open_append(path, class)?))
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.sim.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        self.sim.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.sim.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.sim.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.sim.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.sim.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.sim.lock(path, mode)
+        Before::Run
     }
 }
