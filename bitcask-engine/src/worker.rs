@@ -2,6 +2,8 @@
 //! every `check_interval` and after every rotation. It holds only a weak reference to the
 //! engine and stops when the engine is dropped.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -56,29 +58,54 @@ fn run(weak: &Weak<Inner>, rx: &Receiver<Job>, interval: Duration) {
         let Some(inner) = weak.upgrade() else {
             return;
         };
-        if inner.stopping() {
-            // Shutting down: no more merges, but hints still pending are cheap and save the
-            // next open a scan of their files.
-            if let Ok(Job::Sealed(id)) = job {
-                inner.hint_or_note(id);
-            }
-            while let Ok(Job::Sealed(id)) = rx.try_recv() {
-                inner.hint_or_note(id);
-            }
-            return;
-        }
-        match job {
-            Ok(Job::Sealed(id)) => {
-                inner.hint_or_note(id);
-                inner.maybe_merge();
-            }
-            Err(RecvTimeoutError::Timeout) => inner.maybe_merge(),
-            Err(RecvTimeoutError::Disconnected) => return,
+        // A panic would end the thread in silence: hints and merges would stop with nothing
+        // said. It is recorded as a failed job is, and the worker goes on. A job that unwinds
+        // has left nothing that open or a reader trusts half done: a hint or a merge output is
+        // a temporary name until it is synced and renamed, a panicking sync poisons
+        // (`Poison::guard`), and a merge from its commit point on poisons before it unwinds.
+        let step = catch_unwind(AssertUnwindSafe(|| step(&inner, job, rx)));
+        match step {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(panic) => inner.note_panic(&*panic),
         }
     }
 }
 
+/// Does one job; `false` once the worker should stop.
+fn step(inner: &Inner, job: Result<Job, RecvTimeoutError>, rx: &Receiver<Job>) -> bool {
+    if inner.stopping() {
+        // Shutting down: no more merges, but hints still pending are cheap and save the
+        // next open a scan of their files.
+        if let Ok(Job::Sealed(id)) = job {
+            inner.hint_or_note(id);
+        }
+        while let Ok(Job::Sealed(id)) = rx.try_recv() {
+            inner.hint_or_note(id);
+        }
+        return false;
+    }
+    match job {
+        Ok(Job::Sealed(id)) => {
+            inner.hint_or_note(id);
+            inner.maybe_merge();
+        }
+        Err(RecvTimeoutError::Timeout) => inner.maybe_merge(),
+        Err(RecvTimeoutError::Disconnected) => return false,
+    }
+    true
+}
+
 impl Inner {
+    /// Records a panic of the worker where a failed hint or merge is recorded.
+    fn note_panic(&self, panic: &(dyn Any + Send)) {
+        let what = (panic.downcast_ref::<&str>().copied())
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic without a message");
+        let noted = format!("the background worker panicked: {what}");
+        self.counters.merges.lock().last_error = Some(noted);
+    }
+
     fn hint_or_note(&self, id: u32) {
         if let Err(e) = self.write_hint(id) {
             self.counters.merges.lock().last_error = Some(e.to_string());

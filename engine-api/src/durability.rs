@@ -59,12 +59,36 @@ impl Poison {
         self.set.load(Ordering::Acquire)
     }
 
-    /// Runs a sync; if it fails, sets the flag before returning the error.
+    /// Runs a sync; if it fails, sets the flag before returning the error. A sync that panics
+    /// may have failed: the flag is set as it unwinds.
     ///
     /// # Errors
     /// The sync's error.
     pub fn guard<T>(&self, sync: impl FnOnce() -> Result<T>) -> Result<T> {
-        sync().inspect_err(|e| self.set(e))
+        let cause = "a sync panicked: its outcome is unknown";
+        self.on_unwind(cause, sync).inspect_err(|e| self.set(e))
+    }
+
+    /// Runs `f`; if it unwinds, sets the flag with `cause` first. For code between two changes
+    /// that must agree (an append and the writer's record of it): a panic there leaves them
+    /// disagreeing, and nothing may build on that.
+    pub fn on_unwind<T>(&self, cause: &'static str, f: impl FnOnce() -> T) -> T {
+        let unwinding = SetOnUnwind(self, cause);
+        let out = f();
+        // Not unwinding: dropping it would set the flag.
+        std::mem::forget(unwinding);
+        out
+    }
+}
+
+/// Sets its flag when dropped, which [`Poison::on_unwind`] lets happen only while unwinding.
+struct SetOnUnwind<'a>(&'a Poison, &'static str);
+
+impl Drop for SetOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.set(&Error::Poisoned {
+            cause: self.1.into(),
+        });
     }
 }
 
@@ -618,6 +642,21 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+
+    /// A guarded sync (or cut) that panics has an unknown outcome, as a failed one has: the
+    /// flag is set, so that no later sync runs as if nothing had happened.
+    #[test]
+    fn a_guarded_sync_that_panics_sets_the_flag() {
+        let poison = Poison::new();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poison.guard(|| -> Result<()> { panic!("injected: a panic in a guarded sync") })
+        }));
+        assert!(unwound.is_err(), "the injected panic");
+        assert!(
+            matches!(poison.check(), Err(Error::Poisoned { .. })),
+            "a guarded sync that panicked left the flag clear"
+        );
+    }
 
     #[test]
     fn group_commit_shares_syncs_between_waiters() {

@@ -5,19 +5,16 @@
 //!
 //! The storage below panics once, at the next operation that matches what a test armed.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use bitcask_engine::BitcaskEngine;
-use engine_api::{
-    Engine, Error, FileLock, IoClass, LockMode, ReadableFile, Result, SimStorage, Storage,
-    SyncPolicy, WritableFile,
-};
+use engine_api::testing::hooked::{Before, Hook, HookedStorage, Op};
+use engine_api::{Engine, Error, IoClass, Result, SyncPolicy};
 use parking_lot::Mutex;
 
-use crate::common::{options, tiny_manual};
+use crate::common::{on_data, options, tiny_manual};
 
 /// What the next panic is armed for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,29 +25,24 @@ enum At {
     DataSync,
     /// A rename from a name ending in `.merging`, before it runs.
     MergingRename,
+    /// A sync of a merge output (`.merging`), before it runs.
+    MergingSync,
+    /// An open of a sealed file for its hint build, before it runs.
+    HintOpen,
 }
 
-/// A [`SimStorage`] that panics once at the operation armed.
-#[derive(Clone, Default)]
-struct Panicky {
-    sim: SimStorage,
-    armed: Arc<Mutex<Option<At>>>,
-}
+/// Panics once, at the next operation that matches what was armed.
+#[derive(Default)]
+struct PanicOnce(Mutex<Option<At>>);
 
-impl std::fmt::Debug for Panicky {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Panicky")
-    }
-}
-
-impl Panicky {
+impl PanicOnce {
     fn arm(&self, at: At) {
-        *self.armed.lock() = Some(at);
+        *self.0.lock() = Some(at);
     }
 
     /// Panics if armed for `at` (and disarms).
     fn fire(&self, at: At) {
-        let mut armed = self.armed.lock();
+        let mut armed = self.0.lock();
         if *armed == Some(at) {
             *armed = None;
             drop(armed);
@@ -59,86 +51,30 @@ impl Panicky {
     }
 }
 
-struct PanickyFile {
-    file: Box<dyn WritableFile>,
-    seam: Panicky,
-}
-
-impl WritableFile for PanickyFile {
-    fn append(&self, data: &[u8]) -> Result<()> {
-        let result = self.file.append(data);
-        self.seam.fire(At::DataAppend);
-        result
-    }
-    fn sync(&self) -> Result<()> {
-        self.seam.fire(At::DataSync);
-        self.file.sync()
-    }
-    fn len(&self) -> u64 {
-        self.file.len()
-    }
-    fn truncate(&self, len: u64) -> Result<()> {
-        self.file.truncate(len)
-    }
-    fn preallocate(&self, upto: u64) -> Result<()> {
-        self.file.preallocate(upto)
-    }
-    fn path(&self) -> &Path {
-        self.file.path()
-    }
-}
-
-impl Panicky {
-    fn wrap(&self, path: &Path, file: Box<dyn WritableFile>) -> Box<dyn WritableFile> {
-        let name = path.to_string_lossy();
-        if !name.ends_with(".data") && !name.ends_with(".data.tmp") {
-            return file;
+impl Hook for PanicOnce {
+    fn before(&self, op: &Op<'_>) -> Before {
+        match *op {
+            Op::Sync(_) if on_data(op) => self.fire(At::DataSync),
+            Op::Sync(_) if op.on(".merging") => self.fire(At::MergingSync),
+            Op::Open(_, IoClass::Hint) => self.fire(At::HintOpen),
+            Op::Rename { from, .. } if from.extension().is_some_and(|e| e == "merging") => {
+                self.fire(At::MergingRename);
+            }
+            _ => {}
         }
-        Box::new(PanickyFile {
-            file,
-            seam: self.clone(),
-        })
+        Before::Run
+    }
+
+    fn after(&self, op: &Op<'_>, _ok: bool) -> Result<()> {
+        if matches!(op, Op::Append(..)) && on_data(op) {
+            self.fire(At::DataAppend);
+        }
+        Ok(())
     }
 }
 
-impl Storage for Panicky {
-    fn create_dir_all(&self, dir: &Path) -> Result<()> {
-        self.sim.create_dir_all(dir)
-    }
-    fn create(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(path, self.sim.create(path, class)?))
-    }
-    fn open_append(&self, path: &Path, class: IoClass) -> Result<Box<dyn WritableFile>> {
-        Ok(self.wrap(path, self.sim.open_append(path, class)?))
-    }
-    fn open(&self, path: &Path, class: IoClass) -> Result<Box<dyn ReadableFile>> {
-        self.sim.open(path, class)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
-        if from.extension().is_some_and(|e| e == "merging") {
-            self.fire(At::MergingRename);
-        }
-        self.sim.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> Result<()> {
-        self.sim.remove(path)
-    }
-    fn list(&self, dir: &Path) -> Result<Vec<String>> {
-        self.sim.list(dir)
-    }
-    fn exists(&self, path: &Path) -> Result<bool> {
-        self.sim.exists(path)
-    }
-    fn file_len(&self, path: &Path) -> Result<u64> {
-        self.sim.file_len(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> Result<()> {
-        self.sim.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path, mode: LockMode) -> Result<Box<dyn FileLock>> {
-        self.sim.lock(path, mode)
-    }
-}
+/// A [`engine_api::SimStorage`] that panics once at the operation armed.
+type Panicky = HookedStorage<PanicOnce>;
 
 const DIR: &str = "/db";
 
@@ -171,7 +107,7 @@ fn a_compaction_panicking_in_its_seal_append_poisons_before_a_write_lands_on_its
             BitcaskEngine::open(DIR, options(Arc::new(seam.clone()), policy)).expect("open"),
         );
         engine.put(b"before", b"v").expect("put");
-        seam.arm(At::DataAppend);
+        seam.hook.arm(At::DataAppend);
         let e = Arc::clone(&engine);
         panics("compact", move || drop(e.compact()));
         let after = put_within_5s(&engine, b"afte")
@@ -211,7 +147,7 @@ fn a_merge_panicking_in_its_roll_forward_poisons_and_the_store_reopens() {
     let opts = || tiny_manual(Arc::new(seam.clone()), SyncPolicy::Always);
     let engine = Arc::new(BitcaskEngine::open(DIR, opts()).expect("open"));
     fill(&engine, "a");
-    seam.arm(At::MergingRename);
+    seam.hook.arm(At::MergingRename);
     let e = Arc::clone(&engine);
     panics("compact", move || drop(e.compact()));
     // Whatever is refused from here on, what was acknowledged must survive a reopen.
@@ -255,7 +191,7 @@ fn a_sync_panicking_poisons_and_no_writer_waits_for_ever() {
             .expect("open"),
     );
     engine.put(b"before", b"v").expect("put");
-    seam.arm(At::DataSync);
+    seam.hook.arm(At::DataSync);
     let e = Arc::clone(&engine);
     panics("put", move || drop(e.put(b"pani", b"v")));
     let after = put_within_5s(&engine, b"afte").expect("the next writer waited for ever");
@@ -273,7 +209,7 @@ fn an_explicit_sync_panicking_poisons() {
         BitcaskEngine::open(DIR, options(Arc::new(seam.clone()), SyncPolicy::Never)).expect("open"),
     );
     engine.put(b"before", b"v").expect("put");
-    seam.arm(At::DataSync);
+    seam.hook.arm(At::DataSync);
     let e = Arc::clone(&engine);
     panics("sync", move || drop(e.sync()));
     let again = engine.sync();
@@ -296,7 +232,7 @@ fn a_close_panicking_in_its_seal_loses_nothing_acknowledged() {
             let engine =
                 BitcaskEngine::open(DIR, options(Arc::new(seam.clone()), policy)).expect("open");
             fill(&engine, "a");
-            seam.arm(at);
+            seam.hook.arm(at);
             panics("close", move || drop(engine));
             // A crash image freezes the live storage: one or the other.
             let (what, sim) = match policy {
@@ -321,4 +257,65 @@ fn a_close_panicking_in_its_seal_loses_nothing_acknowledged() {
             }
         }
     }
+}
+
+/// A merge output's sync that panics, before the merge's commit point, has an unknown outcome
+/// as a failed one has, and a failed one poisons (`Poison::guard`): so must the panic. The
+/// outputs are abandoned either way; what matters is that no later sync runs as if the
+/// failure had not happened.
+#[test]
+fn a_merge_output_sync_panicking_poisons() {
+    let seam = Panicky::default();
+    let engine = Arc::new(
+        BitcaskEngine::open(DIR, tiny_manual(Arc::new(seam.clone()), SyncPolicy::Always))
+            .expect("open"),
+    );
+    fill(&engine, "a");
+    seam.hook.arm(At::MergingSync);
+    let e = Arc::clone(&engine);
+    panics("compact", move || drop(e.compact()));
+    let after = put_within_5s(&engine, b"afte").expect("the next writer waited for ever");
+    assert!(
+        matches!(after, Err(Error::Poisoned { .. })),
+        "a merge output sync that panicked left the engine writable: {after:?}"
+    );
+}
+
+/// Hint files in the store.
+fn hints(seam: &Panicky) -> usize {
+    let files = seam.sim.all_files().into_iter();
+    files
+        .filter(|p| p.extension().is_some_and(|x| x == "hint"))
+        .count()
+}
+
+/// A panic in the background worker (here in a hint build, before anything is written) ends
+/// no more than that job: it is recorded where a failed hint or merge is
+/// (`last_merge_error`), and the worker goes on, so later sealed files still get their hints.
+#[test]
+fn a_worker_panicking_in_a_hint_build_records_it_and_goes_on() {
+    let seam = Panicky::default();
+    let engine = BitcaskEngine::open(DIR, tiny_manual(Arc::new(seam.clone()), SyncPolicy::Never))
+        .expect("open");
+    seam.hook.arm(At::HintOpen);
+    fill(&engine, "a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while engine.last_merge_error().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let noted = engine.last_merge_error().unwrap_or_default();
+    assert!(
+        noted.contains("panicked"),
+        "the worker's panic was not recorded: {noted:?}"
+    );
+    let before = hints(&seam);
+    fill(&engine, "b");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hints(&seam) <= before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        hints(&seam) > before,
+        "no hint was written after the worker's panic ({before} hints)"
+    );
 }

@@ -13,6 +13,11 @@ use crate::memtable::Memtable;
 use crate::op::{AsOp, Op};
 use crate::wal::WalWriter;
 
+/// The poison's cause for a writer that unwound between its WAL append and the writer's record
+/// of it ([`Inner::append_and_apply`]).
+const IN_APPEND: &str = "a writer unwound in its WAL append: the WAL and the writer's record \
+                         of it may disagree";
+
 /// How long a stalled writer sleeps between checks (it is also woken by every flush).
 const STALL_POLL: Duration = Duration::from_millis(50);
 
@@ -76,16 +81,9 @@ impl Inner {
                 "sequence numbers exhausted: the batch would pass the internal key's maximum",
             )
         })?;
-        let wal = w.wal.as_ref().ok_or(Error::ReadOnly)?;
-        let appended = wal.append(first, ops).inspect_err(|e| {
-            // A failed append may leave part of a record behind: refuse further writes.
-            self.poison().set(e);
-        })?;
-        w.appended += appended;
-        self.wal_tail.lock().appended = w.appended;
-        self.current().mem.insert_batch(first, ops);
-        w.last_seq += ops.len() as u64;
-        let (end, last) = (w.appended, w.last_seq);
+        let (end, last) = self
+            .poison()
+            .on_unwind(IN_APPEND, || self.append_and_apply(&mut w, first, ops))?;
         self.allocated_seq.store(last, Ordering::SeqCst);
         let always = self.opts.common.sync == SyncPolicy::Always;
         if !always {
@@ -103,6 +101,26 @@ impl Inner {
         }
         self.counters.record_write(ops.len(), user_bytes);
         Ok(())
+    }
+
+    /// Appends the batch to the WAL and inserts it into the memtable; returns the WAL position
+    /// after it and its last sequence number. A failed append may leave part of a record
+    /// behind: it poisons (as a panic in here does, [`IN_APPEND`]).
+    fn append_and_apply<T: AsOp>(
+        &self,
+        w: &mut Writer,
+        first: u64,
+        ops: &[T],
+    ) -> Result<(u64, u64)> {
+        let wal = w.wal.as_ref().ok_or(Error::ReadOnly)?;
+        let appended = wal
+            .append(first, ops)
+            .inspect_err(|e| self.poison().set(e))?;
+        w.appended += appended;
+        self.wal_tail.lock().appended = w.appended;
+        self.current().mem.insert_batch(first, ops);
+        w.last_seq += ops.len() as u64;
+        Ok((w.appended, w.last_seq))
     }
 
     /// Write stalls: past the slowdown thresholds (L0 files, compaction debt) each write sleeps

@@ -11,6 +11,7 @@ mod engine;
 mod framing;
 mod fuzz_corpus;
 mod harness;
+mod panic_paths;
 mod prealloc_review;
 mod races;
 mod reliability;
